@@ -1,0 +1,175 @@
+"""Every exception flexpay-batch raises, arranged by what the caller should do about it.
+
+::
+
+    FlexPayBatchError                  base; ``exit_code`` and ``hint`` live on each class
+    ├── UsageError              (2)    bad flags, configuration or input file: fix and re-run
+    │   ├── ConfigError                a setting is missing or invalid
+    │   ├── InputFileError             the input file cannot be read at all (not one bad row)
+    │   └── ResumeRefused              the run directory does not match this invocation
+    ├── RunAborted              (3)    stop the whole run now; nothing is retried
+    │   ├── AuthenticationFailed       401: token missing, malformed, expired or revoked
+    │   └── PermissionDenied           403: token lacks a scope (``required_scope``)
+    ├── ServiceUnhealthy        (4)    the server keeps failing; the run stops, resumable
+    ├── RunInterrupted        (130)    SIGINT/SIGTERM: in-flight rows settled, resumable
+    └── ApiError                       one request got a structured error from the API
+        ├── RetryableError             try the same request again (same idempotency key)
+        │   ├── RateLimited            429
+        │   ├── ServerError            500, 502, 503, 504
+        │   └── TransportError         no usable response: connect failure, reset, timeout
+        └── RowRejected                4xx other than 401/403/429: reject this row, go on
+            ├── ValidationFailed       422 (``field`` names the culprit)
+            ├── Conflict               409 (``employee_exists``, ``idempotency_*``, state)
+            └── NotFound               404
+
+``ApiError`` subclasses carry ``status``, ``code``, ``message`` and ``request_id`` so every
+report line can point the operator (and FlexPay support) at the exact request. Messages never
+contain the bearer token or a row's personal values.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FlexPayBatchError(Exception):
+    """Base of every error flexpay-batch raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    hint: ClassVar[str] = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint  # type: ignore[misc]  # per-instance refinement of the class hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(FlexPayBatchError):
+    """The command, its configuration or its input is wrong; fix it and run again."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A setting (flag, environment variable or TOML key) is missing or invalid."""
+
+
+class InputFileError(UsageError):
+    """The input file as a whole cannot be read (missing, wrong encoding, no header)."""
+
+
+class ResumeRefused(UsageError):
+    """The run directory belongs to another job or the input changed since the run began."""
+
+    hint = "Pass --restart to begin a new job in this run directory."
+
+
+class RunAborted(FlexPayBatchError):
+    """A fault that makes every further request pointless: the run stops at once."""
+
+    exit_code = 3
+
+
+class ServiceUnhealthy(FlexPayBatchError):
+    """The API failed too often (the run's retry budget ran out); the run stops, resumable."""
+
+    exit_code = 4
+    hint = "Check FlexPay's status, then continue with `flexpay-batch resume RUN_DIR`."
+
+
+class RunInterrupted(FlexPayBatchError):
+    """The operator asked the run to stop; in-flight rows were settled and it can resume."""
+
+    exit_code = 130
+    hint = "Continue with `flexpay-batch resume RUN_DIR`."
+
+
+class ApiError(FlexPayBatchError):
+    """One request ended in an error response (or no response at all)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        field: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.error_type = error_type
+        self.request_id = request_id
+        self.field = field
+        self.details: dict[str, object] = dict(details or {})
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"request_id={self.request_id!r}, message={self.message!r})"
+        )
+
+
+class RetryableError(ApiError):
+    """The same request may succeed later; retry it with the same idempotency key."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class RateLimited(RetryableError):
+    """429: the server refused the request for rate; ``retry_after`` in seconds if it said."""
+
+
+class ServerError(RetryableError):
+    """500, 502, 503 or 504 from the server."""
+
+
+class TransportError(RetryableError):
+    """No usable response arrived.
+
+    ``indeterminate`` is True when the request may have reached the server (a reset or a
+    timeout after sending): the write's effect is unknown, so only a retry with the same
+    idempotency key, or a look-up, may settle it. Never re-send such a write under a new key.
+    """
+
+    def __init__(self, message: str, *, indeterminate: bool, timeout: bool = False) -> None:
+        super().__init__(message, code="timeout" if timeout else "transport_error")
+        self.indeterminate = indeterminate
+        self.timeout = timeout
+
+
+class RowRejected(ApiError):
+    """The server refused this row for a reason retrying cannot fix; reject it and go on."""
+
+
+class ValidationFailed(RowRejected):
+    """422: a field of the request is missing or malformed (``field`` says which)."""
+
+
+class Conflict(RowRejected):
+    """409: the row clashes with server state (existing employee, key in use, run state)."""
+
+
+class NotFound(RowRejected):
+    """404: the referenced object does not exist for this organisation."""
+
+
+class AuthenticationFailed(RunAborted, ApiError):
+    """401: the token is missing, malformed, expired or revoked."""
+
+    hint = "Check FLEXPAY_TOKEN (or --token-file): the server rejected the token itself."
+
+
+class PermissionDenied(RunAborted, ApiError):
+    """403: the token is valid but lacks the scope this job needs."""
+
+    hint = "Use a token with the scope named above (see the README's scope table)."
