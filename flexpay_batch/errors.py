@@ -9,13 +9,16 @@
     │   └── ResumeRefused              the run directory does not match this invocation
     ├── RunAborted              (3)    stop the whole run now; nothing is retried
     │   ├── AuthenticationFailed       401: token missing, malformed, expired or revoked
-    │   └── PermissionDenied           403: token lacks a scope (``required_scope``)
+    │   ├── PermissionDenied           403: token lacks a scope (``required_scope``)
+    │   ├── TlsVerificationFailed      the server's certificate does not verify
+    │   └── UnexpectedResponse         a redirect or a reply that is not the API's
     ├── ServiceUnhealthy        (4)    the server keeps failing; the run stops, resumable
     ├── RunInterrupted        (130)    SIGINT/SIGTERM: in-flight rows settled, resumable
     └── ApiError                       one request got a structured error from the API
         ├── RetryableError             try the same request again (same idempotency key)
         │   ├── RateLimited            429
         │   ├── ServerError            500, 502, 503, 504
+        │   ├── KeyInProgress          409 idempotency_in_progress: our first try still runs
         │   └── TransportError         no usable response: connect failure, reset, timeout
         └── RowRejected                4xx other than 401/403/429: reject this row, go on
             ├── ValidationFailed       422 (``field`` names the culprit)
@@ -147,6 +150,10 @@ class TransportError(RetryableError):
         self.timeout = timeout
 
 
+class KeyInProgress(RetryableError):
+    """409 ``idempotency_in_progress``: an earlier attempt with this key is still running."""
+
+
 class RowRejected(ApiError):
     """The server refused this row for a reason retrying cannot fix; reject it and go on."""
 
@@ -173,3 +180,18 @@ class PermissionDenied(RunAborted, ApiError):
     """403: the token is valid but lacks the scope this job needs."""
 
     hint = "Use a token with the scope named above (see the README's scope table)."
+
+
+class TlsVerificationFailed(RunAborted):
+    """The server's TLS certificate did not verify; verification is never switched off."""
+
+    hint = (
+        "If this is a test server, pass its CA bundle with FLEXPAY_CA_BUNDLE or --ca-bundle; "
+        "flexpay-batch never turns certificate checks off."
+    )
+
+
+class UnexpectedResponse(RunAborted, ApiError):
+    """A redirect, or a response that is not the API's; nothing is retried or followed."""
+
+    hint = "Check the base URL (FLEXPAY_BASE_URL): it should end in /v1/."

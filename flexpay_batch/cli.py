@@ -1,0 +1,374 @@
+"""The ``flexpay-batch`` command line.
+
+Each command is a thin layer: it turns flags into ``Settings`` (flags > environment > TOML),
+reads the token from the environment or a token file (never from a flag value), builds the
+job and hands it to ``runner``. Errors become one clear sentence and a hint on stderr with the
+exit code their class carries (``errors``); a traceback only with ``--debug``, and redacted.
+
+Exit codes: 0 every row done · 1 some rows rejected or failed · 2 usage or configuration
+error · 3 aborted (authentication, scope, TLS) · 4 stopped because the API kept failing
+(resumable) · 130 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import click
+import typer
+
+from . import errors
+from .config import Settings, environment, load_settings, load_token
+from .redact import format_exception_redacted, redact_text
+from .sim.cli import sim as sim_command
+
+app = typer.Typer(
+    name="flexpay-batch",
+    help="Bulk onboarding and payroll through the FlexPay API: at the rate limit, exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Pretty tracebacks show local variables, and a local may hold the token.
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("sim", help="Run the FlexPay simulator (HTTPS on 127.0.0.1) until Ctrl-C.")(sim_command)
+
+# Options shared by the commands that talk to the API. One definition each, reused.
+BaseUrl = Annotated[
+    str | None, typer.Option(help="API base URL [env FLEXPAY_BASE_URL].", show_default=False)
+]
+CaBundle = Annotated[
+    Path | None, typer.Option(help="PEM file of CAs to trust [env FLEXPAY_CA_BUNDLE].")
+]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(help="File holding the API token ('-' for stdin) [env FLEXPAY_TOKEN_FILE]."),
+]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file [env FLEXPAY_CONFIG].")
+]
+RunDir = Annotated[
+    Path | None, typer.Option(help="Run directory (journal and outputs) [env FLEXPAY_RUN_DIR].")
+]
+Workers = Annotated[int | None, typer.Option(help="Concurrent workers [default 8].")]
+ReadLimit = Annotated[str | None, typer.Option(help="Sustained read rate, e.g. 300/min.")]
+ReadBurst = Annotated[int | None, typer.Option(help="Read burst capacity [default 50].")]
+WriteLimit = Annotated[str | None, typer.Option(help="Sustained write rate, e.g. 100/min.")]
+WriteBurst = Annotated[int | None, typer.Option(help="Write burst capacity [default 20].")]
+Sandbox = Annotated[
+    bool,
+    typer.Option(help="Run against an embedded simulator: nothing real is touched."),
+]
+JsonLogs = Annotated[bool, typer.Option(help="One JSON object per line instead of a bar.")]
+Debug = Annotated[bool, typer.Option(help="Show (redacted) tracebacks on errors.")]
+Encoding = Annotated[str | None, typer.Option(help="Input encoding if not UTF-8.")]
+Restart = Annotated[
+    bool, typer.Option(help="Begin a new job even if the run directory holds another.")
+]
+RetryRejected = Annotated[bool, typer.Option(help="On resume, try rejected rows again.")]
+
+
+def _settings(
+    config: Path | None,
+    **flags: object | None,
+) -> Settings:
+    return load_settings(flags=flags, env=environment(), toml_path=config)
+
+
+@app.command()
+def onboard(
+    file: Annotated[Path, typer.Argument(help="Onboarding file (.csv or .jsonl).")],
+    sandbox: Sandbox = False,
+    base_url: BaseUrl = None,
+    ca_bundle: CaBundle = None,
+    token_file: TokenFile = None,
+    config: ConfigFile = None,
+    run_dir: RunDir = None,
+    workers: Workers = None,
+    read_limit: ReadLimit = None,
+    read_burst: ReadBurst = None,
+    write_limit: WriteLimit = None,
+    write_burst: WriteBurst = None,
+    encoding: Encoding = None,
+    restart: Restart = False,
+    retry_rejected: RetryRejected = False,
+    json_logs: JsonLogs = False,
+    debug: Debug = False,
+) -> int:
+    """Create one employee per row of FILE (POST /employees), exactly once."""
+    from .jobs.onboarding import OnboardingJob
+    from .runner import RunRequest, execute_request
+
+    settings = _settings(
+        config,
+        base_url=base_url,
+        ca_bundle=ca_bundle,
+        token_file=token_file,
+        run_dir=run_dir,
+        workers=workers,
+        read_limit=read_limit,
+        read_burst=read_burst,
+        write_limit=write_limit,
+        write_burst=write_burst,
+    )
+    request = RunRequest(
+        job_factory=lambda meta: OnboardingJob(),
+        kind="onboarding",
+        input_path=file,
+        settings=settings,
+        sandbox=sandbox,
+        encoding=encoding,
+        restart=restart,
+        retry_rejected=retry_rejected,
+        json_logs=json_logs,
+    )
+    return execute_request(request)
+
+
+def _parse_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise errors.UsageError(f"--{name} must be a date as YYYY-MM-DD, not {value!r}") from None
+
+
+def _parse_total(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        total = Decimal(value)
+    except InvalidOperation:
+        raise errors.UsageError(f"--expected-total must be an amount like 1234.56") from None
+    if not total.is_finite() or total.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise errors.UsageError("--expected-total must have at most two decimal places")
+    return total
+
+
+@app.command()
+def payroll(
+    file: Annotated[Path, typer.Argument(help="Payroll file (.csv or .jsonl).")],
+    pay_group: Annotated[str, typer.Option(help="Pay group id, e.g. pg_weekly.")],
+    period_start: Annotated[str, typer.Option(help="First day of the pay period (YYYY-MM-DD).")],
+    period_end: Annotated[str, typer.Option(help="Last day of the pay period (YYYY-MM-DD).")],
+    pay_date: Annotated[str, typer.Option(help="Pay date (YYYY-MM-DD).")],
+    no_submit: Annotated[bool, typer.Option(help="Stop with the run in draft.")] = False,
+    expected_total: Annotated[
+        str | None, typer.Option(help="Control total the file must add up to.")
+    ] = None,
+    expected_count: Annotated[
+        int | None, typer.Option(help="Control count of items the file must hold.")
+    ] = None,
+    sandbox: Sandbox = False,
+    base_url: BaseUrl = None,
+    ca_bundle: CaBundle = None,
+    token_file: TokenFile = None,
+    config: ConfigFile = None,
+    run_dir: RunDir = None,
+    workers: Workers = None,
+    read_limit: ReadLimit = None,
+    read_burst: ReadBurst = None,
+    write_limit: WriteLimit = None,
+    write_burst: WriteBurst = None,
+    encoding: Encoding = None,
+    restart: Restart = False,
+    retry_rejected: RetryRejected = False,
+    json_logs: JsonLogs = False,
+    debug: Debug = False,
+) -> int:
+    """Add one payroll item per row of FILE to a new run, check the totals, then submit."""
+    from .jobs.payroll import ControlTotals, PayPeriod, PayrollJob, payroll_parameters
+    from .runner import RunRequest, execute_request
+
+    period = PayPeriod(
+        pay_group_id=pay_group,
+        period_start=_parse_date("period-start", period_start),
+        period_end=_parse_date("period-end", period_end),
+        pay_date=_parse_date("pay-date", pay_date),
+    )
+    control = ControlTotals(item_count=expected_count, total=_parse_total(expected_total))
+    settings = _settings(
+        config,
+        base_url=base_url,
+        ca_bundle=ca_bundle,
+        token_file=token_file,
+        run_dir=run_dir,
+        workers=workers,
+        read_limit=read_limit,
+        read_burst=read_burst,
+        write_limit=write_limit,
+        write_burst=write_burst,
+    )
+    request = RunRequest(
+        job_factory=lambda meta: PayrollJob(
+            period, meta=meta, submit=not no_submit, control=control
+        ),
+        kind="payroll",
+        input_path=file,
+        settings=settings,
+        sandbox=sandbox,
+        encoding=encoding,
+        restart=restart,
+        retry_rejected=retry_rejected,
+        json_logs=json_logs,
+        label=f"{pay_group}-{period.period_start.isoformat()}",
+        parameters=payroll_parameters(period, submit=not no_submit, control=control),
+    )
+    return execute_request(request)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    sandbox: Sandbox = False,
+    ca_bundle: CaBundle = None,
+    token_file: TokenFile = None,
+    retry_rejected: RetryRejected = False,
+    json_logs: JsonLogs = False,
+    debug: Debug = False,
+) -> int:
+    """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys."""
+    from .runner import resume_request, execute_request
+
+    request = resume_request(
+        run_dir,
+        sandbox=sandbox,
+        ca_bundle=ca_bundle,
+        token_file=token_file,
+        retry_rejected=retry_rejected,
+        json_logs=json_logs,
+    )
+    return execute_request(request)
+
+
+@app.command()
+def status(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to inspect.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """Counts per state, rate and what is left, read from the journal (safe while running)."""
+    from .status import show_status
+
+    return show_status(run_dir, as_json=json_output)
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="Onboarding or payroll file to check.")],
+    kind: Annotated[
+        str, typer.Option(help="onboarding or payroll (default: guessed from the columns).")
+    ] = "auto",
+    encoding: Encoding = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Also write the rejected rows to this CSV (0600).")
+    ] = None,
+) -> int:
+    """Check FILE with no network at all: schema, duplicates and totals. Needs no token."""
+    from .validate_cmd import validate_file
+
+    return validate_file(file, kind=kind, encoding=encoding, rejects_path=rejects)
+
+
+@app.command()
+def paystubs(
+    run_id: Annotated[str, typer.Argument(help="The submitted payroll run's id.")],
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .jsonl), created 0600.")],
+    base_url: BaseUrl = None,
+    ca_bundle: CaBundle = None,
+    token_file: TokenFile = None,
+    config: ConfigFile = None,
+    read_limit: ReadLimit = None,
+    read_burst: ReadBurst = None,
+    debug: Debug = False,
+) -> int:
+    """Export a submitted run's paystubs (paginated reads) to CSV or JSONL."""
+    from .jobs.paystubs import export_paystubs
+
+    settings = _settings(
+        config,
+        base_url=base_url,
+        ca_bundle=ca_bundle,
+        token_file=token_file,
+        read_limit=read_limit,
+        read_burst=read_burst,
+    )
+    token = load_token(settings.token_file, environment())
+    count = anyio.run(export_paystubs, settings, token, run_id, out)
+    print(f"wrote {count} paystubs to {out}")
+    return 0
+
+
+@app.command()
+def bench(
+    base_url: BaseUrl = None,
+    ca_bundle: CaBundle = None,
+    token_file: TokenFile = None,
+    requests: Annotated[int, typer.Option(help="Requests to send in total (bounded).")] = 300,
+    kind: Annotated[str, typer.Option(help="read, write or mixed.")] = "mixed",
+    read_limit: ReadLimit = None,
+    read_burst: ReadBurst = None,
+    write_limit: WriteLimit = None,
+    write_burst: WriteBurst = None,
+    workers: Workers = None,
+    debug: Debug = False,
+) -> int:
+    """Measure achieved against allowed rates, 429s and latency (default: the sandbox)."""
+    from .bench import run_bench
+
+    settings = _settings(
+        None,
+        base_url=base_url,
+        ca_bundle=ca_bundle,
+        token_file=token_file,
+        workers=workers,
+        read_limit=read_limit,
+        read_burst=read_burst,
+        write_limit=write_limit,
+        write_burst=write_burst,
+    )
+    return run_bench(settings, requests=requests, kind=kind, use_sandbox=base_url is None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the command, map errors to one message and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="flexpay-batch", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        _say("error: interrupted")
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = 2
+    except errors.FlexPayBatchError as exc:
+        _show_error(exc, debug=debug)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _say("error: interrupted")
+        code = 130
+    except Exception as exc:  # an unexpected bug: still never print a raw traceback
+        _say(f"error: internal error ({type(exc).__name__}); re-run with --debug for details")
+        if debug:
+            _say(format_exception_redacted(exc))
+        code = 70
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_error(exc: errors.FlexPayBatchError, *, debug: bool) -> None:
+    _say(f"error: {redact_text(exc.message)}")
+    if exc.hint:
+        _say(f"  {exc.hint}")
+    if debug:
+        _say(format_exception_redacted(exc))
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)

@@ -1,0 +1,323 @@
+"""The FlexPay API client: one attempt of one request, limited, authenticated, mapped to errors.
+
+Usage::
+
+    async with FlexPayClient(base_url, token, ca_bundle=ca) as client:
+        reply = await client.request("POST", "employees", json=body, idempotency_key=key)
+        print(reply.body["employee_id"])
+
+Every request first passes its endpoint class's limiter (shared by all workers of this
+token), then a concurrency cap, and every response, error or not, is fed back to that limiter.
+Retrying is not done here: ``executor.execute`` owns the retry loop, so one call here is one
+attempt and the caller always knows how many were made.
+
+Security: TLS is always verified (a CA bundle may be named, verification cannot be turned
+off), ``http://`` base URLs are refused, redirects are never followed (the bearer token must
+not travel to another origin), and no exception raised here carries the token or request
+headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from . import __version__, errors
+from .headers import RateLimitFeedback, parse_feedback
+from .limits import LimiterSet
+from .limitspec import DEFAULT_LIMITS, EndpointClass, LimitSettings
+
+#: A response body larger than this is refused: responses are untrusted input.
+MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+
+_RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed to connect, to wait for each read, and for a whole attempt."""
+
+    connect: float = 10.0
+    read: float = 30.0
+    total: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """A successful (2xx) reply: its JSON object body and the headers the caller may want."""
+
+    status: int
+    body: dict[str, Any]
+    request_id: str | None = None
+    replayed: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def validate_base_url(base_url: str) -> str:
+    """Return ``base_url`` with exactly one trailing slash, or raise ``ConfigError``.
+
+    Only ``https://`` is accepted: the API rejects plain HTTP, and sending a bearer token over
+    it would expose it.
+    """
+    parts = urlsplit(base_url.strip())
+    if parts.scheme != "https" or not parts.hostname:
+        raise errors.ConfigError(
+            f"base URL {base_url!r} is not an https:// URL",
+            hint="FlexPay accepts HTTPS only; use e.g. https://api.flexpay.dev/v1/",
+        )
+    if parts.username or parts.password:
+        raise errors.ConfigError("the base URL must not contain credentials")
+    return base_url.strip().rstrip("/") + "/"
+
+
+def make_ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """A verifying TLS context; with ``ca_bundle``, that file's CAs are trusted instead."""
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise errors.ConfigError(f"CA bundle {ca_bundle} does not exist or is not a file")
+    return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+
+
+class FlexPayClient:
+    """An aiohttp session bound to one base URL and one token, with its limiters."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        ca_bundle: Path | None = None,
+        limits: LimitSettings = DEFAULT_LIMITS,
+        limiters: LimiterSet | None = None,
+        max_in_flight: int = 16,
+        timeouts: Timeouts | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = validate_base_url(base_url)
+        if not token or any(ch.isspace() for ch in token):
+            raise errors.ConfigError(
+                "the API token is empty or contains white space",
+                hint="Set FLEXPAY_TOKEN or pass --token-file with the token alone on one line.",
+            )
+        self._token = token
+        self._ssl = make_ssl_context(ca_bundle)
+        self.limiters = limiters if limiters is not None else LimiterSet(limits)
+        self._max_in_flight = max_in_flight
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._timeouts = timeouts or Timeouts()
+        self._wall_clock = wall_clock
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(
+            ssl=self._ssl, limit=self._max_in_flight, enable_cleanup_closed=True
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=self._timeouts.total,
+            sock_connect=self._timeouts.connect,
+            sock_read=self._timeouts.read,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers={
+                "Authorization": f"Bearer {self._token}",
+                "User-Agent": f"flexpay-batch/{__version__}",
+                "Accept": "application/json",
+            },
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url_for(self, path: str) -> str:
+        return self.base_url + path.lstrip("/")
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, object] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiResponse:
+        """Send one attempt; return the 2xx reply or raise the matching ``errors`` class."""
+        if self._session is None:
+            raise RuntimeError("FlexPayClient must be used as an async context manager")
+        endpoint_class = EndpointClass.of_method(method)
+        limiter = self.limiters.for_class(endpoint_class)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        async with self._in_flight:
+            await limiter.acquire()
+            status, reply_headers, raw = await self._send(
+                method, path, json_body=json_body, params=params, headers=headers
+            )
+        feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
+        limiter.observe(status, feedback)
+        return _to_response(status, reply_headers, raw, feedback)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, object] | None,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str],
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        assert self._session is not None
+        try:
+            async with self._session.request(
+                method,
+                self.url_for(path),
+                json=json_body,
+                params=params,
+                headers=headers,
+                allow_redirects=False,
+            ) as resp:
+                raw = await _read_capped(resp)
+                return resp.status, resp.headers, raw
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise errors.TlsVerificationFailed(
+                f"the TLS certificate of {urlsplit(self.base_url).hostname} did not verify "
+                f"({_reason(exc.certificate_error)})"
+            ) from None
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            # The connection never opened, so the request cannot have been applied.
+            raise errors.TransportError(
+                f"could not connect to {urlsplit(self.base_url).netloc}: {_reason(exc)}",
+                indeterminate=False,
+                timeout=isinstance(exc, asyncio.TimeoutError),
+            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # Sent (or partly sent) with no complete answer: the outcome is unknown.
+            timed_out = isinstance(exc, TimeoutError)
+            raise errors.TransportError(
+                "no response: the request timed out"
+                if timed_out
+                else f"the connection failed mid-request: {_reason(exc)}",
+                indeterminate=True,
+                timeout=timed_out,
+            ) from None
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    declared = resp.content_length
+    if declared is not None and declared > MAX_RESPONSE_BYTES:
+        raise errors.UnexpectedResponse(
+            f"the server sent a {declared}-byte response; the limit is {MAX_RESPONSE_BYTES}",
+            status=resp.status,
+        )
+    raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+    if len(raw) > MAX_RESPONSE_BYTES:
+        raise errors.UnexpectedResponse(
+            f"the server's response exceeded {MAX_RESPONSE_BYTES} bytes", status=resp.status
+        )
+    return raw
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause without request details (aiohttp reprs can carry headers)."""
+    text = getattr(exc, "strerror", None) or type(exc).__name__
+    return str(text)
+
+
+def _decode_json(raw: bytes) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _to_response(
+    status: int, headers: Mapping[str, str], raw: bytes, feedback: RateLimitFeedback
+) -> ApiResponse:
+    body = _decode_json(raw)
+    request_id = headers.get("X-Request-Id")
+    if 200 <= status < 300:
+        if body is None:
+            raise errors.UnexpectedResponse(
+                f"HTTP {status} without a JSON object body", status=status, request_id=request_id
+            )
+        return ApiResponse(
+            status=status,
+            body=body,
+            request_id=request_id,
+            replayed=headers.get("Idempotent-Replayed", "").lower() == "true",
+            headers=headers,
+        )
+    raise error_for(status, body, request_id=request_id, retry_after=feedback.retry_after)
+
+
+def error_for(
+    status: int,
+    body: Mapping[str, Any] | None,
+    *,
+    request_id: str | None,
+    retry_after: float | None,
+) -> errors.ApiError:
+    """Map an error status and its (possibly absent) envelope to the right exception."""
+    envelope = body.get("error") if body else None
+    info: Mapping[str, Any] = envelope if isinstance(envelope, Mapping) else {}
+    code = _text(info.get("code"))
+    message = _text(info.get("message")) or f"HTTP {status} with no error details"
+    request_id = _text(info.get("request_id")) or request_id
+    common: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "error_type": _text(info.get("type")),
+        "request_id": request_id,
+        "field": _text(info.get("field")),
+        "details": {k: v for k, v in info.items() if k not in {"message"}},
+    }
+    if retry_after is None and isinstance(info.get("retry_after"), int | float):
+        retry_after = max(0.0, min(float(info["retry_after"]), 3600.0))
+    if status == 401:
+        return errors.AuthenticationFailed(f"the server rejected the token: {message}", **common)
+    if status == 403:
+        scope = _text(info.get("required_scope"))
+        needs = f" (needs scope {scope})" if scope else ""
+        return errors.PermissionDenied(f"the token is not allowed to do this{needs}", **common)
+    if status == 429:
+        return errors.RateLimited(message, retry_after=retry_after, **common)
+    if status == 409 and code == "idempotency_in_progress":
+        return errors.KeyInProgress(message, retry_after=retry_after, **common)
+    if status in _RETRYABLE_STATUSES or status >= 500:
+        return errors.ServerError(message, retry_after=retry_after, **common)
+    if 300 <= status < 400:
+        return errors.UnexpectedResponse(
+            f"the server answered with a redirect (HTTP {status}); redirects are not followed",
+            **common,
+        )
+    rejected: dict[int, type[errors.RowRejected]] = {
+        404: errors.NotFound,
+        409: errors.Conflict,
+        422: errors.ValidationFailed,
+    }
+    return rejected.get(status, errors.RowRejected)(message, **common)
+
+
+def _text(value: object) -> str | None:
+    return value[:500] if isinstance(value, str) else None

@@ -1,0 +1,270 @@
+"""Settings from flags, the environment and a TOML file, in that order of precedence.
+
+Usage::
+
+    settings = load_settings(flags={"workers": 4}, env=os.environ, toml_path=None)
+
+Every setting has one name, used three ways: the flag ``--write-limit``, the environment
+variable ``FLEXPAY_WRITE_LIMIT`` and the TOML key ``write_limit`` (top level or under a
+``[flexpay]`` table). The token is deliberately not a setting: it comes only from
+``FLEXPAY_TOKEN`` or a token file (``load_token``), never from a command-line value, because
+argv is visible to every user of the machine in ``ps`` and ``/proc/*/cmdline``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .client import Timeouts
+from .errors import ConfigError
+from .limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
+from .retry import RetryPolicy
+
+DEFAULT_BASE_URL = "https://api.flexpay.dev/v1/"
+DEFAULT_CONFIG_FILE = "flexpay-batch.toml"
+ENV_PREFIX = "FLEXPAY_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs except the token. Safe to print and to store in the journal."""
+
+    base_url: str = DEFAULT_BASE_URL
+    ca_bundle: Path | None = None
+    run_dir: Path | None = None
+    workers: int = 8
+    limits: LimitSettings = DEFAULT_LIMITS
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    key_ttl: float = 24 * 3600.0
+    token_file: Path | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary of the effective configuration (no secrets in it)."""
+        return {
+            "base_url": self.base_url,
+            "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
+            "workers": self.workers,
+            "read_limit": str(self.limits.read.rate),
+            "read_burst": self.limits.read.burst,
+            "write_limit": str(self.limits.write.rate),
+            "write_burst": self.limits.write.burst,
+            "timeouts": asdict(self.timeouts),
+            "max_attempts": self.retry.max_attempts,
+            "key_ttl_seconds": self.key_ttl,
+        }
+
+
+def _positive_int(name: str) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+        if number < 1:
+            raise ConfigError(f"{name} must be at least 1, not {number}")
+        return number
+
+    return parse
+
+
+def _positive_float(name: str) -> Callable[[object], float]:
+    def parse(value: object) -> float:
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+        if not number > 0:
+            raise ConfigError(f"{name} must be more than 0 seconds")
+        return number
+
+    return parse
+
+
+def _rate(name: str) -> Callable[[object], Rate]:
+    def parse(value: object) -> Rate:
+        try:
+            return Rate.parse(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+    return parse
+
+
+def _path(value: object) -> Path:
+    return Path(str(value)).expanduser()
+
+
+_PARSERS: dict[str, Callable[[object], Any]] = {
+    "base_url": str,
+    "ca_bundle": _path,
+    "run_dir": _path,
+    "token_file": _path,
+    "workers": _positive_int("workers"),
+    "read_limit": _rate("read_limit"),
+    "read_burst": _positive_int("read_burst"),
+    "write_limit": _rate("write_limit"),
+    "write_burst": _positive_int("write_burst"),
+    "connect_timeout": _positive_float("connect_timeout"),
+    "read_timeout": _positive_float("read_timeout"),
+    "max_attempts": _positive_int("max_attempts"),
+    "row_deadline": _positive_float("row_deadline"),
+    "key_ttl": _positive_float("key_ttl"),
+}
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, object | None],
+    env: Mapping[str, str],
+    toml_path: Path | None = None,
+) -> Settings:
+    """Merge defaults < TOML < environment < flags (``None`` flags are unset) into Settings."""
+    merged: dict[str, Any] = {}
+    for source in (_from_toml(toml_path, env), _from_env(env), _from_flags(flags)):
+        merged.update(source)
+    return _build(merged)
+
+
+def _from_flags(flags: Mapping[str, object | None]) -> dict[str, Any]:
+    return {k: _parse(k, v, "--" + k.replace("_", "-")) for k, v in flags.items() if v is not None}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key in _PARSERS:
+        value = env.get(ENV_PREFIX + key.upper())
+        if value not in (None, ""):
+            found[key] = _parse(key, value, ENV_PREFIX + key.upper())
+    return found
+
+
+def _from_toml(toml_path: Path | None, env: Mapping[str, str]) -> dict[str, Any]:
+    path = toml_path or _path_or_none(env.get(ENV_PREFIX + "CONFIG"))
+    if path is None:
+        default = Path(DEFAULT_CONFIG_FILE)
+        if not default.is_file():
+            return {}
+        path = default
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    table = data.get("flexpay", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"configuration file {path}: [flexpay] must be a table")
+    if "token" in table:
+        raise ConfigError(
+            f"configuration file {path} contains a token",
+            hint="Keep the token out of configuration files: use FLEXPAY_TOKEN or token_file.",
+        )
+    unknown = sorted(set(table) - set(_PARSERS) - {"flexpay"})
+    if unknown:
+        raise ConfigError(f"configuration file {path}: unknown setting(s) {', '.join(unknown)}")
+    return {k: _parse(k, v, f"{path}: {k}") for k, v in table.items() if k in _PARSERS}
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _parse(key: str, value: object, where: str) -> Any:
+    parser = _PARSERS.get(key)
+    if parser is None:
+        raise ConfigError(f"unknown setting {where}")
+    try:
+        return parser(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
+
+
+def _build(values: Mapping[str, Any]) -> Settings:
+    base = Settings()
+    limits = LimitSettings(
+        read=ClassLimits(
+            values.get("read_limit", base.limits.read.rate),
+            values.get("read_burst", base.limits.read.burst),
+        ),
+        write=ClassLimits(
+            values.get("write_limit", base.limits.write.rate),
+            values.get("write_burst", base.limits.write.burst),
+        ),
+    )
+    timeouts = replace(
+        base.timeouts,
+        connect=values.get("connect_timeout", base.timeouts.connect),
+        read=values.get("read_timeout", base.timeouts.read),
+    )
+    retry = replace(
+        base.retry,
+        max_attempts=values.get("max_attempts", base.retry.max_attempts),
+        deadline=values.get("row_deadline", base.retry.deadline),
+    )
+    return Settings(
+        base_url=values.get("base_url", base.base_url),
+        ca_bundle=values.get("ca_bundle"),
+        run_dir=values.get("run_dir"),
+        workers=values.get("workers", base.workers),
+        limits=limits,
+        timeouts=timeouts,
+        retry=retry,
+        key_ttl=values.get("key_ttl", base.key_ttl),
+        token_file=values.get("token_file"),
+    )
+
+
+def load_token(token_file: Path | None, env: Mapping[str, str]) -> str:
+    """The API token from ``token_file`` (``-`` is standard input) or ``FLEXPAY_TOKEN``.
+
+    Raises ``ConfigError`` (never echoing the value) when there is none or it looks wrong.
+    A token file readable by group or others is refused: it would be a leaked token.
+    """
+    if token_file is not None:
+        token = _read_token_file(token_file)
+        source = f"token file {token_file}"
+    else:
+        token = env.get(ENV_PREFIX + "TOKEN", "").strip()
+        source = "FLEXPAY_TOKEN"
+        if not token:
+            raise ConfigError(
+                "no API token: set FLEXPAY_TOKEN or pass --token-file",
+                hint="Tokens are never taken from a command-line value (they would show in ps).",
+            )
+    if any(ch.isspace() for ch in token) or not token.isprintable():
+        raise ConfigError(f"the token in {source} contains white space or control characters")
+    return token
+
+
+def _read_token_file(token_file: Path) -> str:
+    if str(token_file) == "-":
+        return sys.stdin.readline().strip()
+    try:
+        info = token_file.stat()
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"token file {token_file} can be read by other users",
+                hint=f"Restrict it first: chmod 600 {token_file}",
+            )
+        text = token_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"token file {token_file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"token file {token_file} cannot be read: {type(exc).__name__}") from None
+    token = text.strip()
+    if not token or "\n" in token:
+        raise ConfigError(f"token file {token_file} must hold the token alone on one line")
+    return token
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

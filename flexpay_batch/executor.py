@@ -1,0 +1,114 @@
+"""The retry loop: one logical request, attempted until it succeeds or must stop.
+
+The decisions (retry or not, how long to wait, whether the run can afford another retry) are
+pure methods of ``RetryPolicy`` and ``RetryBudget``; this module only loops, sleeps and counts.
+Time, sleeping and randomness come in as arguments so tests run with a fake clock.
+
+A 429 does not make this worker sleep on its own: the endpoint class's limiter has already been
+told (Retry-After, Reset, or an adaptive decrease) and pauses every worker of the class, so the
+retry simply queues at the limiter again. Other retryable errors back off with full jitter.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from . import errors
+from .client import ApiResponse
+from .retry import RetryBudget, RetryPolicy
+
+Send = Callable[[], Awaitable[ApiResponse]]
+OnRetry = Callable[[int, errors.RetryableError, float], None]
+
+
+@dataclass(slots=True)
+class Attempts:
+    """What happened while executing one logical request (for the journal and reports)."""
+
+    count: int = 0
+    throttled: int = 0
+    last_error: errors.RetryableError | None = None
+    indeterminate: bool = False
+    request_ids: list[str] = field(default_factory=list)
+
+
+def _monotonic() -> float:
+    return anyio.current_time()
+
+
+async def execute(
+    send: Send,
+    *,
+    policy: RetryPolicy,
+    budget: RetryBudget,
+    attempts: Attempts | None = None,
+    clock: Callable[[], float] = _monotonic,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    rng: Callable[[], float] = random.random,
+    on_retry: OnRetry | None = None,
+) -> ApiResponse:
+    """Call ``send`` until it returns, a non-retryable error escapes, or retrying must stop.
+
+    Raises the last ``RetryableError`` when the policy gives up on this request (attempts or
+    deadline spent), and ``ServiceUnhealthy`` when the run-wide retry budget is exhausted.
+    ``attempts`` (if given) is filled in as it goes, so the caller knows whether an earlier
+    attempt may have been applied (``indeterminate``) even when an exception escapes.
+    """
+    record = attempts if attempts is not None else Attempts()
+    started = clock()
+    tries = 0  # attempts that count against the policy (429s do not: the server said "later")
+    while True:
+        record.count += 1
+        tries += 1
+        try:
+            reply = await send()
+        except errors.RetryableError as err:
+            _note_failure(record, err)
+            if isinstance(err, errors.RateLimited):
+                tries -= 1
+            delay = _next_delay(err, tries, clock() - started, policy, budget, rng)
+            if on_retry is not None:
+                on_retry(record.count, err, delay)
+            if delay > 0:
+                await sleep(delay)
+            continue
+        budget.on_success(was_retry=record.count > 1)
+        if reply.request_id:
+            record.request_ids.append(reply.request_id)
+        return reply
+
+
+def _note_failure(record: Attempts, err: errors.RetryableError) -> None:
+    record.last_error = err
+    if isinstance(err, errors.RateLimited):
+        record.throttled += 1
+    if isinstance(err, errors.TransportError) and err.indeterminate:
+        record.indeterminate = True
+    if err.request_id:
+        record.request_ids.append(err.request_id)
+
+
+def _next_delay(
+    err: errors.RetryableError,
+    tries: int,
+    elapsed: float,
+    policy: RetryPolicy,
+    budget: RetryBudget,
+    rng: Callable[[], float],
+) -> float:
+    """Seconds to wait before the next attempt, or raise if there must be none."""
+    if not policy.should_retry(err, max(tries, 1), elapsed):
+        raise err
+    if not budget.try_spend(err):
+        raise errors.ServiceUnhealthy(
+            "stopping: too many recent requests failed "
+            f"(last: {err.status or err.code or 'no response'} {err.message}); "
+            "the run-wide retry budget is spent"
+        ) from err
+    if isinstance(err, errors.RateLimited):
+        return 0.0
+    return policy.delay(max(tries, 1), retry_after=err.retry_after, rng=rng)

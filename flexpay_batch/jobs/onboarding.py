@@ -1,0 +1,88 @@
+"""Bulk onboarding: each valid row becomes one ``POST /employees``.
+
+Pre-flight reads the organisation's pay groups and employment types, so a row naming an
+unknown one is rejected before any write quota is spent. The customer's ``external_id`` is
+the row's identity: a duplicate inside the file is rejected by validation, and a 409
+``employee_exists`` from the server means the employee is already there (recorded as
+"already existed" with the existing id, not as a failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from .. import errors
+from ..client import ApiResponse, FlexPayClient
+from ..models import OnboardingRow
+from .base import RowRejection, RowTask
+from .lookups import list_all, read_ids
+
+
+class OnboardingJob:
+    """Create employees from an onboarding file."""
+
+    kind: ClassVar[str] = "onboarding"
+    model: ClassVar[type[BaseModel]] = OnboardingRow
+
+    def __init__(self) -> None:
+        self._pay_groups: frozenset[str] = frozenset()
+        self._employment_types: frozenset[str] = frozenset()
+
+    def parameters(self) -> dict[str, Any]:
+        return {}
+
+    async def prepare(self, client: FlexPayClient, secret: bytes) -> None:
+        self._pay_groups = await read_ids(client, "pay_groups")
+        self._employment_types = await read_ids(client, "employment_types")
+
+    def check(self, model: BaseModel) -> RowRejection | None:
+        assert isinstance(model, OnboardingRow)
+        if model.pay_group_id not in self._pay_groups:
+            return RowRejection(
+                "pay_group_id",
+                "unknown_pay_group",
+                "pay group is not one of this organisation's pay groups "
+                f"({', '.join(sorted(self._pay_groups))})",
+            )
+        if model.employment_type not in self._employment_types:
+            return RowRejection(
+                "employment_type",
+                "unknown_employment_type",
+                f"employment type is not one of {', '.join(sorted(self._employment_types))}",
+            )
+        return None
+
+    def body_for(self, model: BaseModel) -> Mapping[str, Any]:
+        assert isinstance(model, OnboardingRow)
+        return model.to_request_body()
+
+    def amount_of(self, model: BaseModel) -> Decimal:
+        return Decimal(0)
+
+    async def send(self, client: FlexPayClient, task: RowTask) -> ApiResponse:
+        return await client.request(
+            "POST", "employees", json_body=task.body, idempotency_key=task.idempotency_key
+        )
+
+    def server_id(self, reply: ApiResponse) -> str:
+        return str(reply.body.get("employee_id", ""))
+
+    def existing_id(self, conflict: errors.Conflict) -> str | None:
+        if conflict.code != "employee_exists":
+            return None
+        existing = conflict.details.get("employee_id")
+        return existing if isinstance(existing, str) else None
+
+    async def look_up(self, client: FlexPayClient, task: RowTask) -> str | None:
+        found = await list_all(client, "employees", params={"external_id": task.identity})
+        for employee in found:
+            if employee.get("external_id") == task.identity:
+                return str(employee.get("employee_id"))
+        return None
+
+    async def finish(self, client: FlexPayClient, outcome_counts: Mapping[str, int]) -> list[str]:
+        return []

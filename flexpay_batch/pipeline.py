@@ -1,0 +1,195 @@
+"""Producer → bounded stream → N workers → sink, with a clean stop.
+
+Usage::
+
+    stop = StopControl()
+    stats = await run_pipeline(rows, process_row, record_outcome, workers=8, stop=stop)
+
+Three small pieces joined by anyio memory object streams. Backpressure comes from the bounded
+stream: the producer (which reads and validates the file in a worker thread, a batch at a time,
+so file I/O never blocks the event loop) can run at most ``buffer`` rows ahead of the workers,
+whatever the file's size. Every task has an owner: the task group.
+
+Stopping: ``StopControl.request()`` (called on SIGINT/SIGTERM or by a worker that hit a fatal
+error) makes the producer stop reading and the workers stop taking rows; requests already in
+flight finish and are recorded, for at most ``grace`` seconds, after which they are cancelled
+(their rows stay unsettled in the journal and are re-sent with the same key on resume). Rows
+still in the buffer were never sent and stay pending.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+
+from . import errors
+
+W = TypeVar("W")
+R = TypeVar("R")
+
+#: Rows read and validated per hop to the reader thread.
+READ_BATCH = 256
+
+
+class StopControl:
+    """A shared "stop taking new rows" flag that remembers why the run stopped."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self.reason: BaseException | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def request(self, reason: BaseException) -> None:
+        """Ask every stage to stop; the first reason wins (later ones are echoes of it)."""
+        if self.reason is None:
+            self.reason = reason
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Counts of rows that passed each stage in one run of the pipeline."""
+
+    produced: int = 0
+    processed: int = 0
+    recorded: int = 0
+
+
+@dataclass(slots=True)
+class _Stages(Generic[W, R]):
+    work: Callable[[W], Awaitable[R]]
+    record: Callable[[R], Awaitable[None]]
+    stop: StopControl
+    stats: PipelineStats
+
+
+async def run_pipeline(
+    rows: Iterator[W],
+    work: Callable[[W], Awaitable[R]],
+    record: Callable[[R], Awaitable[None]],
+    *,
+    workers: int,
+    stop: StopControl,
+    buffer: int | None = None,
+    grace: float = 30.0,
+    handle_signals: bool = False,
+) -> PipelineStats:
+    """Run every row of ``rows`` through ``work`` on ``workers`` tasks; ``record`` each result.
+
+    ``rows`` is a plain (blocking) iterator; it is advanced in a worker thread. ``work`` must
+    not raise for a row-level problem (it returns an outcome); an exception escaping ``work``
+    stops the run: a ``FlexPayBatchError`` is re-raised after in-flight rows are recorded.
+    Raises ``RunInterrupted`` if a signal stopped the run.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    stages = _Stages(work=work, record=record, stop=stop, stats=PipelineStats())
+    depth = buffer if buffer is not None else max(2 * workers, READ_BATCH)
+    work_send, work_recv = anyio.create_memory_object_stream[W](depth)
+    done_send, done_recv = anyio.create_memory_object_stream[R](depth)
+    async with anyio.create_task_group() as outer:
+        if handle_signals:
+            outer.start_soon(_watch_signals, stop, outer)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_sink, done_recv, stages)
+            async with done_send, anyio.create_task_group() as row_tasks:
+                # Only the producer and the workers are cut off when the grace period ends;
+                # the sink keeps recording whatever outcomes have already arrived.
+                outer.start_soon(_enforce_grace, stop, grace, row_tasks.cancel_scope)
+                row_tasks.start_soon(_produce, rows, work_send, stages)
+                async with work_recv:
+                    for _ in range(workers):
+                        row_tasks.start_soon(_work, work_recv.clone(), done_send.clone(), stages)
+        outer.cancel_scope.cancel()
+    if stop.reason is not None:
+        raise stop.reason
+    return stages.stats
+
+
+def _take_batch(rows: Iterator[W]) -> list[W]:
+    batch: list[W] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= READ_BATCH:
+            break
+    return batch
+
+
+async def _produce(rows: Iterator[W], send: ObjectSendStream[W], stages: _Stages[W, R]) -> None:
+    async with send:
+        while not stages.stop.requested:
+            batch = await anyio.to_thread.run_sync(_take_batch, rows)
+            if not batch:
+                return
+            for row in batch:
+                if stages.stop.requested:
+                    return
+                try:
+                    await send.send(row)
+                except anyio.BrokenResourceError:
+                    return  # every worker has stopped (a fatal error); nothing will read on
+                stages.stats.produced += 1
+
+
+async def _work(
+    receive: ObjectReceiveStream[W], send: ObjectSendStream[R], stages: _Stages[W, R]
+) -> None:
+    async with receive, send:
+        async for row in receive:
+            if stages.stop.requested:
+                return
+            try:
+                result = await stages.work(row)
+            except errors.FlexPayBatchError as exc:
+                stages.stop.request(exc)
+                return
+            stages.stats.processed += 1
+            # Shielded so a grace-period cancellation never loses an outcome we already have.
+            with anyio.CancelScope(shield=True):
+                await send.send(result)
+
+
+async def _sink(receive: ObjectReceiveStream[R], stages: _Stages[W, R]) -> None:
+    async with receive:
+        async for result in receive:
+            with anyio.CancelScope(shield=True):
+                await stages.record(result)
+            stages.stats.recorded += 1
+
+
+async def _enforce_grace(stop: StopControl, grace: float, scope: anyio.CancelScope) -> None:
+    """Once a stop is requested, give in-flight requests ``grace`` seconds, then cancel."""
+    await stop.wait()
+    if math.isfinite(grace):
+        await anyio.sleep(grace)
+        scope.cancel()
+
+
+async def _watch_signals(stop: StopControl, outer: TaskGroup) -> None:
+    """First SIGINT/SIGTERM: stop gracefully. A second one: cancel at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        count = 0
+        async for signum in received:
+            count += 1
+            if count == 1:
+                name = signal.Signals(signum).name
+                stop.request(
+                    errors.RunInterrupted(
+                        f"stopped by {name}: requests in flight were allowed to finish"
+                    )
+                )
+            else:
+                outer.cancel_scope.cancel()
+                return

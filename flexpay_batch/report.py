@@ -1,0 +1,151 @@
+"""The run's output files, rebuilt from the journal and the input after every invocation.
+
+``results.csv`` has one line per input row (row, the row's reference, the server's id, status,
+note); ``rejects.csv`` one line per rejected or failed row (row, line, field, code, reason,
+request id); ``report.json`` the job, the configuration, the counts and what happened. All are
+created owner-only (``outputs``). The journal holds no personal data, so the row references
+(external ids) are read back from the input file, which is why the files are rebuilt in one
+streaming pass rather than appended to while the run goes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .journal import Journal, RowRecord, RowState
+from .outputs import RejectLine, RejectsWriter, ResultLine, ResultStatus, ResultsWriter
+from .outputs import write_report_json
+from .sources import SourceRecord, iter_records
+
+if TYPE_CHECKING:
+    from .runner import RunRequest, RunSummary
+
+RESULTS_NAME = "results.csv"
+REJECTS_NAME = "rejects.csv"
+REPORT_NAME = "report.json"
+
+_REFERENCE_COLUMNS = ("external_id", "employee_external_id", "employee_id")
+
+
+def write_outputs(
+    run_dir: Path, journal: Journal, request: RunRequest, summary: RunSummary
+) -> None:
+    """Write results.csv, rejects.csv and report.json for the run in ``run_dir``."""
+    rows = {record.row: record for record in journal.iter_rows()}
+    payroll = request.kind == "payroll"
+    with (
+        ResultsWriter(
+            run_dir / RESULTS_NAME,
+            reference_header="employee_reference" if payroll else "external_id",
+            server_id_header="item_id" if payroll else "employee_id",
+        ) as results,
+        RejectsWriter(run_dir / REJECTS_NAME) as rejects,
+    ):
+        for source in _input_rows(request):
+            record = rows.get(source.row)
+            results.write(_result_line(source, record))
+            if record is not None and record.state in {RowState.REJECTED, RowState.FAILED}:
+                rejects.write(_reject_line(source, record))
+    write_report_json(run_dir / REPORT_NAME, _report(journal, request, summary))
+
+
+def _input_rows(request: RunRequest) -> Iterator[SourceRecord]:
+    try:
+        yield from iter_records(request.input_path, encoding=request.encoding)
+    except Exception:  # noqa: BLE001 - the input may be unreadable; the journal still reports
+        return
+
+
+def _reference(source: SourceRecord) -> str:
+    data = source.data or {}
+    for column in _REFERENCE_COLUMNS:
+        value = data.get(column)
+        if value not in (None, ""):
+            return str(value).strip()
+    return ""
+
+
+def _status_of(record: RowRecord | None) -> ResultStatus:
+    if record is None or record.state in {RowState.PENDING, RowState.IN_FLIGHT}:
+        return ResultStatus.PENDING
+    if record.state is RowState.DONE:
+        try:
+            return ResultStatus(record.note or "created")
+        except ValueError:
+            return ResultStatus.CREATED
+    return ResultStatus.REJECTED if record.state is RowState.REJECTED else ResultStatus.FAILED
+
+
+def _result_line(source: SourceRecord, record: RowRecord | None) -> ResultLine:
+    status = _status_of(record)
+    note = ""
+    if record is not None and record.state in {RowState.REJECTED, RowState.FAILED}:
+        note = f"{record.code}: {record.field}" if record.field else str(record.code)
+    elif record is not None and record.state is RowState.IN_FLIGHT:
+        note = "sent, outcome not yet known; resume settles it"
+    return ResultLine(
+        row=source.row,
+        reference=_reference(source),
+        server_id=record.server_id if record is not None else None,
+        status=status,
+        note=note,
+    )
+
+
+def _reject_line(source: SourceRecord, record: RowRecord) -> RejectLine:
+    return RejectLine(
+        row=record.row,
+        line=source.line,
+        field=record.field,
+        code=record.code or record.state.value,
+        reason=record.reason or "",
+        request_id=getattr(record, "request_id", None),
+    )
+
+
+def _report(journal: Journal, request: RunRequest, summary: RunSummary) -> dict[str, Any]:
+    job = journal.job.summary()
+    stopped = summary.stopped
+    return {
+        "job": {
+            "job_id": job.job_id,
+            "kind": job.kind,
+            "input_path": job.input_path,
+            "input_sha256": job.input_sha256,
+            "base_url": job.base_url,
+            "token_fingerprint": job.token_fingerprint,
+            "created_at": _iso(job.created_at),
+        },
+        "configuration": job.config,
+        "invocation": {
+            "finished_at": _iso(time.time()),
+            "elapsed_seconds": round(summary.elapsed, 3),
+            "outcomes": {str(k): v for k, v in sorted(summary.counts.items())},
+            "retries": summary.retries,
+            "throttled_429": summary.throttled,
+            "stopped": None
+            if stopped is None
+            else {
+                "error": type(stopped).__name__,
+                "message": str(stopped),
+            },
+            "exit_code": summary.exit_code,
+        },
+        "rows": {
+            "in_file": summary.totals.rows,
+            "valid": summary.totals.valid,
+            "rejected_before_sending": summary.totals.rejected_locally,
+            "journal": summary.journal_counts,
+        },
+        "total_amount": str(summary.totals.amount) if request.kind == "payroll" else None,
+        "meta": journal.meta(),
+        "messages": summary.messages,
+        "files": [RESULTS_NAME, REJECTS_NAME, REPORT_NAME],
+    }
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

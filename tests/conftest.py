@@ -1,0 +1,72 @@
+"""Shared fixtures: the FlexPay simulator (async and threaded) and a fake monotonic clock.
+
+- ``make_simulator(**overrides)``: start a ``Simulator`` with ``SimConfig`` fields replaced;
+  stopped at teardown. ``simulator`` is ``make_simulator()`` with the contract's defaults.
+- ``make_simulator_thread(**overrides)`` / ``simulator_thread``: the same on a background
+  thread, for sync code (subprocess CLI tests, schemathesis).
+- ``fake_clock``: a ``FakeClock``; pass it as ``clock=`` to make the buckets and idempotency
+  TTL move only when the test says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from flexpay_batch.sim import SimConfig, Simulator, SimulatorThread
+from flexpay_batch.sim.testing import FakeClock
+
+MakeSimulator = Callable[..., Awaitable[Simulator]]
+MakeSimulatorThread = Callable[..., SimulatorThread]
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A monotonic clock that only moves on ``advance(seconds)``."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_simulator() -> AsyncIterator[MakeSimulator]:
+    """Factory: ``await make_simulator(limits=..., faults=...)`` → a started ``Simulator``."""
+    started: list[Simulator] = []
+
+    async def make(**overrides: object) -> Simulator:
+        sim = Simulator(dataclasses.replace(SimConfig(), **overrides))  # type: ignore[arg-type]
+        await sim.__aenter__()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in reversed(started):
+        await sim.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def simulator(make_simulator: MakeSimulator) -> Simulator:
+    """A running simulator with the contract's default limits and no faults."""
+    return await make_simulator()
+
+
+@pytest.fixture
+def make_simulator_thread() -> Iterator[MakeSimulatorThread]:
+    """Factory: ``make_simulator_thread(**overrides)`` → a ``SimulatorThread`` already running."""
+    started: list[SimulatorThread] = []
+
+    def make(**overrides: object) -> SimulatorThread:
+        thread = SimulatorThread(dataclasses.replace(SimConfig(), **overrides))  # type: ignore[arg-type]
+        thread.start()
+        started.append(thread)
+        return thread
+
+    yield make
+    for thread in reversed(started):
+        thread.close()
+
+
+@pytest.fixture
+def simulator_thread(make_simulator_thread: MakeSimulatorThread) -> SimulatorThread:
+    """A simulator with default settings running on its own thread and event loop."""
+    return make_simulator_thread()

@@ -1,0 +1,632 @@
+"""Tests for flexpay_batch.journal: job identity, resume refusal, transitions, commits, status."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from flexpay_batch import journal as journal_module
+from flexpay_batch.errors import ResumeRefused, UsageError
+from flexpay_batch.journal import (
+    JOURNAL_NAME,
+    AsyncJournalWriter,
+    Done,
+    Failed,
+    InFlight,
+    JobInfo,
+    Journal,
+    Register,
+    Rejected,
+    RowState,
+    Transition,
+    check_resumable,
+    find_values_in_files,
+    journal_files,
+    status_snapshot,
+)
+from flexpay_batch.keys import body_sha256, idempotency_key, keyed_hash, token_fingerprint
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+class FakeClock:
+    """A settable clock: monotonic seconds for group commits, epoch seconds for stamps."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_job(**changes: object) -> JobInfo:
+    """Return a fresh onboarding job, with ``changes`` applied to its fields."""
+    job = JobInfo.new(
+        kind="onboarding",
+        input_path="employees.csv",
+        input_sha256=SHA_A,
+        base_url="https://api.flexpay.dev/v1/",
+        token_fingerprint=token_fingerprint("fp_test_token"),
+        config={"concurrency": 8, "limits": "100/min"},
+        now=1_700_000_000.0,
+    )
+    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+
+
+def register(row: int, secret: bytes = b"s" * 32) -> Register:
+    """Return the Register transition the engine would build for a synthetic row."""
+    body_hash = body_sha256({"external_id": f"E{row}"})
+    return Register(
+        row=row,
+        row_key=keyed_hash(secret, f"E{row}"),
+        body_hash=body_hash,
+        idempotency_key=idempotency_key(secret, "onboarding", f"E{row}", body_hash),
+    )
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A run directory path that does not exist yet (the journal creates it)."""
+    return tmp_path / "runs" / "job-1"
+
+
+@pytest.fixture
+def journal(run_dir: Path) -> Iterator[Journal]:
+    """A fresh journal that only commits when asked (or every 1000 transitions)."""
+    with Journal.create(run_dir, make_job(), max_batch=1000, max_delay=3600.0) as opened:
+        yield opened
+
+
+# ── files and job identity ────────────────────────────────────────────────────────────────
+
+
+def test_files_are_owner_only(journal: Journal, run_dir: Path) -> None:
+    """The run directory is 0700; the database, -wal, -shm and lock files are 0600."""
+    journal.record_now(register(2))
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    names = {p.name for p in run_dir.iterdir()}
+    assert {JOURNAL_NAME, f"{JOURNAL_NAME}-wal", f"{JOURNAL_NAME}-shm"} <= names
+    for path in run_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_journal_uses_wal_and_synchronous_full(journal: Journal) -> None:
+    """The writer connection runs in WAL mode with synchronous=FULL (2)."""
+    conn = journal._db()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_create_refuses_an_existing_journal(journal: Journal, run_dir: Path) -> None:
+    """A second create in the same place raises instead of overwriting the job."""
+    with pytest.raises(FileExistsError):
+        Journal.create(run_dir, make_job())
+
+
+def test_open_returns_the_stored_job(journal: Journal, run_dir: Path) -> None:
+    """Reopening gives back the job as written, secret included."""
+    stored = journal.job
+    journal.close()
+    with Journal.open(run_dir) as reopened:
+        assert reopened.job == stored
+        assert reopened.job.config == {"concurrency": 8, "limits": "100/min"}
+
+
+def test_open_accepts_the_database_path(journal: Journal, run_dir: Path) -> None:
+    """A path ending in .sqlite names the database itself."""
+    journal.close()
+    with Journal.open(run_dir / JOURNAL_NAME) as reopened:
+        assert reopened.job.job_id == journal.job.job_id
+
+
+def test_job_repr_hides_the_secret(journal: Journal) -> None:
+    """The secret stays out of the job's repr, so a log line cannot leak it."""
+    assert "secret" not in repr(journal.job)
+    assert journal.job.secret.hex() not in repr(journal.job)
+
+
+def test_open_without_journal_is_a_usage_error(tmp_path: Path) -> None:
+    """Opening a directory that holds no journal says so."""
+    with pytest.raises(UsageError, match="No flexpay-batch journal"):
+        Journal.open(tmp_path)
+
+
+def test_open_of_a_foreign_database_is_a_usage_error(tmp_path: Path) -> None:
+    """A SQLite file without the job table is not taken for a journal."""
+    db = tmp_path / "other.sqlite"
+    sqlite3.connect(db).close()
+    with pytest.raises(UsageError, match="not a flexpay-batch journal"):
+        Journal.open(db)
+
+
+def test_second_writer_is_refused(journal: Journal, run_dir: Path) -> None:
+    """While one process writes the journal, another cannot open it for writing."""
+    with pytest.raises(ResumeRefused, match="Another flexpay-batch process"):
+        Journal.open(run_dir)
+    journal.close()
+    Journal.open(run_dir).close()
+
+
+def test_other_schema_version_is_refused(journal: Journal, run_dir: Path) -> None:
+    """A journal written by another schema version is not resumed."""
+    journal._db().execute("UPDATE job SET schema_version = 99")
+    journal.close()
+    with pytest.raises(ResumeRefused, match="schema version 99"):
+        Journal.open(run_dir)
+
+
+def test_open_or_create_resumes_with_the_stored_secret(run_dir: Path) -> None:
+    """Resuming keeps the first job's id and secret, so keys come out the same."""
+    first = make_job()
+    Journal.open_or_create(run_dir, first).close()
+    with Journal.open_or_create(run_dir, make_job()) as resumed:
+        assert resumed.job.job_id == first.job_id
+        assert resumed.job.secret == first.secret
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"input_sha256": SHA_B}, f"input file changed since the run began \\(sha256 {SHA_A}"),
+        ({"kind": "payroll"}, "holds a onboarding job"),
+        ({"base_url": "https://sandbox.flexpay.dev/v1/"}, "targets https://sandbox"),
+        ({"token_fingerprint": "sha256:000000000000"}, "began with token sha256:"),
+    ],
+)
+def test_resume_is_refused_when_the_job_differs(
+    run_dir: Path, changes: dict[str, object], message: str
+) -> None:
+    """Another input, kind, base URL or token refuses the resume with a clear message."""
+    Journal.open_or_create(run_dir, make_job()).close()
+    with pytest.raises(ResumeRefused, match=message) as refused:
+        Journal.open_or_create(run_dir, make_job(**changes))
+    assert "--restart" in refused.value.hint
+    Journal.open(run_dir).close()  # the refused attempt released the writer lock
+
+
+def test_resume_allows_a_moved_file_and_a_new_token_on_request() -> None:
+    """The input path may change; the token may change only when explicitly allowed."""
+    stored = make_job()
+    check_resumable(stored, make_job(input_path="/elsewhere/employees.csv"))
+    check_resumable(stored, make_job(token_fingerprint="sha256:0"), allow_token_change=True)
+
+
+def test_unknown_job_kind_is_refused() -> None:
+    """A job kind outside the known ones is a programming error."""
+    with pytest.raises(ValueError, match="unknown job kind"):
+        make_job(kind="paystubs")
+
+
+# ── transitions ───────────────────────────────────────────────────────────────────────────
+
+
+def test_row_lifecycle_is_recorded(journal: Journal) -> None:
+    """Register, in-flight and done leave one row with its key, attempts and server id."""
+    reg = register(2)
+    assert reg.idempotency_key is not None
+    journal.record(reg)
+    journal.record(InFlight(2, reg.idempotency_key, 1, at=1_700_000_100.0))
+    journal.record(Done(2, "emp_123", "created"))
+    journal.flush()
+    record = journal.row(2)
+    assert record is not None
+    assert (record.state, record.attempts, record.server_id, record.note) == (
+        RowState.DONE,
+        1,
+        "emp_123",
+        "created",
+    )
+    assert record.idempotency_key == reg.idempotency_key
+    assert record.row_key == reg.row_key
+    assert record.first_sent_at == 1_700_000_100.0
+
+
+@pytest.mark.parametrize(
+    ("final", "later"),
+    [
+        (Done(2, "emp_1", "created"), InFlight(2, "fpb_x", 2, at=5.0)),
+        (Done(2, "emp_1", "created"), Rejected(2, "email", "invalid", "email malformed")),
+        (Done(2, "emp_1", "created"), Failed(2, "api_error", "retries exhausted")),
+        (Done(2, "emp_1", "created"), Done(2, "emp_2", "replayed")),
+        (Rejected(2, "email", "invalid", "email malformed"), InFlight(2, "fpb_x", 2, at=5.0)),
+        (Rejected(2, "email", "invalid", "email malformed"), Done(2, "emp_1", "created")),
+    ],
+)
+def test_settled_rows_never_move_back(
+    journal: Journal, final: Transition, later: Transition
+) -> None:
+    """After done or rejected, a later transition is ignored and counted, not applied."""
+    journal.record(register(2))
+    journal.record(final)
+    journal.flush()
+    before = journal.row(2)
+    journal.record(later)
+    journal.flush()
+    assert journal.row(2) == before
+    assert journal.statistics().ignored == 1
+
+
+def test_failed_rows_go_back_in_flight_with_the_same_key(journal: Journal) -> None:
+    """A failed row is retried: attempts grow, first_sent_at and the first key stay."""
+    reg = register(2)
+    assert reg.idempotency_key is not None
+    journal.record(reg)
+    journal.record(InFlight(2, reg.idempotency_key, 3, at=10.0))
+    journal.record(Failed(2, "timeout", "no answer after 3 attempts"))
+    journal.record(InFlight(2, "fpb_other", 1, at=20.0))
+    journal.flush()
+    record = journal.row(2)
+    assert record is not None
+    assert (record.state, record.attempts, record.first_sent_at) == (RowState.IN_FLIGHT, 3, 10.0)
+    assert record.idempotency_key == reg.idempotency_key
+    assert record.code is None
+
+
+def test_register_of_a_known_row_changes_nothing(journal: Journal) -> None:
+    """Re-registering on resume keeps the row's state and is not counted as ignored."""
+    journal.record(register(2))
+    journal.record(Done(2, "emp_1", "created"))
+    journal.record(register(2))
+    journal.flush()
+    record = journal.row(2)
+    assert record is not None
+    assert record.state is RowState.DONE
+    assert journal.statistics().ignored == 0
+
+
+def test_transition_of_an_unknown_row_is_ignored(journal: Journal) -> None:
+    """A transition naming a row never registered creates nothing."""
+    journal.record_now(Done(99, "emp_1", "created"))
+    assert journal.row(99) is None
+    assert journal.statistics().ignored == 1
+
+
+def test_pending_row_can_be_rejected_directly(journal: Journal) -> None:
+    """Local validation rejects a row that never had a request body."""
+    journal.record(Register(3, keyed_hash(b"s" * 32, "E3"), None, None))
+    journal.record(Rejected(3, "tax_id", "invalid_format", "tax_id must have 9 digits"))
+    journal.flush()
+    record = journal.row(3)
+    assert record is not None
+    assert (record.state, record.field, record.code) == (
+        RowState.REJECTED,
+        "tax_id",
+        "invalid_format",
+    )
+
+
+def test_reset_rejected_makes_rejected_rows_pending(journal: Journal) -> None:
+    """--retry-rejected moves rejected rows, and only them, back to pending."""
+    for row in (2, 3, 4):
+        journal.record(register(row))
+    journal.record(Rejected(2, "email", "invalid", "email malformed"))
+    journal.record(Done(3, "emp_3", "created"))
+    assert journal.reset_rejected() == 1
+    assert journal.row_states() == {2: RowState.PENDING, 3: RowState.DONE, 4: RowState.PENDING}
+    record = journal.row(2)
+    assert record is not None
+    assert record.reason is None
+
+
+def test_resume_queries_report_committed_states(journal: Journal) -> None:
+    """row_states, settled_rows and counts agree on what a resume would skip."""
+    for row in range(2, 7):
+        journal.record(register(row))
+    journal.record(Done(2, "emp_2", "created"))
+    journal.record(Rejected(3, None, "employee_exists", "conflict"))
+    journal.record(Failed(4, "api_error", "retries exhausted"))
+    journal.record(InFlight(5, "fpb_x", 1, at=1.0))
+    journal.flush()
+    assert journal.settled_rows() == {2, 3}
+    assert journal.counts() == {
+        RowState.PENDING: 1,
+        RowState.IN_FLIGHT: 1,
+        RowState.DONE: 1,
+        RowState.REJECTED: 1,
+        RowState.FAILED: 1,
+    }
+    assert journal.row_states()[4] is RowState.FAILED
+
+
+def test_iter_rows_pages_through_every_row_in_order(journal: Journal) -> None:
+    """iter_rows yields all rows in row order across pages."""
+    for row in range(2, 2502):
+        journal.record(register(row))
+    journal.flush()
+    assert [r.row for r in journal.iter_rows()] == list(range(2, 2502))
+
+
+def test_integrity_check_is_ok(journal: Journal) -> None:
+    """A fresh journal passes PRAGMA integrity_check."""
+    journal.record_now(register(2))
+    assert journal.integrity_check() == ["ok"]
+
+
+# ── group commits ─────────────────────────────────────────────────────────────────────────
+
+
+def committed_total(run_dir: Path) -> int:
+    """Rows visible to another connection, i.e. committed."""
+    return status_snapshot(run_dir).total
+
+
+def test_group_commit_by_size(run_dir: Path) -> None:
+    """With max_batch=3 the third record commits all three; nothing earlier is visible."""
+    with Journal.create(run_dir, make_job(), max_batch=3, max_delay=3600.0) as journal:
+        assert journal.record(register(2)) is False
+        assert journal.record(register(3)) is False
+        assert committed_total(run_dir) == 0
+        assert journal.record(register(4)) is True
+        assert committed_total(run_dir) == 3
+        assert journal.statistics().commits == 1
+
+
+def test_group_commit_by_time(run_dir: Path) -> None:
+    """Once the oldest buffered transition waited max_delay, the buffer is committed."""
+    clock = FakeClock()
+    with Journal.create(run_dir, make_job(), max_batch=100, max_delay=0.5, clock=clock) as j:
+        assert j.record(register(2)) is False
+        clock.now += 0.25
+        assert j.flush_if_due() is False
+        clock.now += 0.25
+        assert j.flush_if_due() is True
+        assert committed_total(run_dir) == 1
+        assert j.record(register(3)) is False  # a new batch starts its own timer
+        clock.now += 0.5
+        assert j.record(register(4)) is True
+        assert committed_total(run_dir) == 3
+
+
+def test_record_now_and_set_meta_commit_at_once(journal: Journal, run_dir: Path) -> None:
+    """record_now and set_meta commit immediately, along with everything buffered before."""
+    journal.record(register(2))
+    journal.record_now(register(3))
+    assert committed_total(run_dir) == 2
+    journal.record(register(4))
+    journal.set_meta("payroll_run_id", "pr_123")
+    snapshot = status_snapshot(run_dir)
+    assert snapshot.total == 3
+    assert snapshot.meta == {"payroll_run_id": "pr_123"}
+    assert journal.get_meta("payroll_run_id") == "pr_123"
+    assert journal.get_meta("absent") is None
+
+
+def test_close_commits_the_buffer(journal: Journal, run_dir: Path) -> None:
+    """Closing the journal commits whatever was still buffered."""
+    journal.record(register(2))
+    journal.close()
+    assert committed_total(run_dir) == 1
+    journal.close()  # idempotent
+
+
+def test_failed_commit_applies_nothing(journal: Journal) -> None:
+    """If one statement of a batch fails, the whole batch rolls back and the error surfaces."""
+    journal.record_now(register(2))
+    bad = Register(3, None, None, None)  # type: ignore[arg-type]  # row_key is NOT NULL
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.commit_batch([Done(2, "emp_2", "created"), bad])
+    record = journal.row(2)
+    assert record is not None
+    assert record.state is RowState.PENDING
+
+
+# ── status from another connection or process ─────────────────────────────────────────────
+
+
+def test_status_reads_beside_an_open_write_transaction(journal: Journal, run_dir: Path) -> None:
+    """A reader sees the last commit while another connection holds a write transaction."""
+    journal.record_now(register(2))
+    writer = sqlite3.connect(run_dir / JOURNAL_NAME, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE rows SET state = 'done'")
+        snapshot = status_snapshot(run_dir)
+        assert snapshot.counts[RowState.PENDING] == 1
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    assert status_snapshot(run_dir).counts[RowState.DONE] == 1
+
+
+def test_status_from_another_process(journal: Journal, run_dir: Path) -> None:
+    """A second process reads the counts while this one holds the journal open."""
+    journal.record_now(register(2))
+    code = (
+        "import sys\n"
+        "from flexpay_batch.journal import status_snapshot\n"
+        "print(status_snapshot(sys.argv[1]).total)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert result.stdout.strip() == "1"
+
+
+def test_status_reports_rate_times_and_no_secret(run_dir: Path) -> None:
+    """Status gives done per second over the last minute, times, and a job without secret."""
+    wall = FakeClock(1_700_000_000.0)
+    job = make_job()
+    with Journal.create(run_dir, job, wall_clock=wall) as journal:
+        for row in range(2, 12):
+            journal.record(register(row))
+        wall.now += 100.0
+        for row in range(2, 5):  # three rows done long ago
+            journal.record(Done(row, f"emp_{row}", "created"))
+        journal.flush()
+        wall.now += 100.0
+        for row in range(5, 11):  # six rows done within the last minute
+            journal.record(Done(row, f"emp_{row}", "created"))
+        journal.flush()
+    snapshot = status_snapshot(run_dir, now=wall.now + 30.0)
+    assert snapshot.done_per_second == pytest.approx(6 / 60)
+    assert (snapshot.total, snapshot.remaining) == (10, 1)
+    assert snapshot.started_at == job.created_at
+    assert snapshot.updated_at == wall.now
+    assert snapshot.job.job_id == job.job_id
+    assert not hasattr(snapshot.job, "secret")
+    assert job.secret.hex() not in repr(snapshot)
+
+
+def test_status_without_journal_is_a_usage_error(tmp_path: Path) -> None:
+    """Status of a directory without a journal says so."""
+    with pytest.raises(UsageError, match="No flexpay-batch journal"):
+        status_snapshot(tmp_path)
+
+
+# ── asyncio writer ────────────────────────────────────────────────────────────────────────
+
+
+async def test_async_writer_commits_by_size_off_the_event_loop(
+    journal: Journal, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full batches are committed by a worker thread, never by the event loop's thread."""
+    threads: list[threading.Thread] = []
+    commit = Journal.commit_batch
+
+    def spy(self: Journal, batch: list[Transition]) -> int:
+        threads.append(threading.current_thread())
+        return commit(self, batch)
+
+    monkeypatch.setattr(Journal, "commit_batch", spy)
+    async with AsyncJournalWriter(journal, max_batch=10, max_delay=3600.0) as writer:
+        for row in range(2, 32):
+            await writer.record(register(row))
+        await writer.flush()
+        assert committed_total(run_dir) == 30
+    assert threads
+    assert threading.main_thread() not in threads
+
+
+async def test_async_writer_commits_by_time(journal: Journal, run_dir: Path) -> None:
+    """A lone transition is committed once max_delay has passed, without a flush."""
+    async with AsyncJournalWriter(journal, max_batch=100, max_delay=0.01) as writer:
+        await writer.record(register(2))
+        with anyio.fail_after(5):
+            while journal.statistics().commits == 0:
+                await anyio.sleep(0.005)
+    assert committed_total(run_dir) == 1
+
+
+async def test_async_writer_record_now_and_meta(journal: Journal, run_dir: Path) -> None:
+    """record_now and set_meta return only once their data is committed."""
+    async with AsyncJournalWriter(journal, max_batch=100, max_delay=3600.0) as writer:
+        await writer.record(register(2))
+        await writer.record_now(register(3))
+        assert committed_total(run_dir) == 2
+        await writer.record(register(4))
+        await writer.set_meta("payroll_run_id", "pr_9")
+        snapshot = status_snapshot(run_dir)
+        assert (snapshot.total, snapshot.meta["payroll_run_id"]) == (3, "pr_9")
+
+
+async def test_async_writer_commits_leftovers_when_the_body_fails(
+    journal: Journal, run_dir: Path
+) -> None:
+    """What was recorded before an error in the body is still committed on the way out."""
+    with pytest.raises(ExceptionGroup) as raised:
+        async with AsyncJournalWriter(journal, max_batch=100, max_delay=3600.0) as writer:
+            await writer.record(register(2))
+            raise RuntimeError("boom")
+    assert raised.group_contains(RuntimeError)
+    assert committed_total(run_dir) == 1
+
+
+async def test_async_writer_applies_backpressure(journal: Journal, run_dir: Path) -> None:
+    """A full buffer makes record wait for a commit instead of growing without bound."""
+    async with AsyncJournalWriter(journal, max_batch=5, max_delay=3600.0, max_buffer=5) as w:
+        for row in range(2, 52):
+            await w.record(register(row))
+            assert len(w._buffer) <= 5
+    assert committed_total(run_dir) == 50
+
+
+# ── privacy ───────────────────────────────────────────────────────────────────────────────
+
+PEOPLE = [
+    {
+        "external_id": "E-77120",
+        "first_name": "Zofia",
+        "last_name": "Wiśniewska",
+        "email": "zofia.wisniewska@example.org",
+        "tax_id": "532-84-1177",
+        "account_number": "004417729955",
+        "amount": Decimal("4812.37"),
+    },
+    {
+        "external_id": "E-77121",
+        "first_name": "Thandiwe",
+        "last_name": "Okonkwo-Baptiste",
+        "email": "t.okonkwo@example.net",
+        "tax_id": "611-29-4048",
+        "account_number": "990266183401",
+        "amount": Decimal("2950.05"),
+    },
+    {
+        "external_id": "E-77122",
+        "first_name": "Émile",
+        "last_name": "Durand-Lefebvre",
+        "email": "emile.durand@example.com",
+        "tax_id": "702-63-5219",
+        "account_number": "310058847261",
+        "amount": Decimal("7333.90"),
+    },
+]
+
+
+def personal_values() -> list[str]:
+    """Every personal value of PEOPLE as text (amounts as the API would see them)."""
+    return [str(value) for person in PEOPLE for value in person.values()]
+
+
+def journal_people(journal: Journal) -> None:
+    """Journal PEOPLE the way the engine does: keys and hashes in, ids and reasons out."""
+    secret = journal.job.secret
+    for row, person in enumerate(PEOPLE, start=2):
+        identity = str(person["external_id"])
+        body_hash = body_sha256(person)
+        key = idempotency_key(secret, "onboarding", identity, body_hash)
+        journal.record(Register(row, keyed_hash(secret, identity), body_hash, key))
+        journal.record(InFlight(row, key, 1, at=1_700_000_000.0))
+    journal.record(Done(2, "emp_8812", "created"))
+    journal.record(Rejected(3, "tax_id", "invalid_format", "tax_id must have 9 digits"))
+    journal.record(Failed(4, "timeout", "no answer after 3 attempts"))
+    journal.flush()
+    journal.set_meta("payroll_run_id", "pr_551")
+
+
+def test_journal_bytes_hold_no_personal_data(journal: Journal, run_dir: Path) -> None:
+    """Neither the database nor its -wal and -shm files contain any personal value."""
+    journal_people(journal)
+    db = run_dir / JOURNAL_NAME
+    assert {p.name for p in journal_files(db)} >= {JOURNAL_NAME, f"{JOURNAL_NAME}-wal"}
+    assert find_values_in_files(db, personal_values()) == []
+    journal.close()  # checkpoints the WAL into the database file
+    assert find_values_in_files(db, personal_values()) == []
+
+
+def test_personal_value_scan_finds_a_planted_value(journal: Journal, run_dir: Path) -> None:
+    """The scan is not vacuous: a reason that quotes a value is caught."""
+    journal.record(register(2))
+    journal.record_now(Rejected(2, "email", "invalid", "bad email zofia.wisniewska@example.org"))
+    found = find_values_in_files(run_dir / JOURNAL_NAME, personal_values())
+    assert ("journal.sqlite-wal", "zofia.wisniewska@example.org") in found
+
+
+def test_module_exports_exist() -> None:
+    """Every name in __all__ is defined (the public API the engine imports)."""
+    assert all(hasattr(journal_module, name) for name in journal_module.__all__)

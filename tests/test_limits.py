@@ -1,0 +1,370 @@
+"""The class limiter: burst + rate guarantee, conservative start, server feedback, AIMD.
+
+Every test runs on looptime's fast-forwarded event loop: "two minutes" take milliseconds and
+no test sleeps for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import looptime
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flexpay_batch.headers import NO_FEEDBACK, RateLimitFeedback
+from flexpay_batch.limits import AimdSettings, ClassLimiter, LimiterSet
+from flexpay_batch.limitspec import DEFAULT_LIMITS, ClassLimits, EndpointClass, Rate
+
+# looptime rounds loop time to 1 µs; a window count may be off by that much of a token.
+_TIME_EPSILON = 1e-6
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _max_excess(times: Sequence[float], limits: ClassLimits) -> float:
+    """The largest count − (burst + rate × T) over all windows [t_i, t_j] of completions."""
+    ordered = sorted(times)
+    worst = -math.inf
+    for i, start in enumerate(ordered):
+        for j in range(i, len(ordered)):
+            allowed = limits.max_starts(ordered[j] - start + _TIME_EPSILON)
+            worst = max(worst, (j - i + 1) - allowed)
+    return worst
+
+
+async def _acquire_all(limiter: ClassLimiter, count: int) -> list[float]:
+    """Start ``count`` concurrent acquisitions now; return their completion times."""
+    return list(await asyncio.gather(*(limiter.acquire() for _ in range(count))))
+
+
+# -- the guarantee ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Event:
+    """At loop time ``at``: a request arrives, or (``feedback``) a response is observed."""
+
+    at: float
+    feedback: tuple[int, RateLimitFeedback] | None = None
+
+
+_FEEDBACK = st.tuples(
+    st.sampled_from([200, 429, 503]),
+    st.builds(
+        RateLimitFeedback,
+        limit=st.none() | st.floats(1, 10_000),
+        remaining=st.none() | st.integers(0, 40),
+        reset_after=st.none() | st.floats(0, 3),
+        retry_after=st.none() | st.floats(0, 3),
+    ),
+)
+_EVENTS = st.lists(
+    st.builds(_Event, at=st.floats(0, 5, allow_subnormal=False), feedback=st.none() | _FEEDBACK),
+    min_size=1,
+    max_size=60,
+)
+
+
+async def _run_pattern(limiter: ClassLimiter, events: list[_Event]) -> list[float]:
+    completions: list[float] = []
+
+    async def request(at: float) -> None:
+        await asyncio.sleep(at)
+        completions.append(await limiter.acquire())
+
+    async def respond(at: float, status: int, feedback: RateLimitFeedback) -> None:
+        await asyncio.sleep(at)
+        limiter.observe(status, feedback)
+
+    async with asyncio.TaskGroup() as group:
+        for event in events:
+            if event.feedback is None:
+                group.create_task(request(event.at))
+            else:
+                group.create_task(respond(event.at, *event.feedback))
+    return completions
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    burst=st.integers(1, 12),
+    per_second=st.floats(0.5, 50),
+    start=st.sampled_from(["conservative", "full"]),
+    events=_EVENTS,
+)
+def test_never_more_than_burst_plus_rate_times_interval(
+    burst: int, per_second: float, start: str, events: list[_Event]
+) -> None:
+    """In any window of length T at most burst + rate×T acquisitions complete, feedback or not."""
+    limits = ClassLimits(Rate(per_second, 1.0), burst=burst)
+    limiter = ClassLimiter(limits, start="full" if start == "full" else "conservative")
+    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
+        completions = runner.run(_run_pattern(limiter, events))
+    assert len(completions) == sum(1 for event in events if event.feedback is None)
+    assert _max_excess(completions, limits) <= 1e-9
+
+
+# -- start modes --------------------------------------------------------------------------
+
+LIMITS = ClassLimits(Rate(10, 1.0), burst=5)  # 10/s, burst 5: a token every 0.1 s
+
+
+@pytest.mark.looptime
+async def test_full_start_gives_exactly_burst_at_once() -> None:
+    """start="full": exactly burst acquisitions complete at t=0, the next after 1/rate."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    times = await _acquire_all(limiter, 7)
+    assert times == pytest.approx([0, 0, 0, 0, 0, 0.1, 0.2])
+
+
+@pytest.mark.looptime
+async def test_conservative_start_paces_from_the_first_request() -> None:
+    """The default start lets one request go at once, then paces at the sustained rate."""
+    limiter = ClassLimiter(LIMITS)
+    times = await _acquire_all(limiter, 4)
+    assert times == pytest.approx([0, 0.1, 0.2, 0.3])
+
+
+@pytest.mark.looptime
+async def test_conservative_start_adopts_first_remaining() -> None:
+    """The first Remaining replaces the conservative guess: the server's tokens become usable."""
+    limiter = ClassLimiter(LIMITS)
+    await limiter.acquire()
+    limiter.observe(200, RateLimitFeedback(remaining=4))
+    times = await _acquire_all(limiter, 5)
+    assert times == pytest.approx([0, 0, 0, 0, 0.1])
+
+
+@pytest.mark.looptime
+async def test_conservative_first_sync_keeps_in_flight_requests_spent() -> None:
+    """Requests still unanswered at the first sync stay counted against the burst."""
+    limiter = ClassLimiter(LIMITS)
+    await _acquire_all(limiter, 3)  # t = 0, 0.1, 0.2; none answered yet
+    limiter.observe(200, RateLimitFeedback(remaining=4))  # the first one's answer
+    # level = 5 - 4 + 2 in flight = 3, minus 0 leaked: two more at once.
+    times = await _acquire_all(limiter, 3)
+    assert times == pytest.approx([0.2, 0.2, 0.3])
+
+
+# -- server feedback ----------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_remaining_shrinks_the_budget() -> None:
+    """Remaining=r leaves us at most r immediate acquisitions even with a full local bucket."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    limiter.observe(200, RateLimitFeedback(remaining=2))
+    times = await _acquire_all(limiter, 4)
+    assert times == pytest.approx([0, 0, 0.1, 0.2])
+
+
+@pytest.mark.looptime
+async def test_remaining_never_grants_more_than_we_believe() -> None:
+    """A later, larger Remaining (or one above our burst) does not refill our bucket."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    await _acquire_all(limiter, 5)
+    limiter.observe(200, RateLimitFeedback(remaining=4))
+    limiter.observe(200, RateLimitFeedback(remaining=500))
+    times = await _acquire_all(limiter, 2)
+    assert times == pytest.approx([0.1, 0.2])
+
+
+@pytest.mark.looptime
+async def test_retry_after_pauses_every_waiter_of_the_class() -> None:
+    """A 429 with Retry-After closes one shared gate: every waiter starts after it opens."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    await _acquire_all(limiter, 5)
+    waiters = [asyncio.create_task(limiter.acquire()) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    limiter.observe(429, RateLimitFeedback(retry_after=3.0))
+    assert limiter.statistics().paused_until == pytest.approx(3.05)
+    times = await asyncio.gather(*waiters)
+    assert min(times) == pytest.approx(3.05)
+    assert limiter.statistics().paused_until is None
+    assert limiter.statistics().throttled == 1
+
+
+@pytest.mark.looptime
+async def test_reset_pauses_when_there_is_no_retry_after() -> None:
+    """A 429 carrying only Reset pauses the class until the reset."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    limiter.observe(429, RateLimitFeedback(remaining=0, reset_after=2.0))
+    assert await limiter.acquire() == pytest.approx(2.0)
+
+
+@pytest.mark.looptime
+async def test_pause_is_capped_and_never_shortened() -> None:
+    """A huge Retry-After pauses at most max_pause; a later shorter one does not cut it."""
+    limiter = ClassLimiter(LIMITS, start="full", max_pause=10.0)
+    limiter.observe(429, RateLimitFeedback(retry_after=3600.0))
+    limiter.observe(429, RateLimitFeedback(retry_after=1.0))
+    assert limiter.paused_until == pytest.approx(10.0)
+    assert await limiter.acquire() == pytest.approx(10.0)
+
+
+@pytest.mark.looptime
+async def test_advertised_lower_limit_is_adopted() -> None:
+    """X-RateLimit-Limit below the configured rate becomes our rate; above it is ignored."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    limiter.observe(200, RateLimitFeedback(limit=300.0))  # 300/min = 5/s
+    assert limiter.statistics().current_rate == pytest.approx(5.0)
+    limiter.observe(200, RateLimitFeedback(limit=6000.0))  # 100/s: more than configured
+    assert limiter.statistics().ceiling_rate == pytest.approx(10.0)
+
+
+@pytest.mark.looptime
+async def test_throttled_flag_treats_a_bare_503_as_429() -> None:
+    """throttled=True (an nginx-style 503 refusal) counts as a throttle; plain 503 does not."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    limiter.observe(503, NO_FEEDBACK)
+    assert limiter.statistics().throttled == 0
+    limiter.observe(503, NO_FEEDBACK, throttled=True)
+    assert limiter.statistics().throttled == 1
+
+
+# -- AIMD ---------------------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_bare_429_halves_the_rate_once_per_event() -> None:
+    """A burst of bare 429s for requests sent before the decrease is one multiplicative step."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    tickets = await _acquire_all(limiter, 5)
+    for ticket in tickets:
+        limiter.observe(429, NO_FEEDBACK, ticket=ticket)
+    stats = limiter.statistics()
+    assert (stats.current_rate, stats.decreases, stats.throttled) == (5.0, 1, 5)
+    assert stats.ceiling_rate == pytest.approx(9.5)
+    assert stats.level == pytest.approx(5.0)  # the server's bucket is empty: no burst now
+
+
+@pytest.mark.looptime
+async def test_ticketless_429s_within_cooldown_are_one_event() -> None:
+    """Without tickets, 429s within decrease_cooldown seconds count as one decrease."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    limiter.observe(429, NO_FEEDBACK)
+    limiter.observe(429, NO_FEEDBACK)
+    await asyncio.sleep(1.0)
+    limiter.observe(429, NO_FEEDBACK)
+    assert limiter.statistics().decreases == 2
+    assert limiter.statistics().current_rate == pytest.approx(2.5)
+
+
+@pytest.mark.looptime
+async def test_rate_floor() -> None:
+    """Repeated decreases stop at min_rate_fraction of the configured rate."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    for _ in range(20):
+        limiter.observe(429, NO_FEEDBACK)
+        await asyncio.sleep(1.0)
+    assert limiter.statistics().current_rate == pytest.approx(0.5)
+
+
+@pytest.mark.looptime
+async def test_rate_recovers_additively_to_the_ceiling_then_probes() -> None:
+    """Successes raise the rate 5 % per 10 up to the learned ceiling; a quiet spell lifts it."""
+    limiter = ClassLimiter(LIMITS, start="full")
+    limiter.observe(429, NO_FEEDBACK)
+    for _ in range(10):
+        limiter.observe(200, NO_FEEDBACK)
+    assert limiter.statistics().current_rate == pytest.approx(5.5)
+    for _ in range(200):
+        limiter.observe(200, NO_FEEDBACK)
+    assert limiter.statistics().current_rate == pytest.approx(9.5)
+    await asyncio.sleep(AimdSettings().probe_interval)
+    for _ in range(10):
+        limiter.observe(200, NO_FEEDBACK)
+    assert limiter.statistics().current_rate == pytest.approx(10.0)
+
+
+def test_aimd_settings_are_validated() -> None:
+    """Factors outside (0, 1] or a zero increase are refused at construction."""
+    with pytest.raises(ValueError, match="AIMD"):
+        AimdSettings(decrease_factor=1.5)
+    with pytest.raises(ValueError, match="AIMD"):
+        AimdSettings(increase_after=0)
+
+
+# -- convergence against a stricter server -----------------------------------------------
+
+
+class _StrictServer:
+    """A token bucket server stricter than our configuration (refusals take no token)."""
+
+    def __init__(self, limits: ClassLimits, *, with_headers: bool) -> None:
+        self.capacity = float(limits.burst)
+        self.rate = limits.rate.per_second
+        self.with_headers = with_headers
+        self.tokens = self.capacity
+        self.stamp = 0.0
+        self.admitted: list[float] = []
+        self.refused: list[float] = []
+
+    def handle(self, now: float) -> tuple[int, RateLimitFeedback]:
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens + 1e-9 >= 1.0:
+            self.tokens = max(0.0, self.tokens - 1.0)
+            self.admitted.append(now)
+            return 200, NO_FEEDBACK
+        self.refused.append(now)
+        if not self.with_headers:
+            return 429, NO_FEEDBACK
+        return 429, RateLimitFeedback(retry_after=(1.0 - self.tokens) / self.rate)
+
+
+async def _drive(limiter: ClassLimiter, server: _StrictServer, *, until: float) -> None:
+    async def worker() -> None:
+        while _now() < until:
+            ticket = await limiter.acquire()
+            await asyncio.sleep(0.02)  # network latency
+            status, feedback = server.handle(_now())
+            limiter.observe(status, feedback, ticket=ticket)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(8):
+            group.create_task(worker())
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("with_headers", [False, True], ids=["bare-429", "retry-after"])
+async def test_converges_to_a_stricter_servers_rate(with_headers: bool) -> None:
+    """Configured 20/s against a server granting 10/s: we settle within 10 % and 429s stop."""
+    configured = ClassLimits(Rate(20, 1.0), burst=10)
+    server = _StrictServer(ClassLimits(Rate(10, 1.0), burst=5), with_headers=with_headers)
+    limiter = ClassLimiter(configured)
+    await _drive(limiter, server, until=120.0)
+    late = [t for t in server.admitted if t >= 60.0]
+    achieved = len(late) / (120.0 - 60.0)
+    assert achieved == pytest.approx(10.0, rel=0.10)
+    assert [t for t in server.refused if t >= 60.0] == []
+    assert len(server.refused) <= 10
+    stats = limiter.statistics()
+    assert stats.ceiling_rate <= 10.0 + 1e-9
+    assert stats.throttled == len(server.refused)
+
+
+# -- the per-token set --------------------------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_limiter_set_has_one_limiter_per_class() -> None:
+    """for_class returns the same limiter each time; classes do not share a bucket."""
+    limiters = LimiterSet(DEFAULT_LIMITS, start="full")
+    write = limiters.for_class(EndpointClass.WRITE)
+    assert write is limiters.for_class(EndpointClass.WRITE) is limiters.for_method("post")
+    assert limiters.for_method("GET") is limiters.for_class(EndpointClass.READ)
+    write.observe(429, RateLimitFeedback(retry_after=5.0))
+    assert await limiters.for_class(EndpointClass.READ).acquire() == 0.0
+    stats = limiters.statistics()
+    assert stats[EndpointClass.WRITE].paused_until == pytest.approx(5.0)
+    assert stats[EndpointClass.READ].configured_rate == pytest.approx(5.0)
+    with pytest.raises(TypeError):
+        stats[EndpointClass.READ] = stats[EndpointClass.WRITE]  # type: ignore[index]

@@ -1,0 +1,204 @@
+"""Progress reporters: throttled plain lines, JSON lines, the rich bar, and the chooser."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from rich.console import Console
+
+from flexpay_batch.progress import (
+    JsonReporter,
+    PlainReporter,
+    RichReporter,
+    estimate_eta,
+    format_duration,
+    make_reporter,
+)
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class TtyStringIO(io.StringIO):
+    """A StringIO that claims to be a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class BrokenStream(io.StringIO):
+    """A stream whose reader went away (a closed pipe)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError("reader gone")
+
+
+def lines(stream: io.StringIO) -> list[str]:
+    return stream.getvalue().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("remaining", "rate", "limit", "expected"),
+    [
+        (100, 2.0, 1.0, 50.0),
+        (100, 0.0, 4.0, 25.0),
+        (0, 2.0, 1.0, 0.0),
+        (-3, 2.0, 1.0, 0.0),
+        (None, 2.0, 1.0, None),
+        (10, 0.0, 0.0, None),
+    ],
+)
+def test_estimate_eta(remaining: int | None, rate: float, limit: float, expected: float) -> None:
+    """The ETA uses the observed rate, falls back to the limit, and is None when unknowable."""
+    assert estimate_eta(remaining, rate, limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(None, "?"), (0, "0s"), (7.4, "7s"), (59.6, "1m00s"), (232, "3m52s"), (3725, "1h02m")],
+)
+def test_format_duration(seconds: float | None, expected: str) -> None:
+    """Durations read as seconds, minutes and seconds, or hours and minutes."""
+    assert format_duration(seconds) == expected
+
+
+def test_plain_reporter_throttles_progress_lines() -> None:
+    """Progress lines appear at most once per interval, plus once when the last row is done."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = PlainReporter(stream, interval=5.0, clock=clock)
+    reporter.start(total_rows=10, estimate_seconds=6.0, limit_per_second=100 / 60)
+    reporter.rate(1.0)
+    for _ in range(4):
+        clock.advance(1.0)
+        reporter.row_done("created")
+    assert lines(stream) == ["start: 10 rows, limit 1.67 rows/s, estimated 6s"]
+    clock.advance(1.0)
+    reporter.row_done("created")
+    assert len(lines(stream)) == 2
+    assert lines(stream)[1] == (
+        "progress: 5/10 · rejected 0 · failed 0 · retrying 0 · 1.00/s of 1.67/s · eta 5s"
+    )
+    for _ in range(4):
+        reporter.row_done("created")
+    assert len(lines(stream)) == 2
+    reporter.row_rejected()
+    assert lines(stream)[-1].startswith("progress: 10/10 · rejected 1 ·")
+
+
+def test_plain_reporter_messages_and_finish() -> None:
+    """Messages print at once with their level, redacted; the finish line gives the summary."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = PlainReporter(stream, clock=clock, redact=lambda t: t.replace("sekrit", "[X]"))
+    reporter.start(total_rows=None, estimate_seconds=None, limit_per_second=2.0)
+    reporter.message("token sekrit rejected", logging.ERROR)
+    reporter.message("slowing down", logging.WARNING)
+    clock.advance(302)
+    reporter.finish({"created": 3, "rejected": 1})
+    reporter.close()
+    assert lines(stream) == [
+        "start: an unknown number of rows, limit 2.00 rows/s, estimated ?",
+        "error: token [X] rejected",
+        "warning: slowing down",
+        "finished in 5m02s: created 3, rejected 1",
+    ]
+
+
+def test_retrying_count_never_goes_negative() -> None:
+    """An unmatched -1 leaves the retrying count at zero."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = PlainReporter(stream, interval=0.0, clock=clock)
+    reporter.start(total_rows=3, estimate_seconds=None, limit_per_second=1.0)
+    reporter.retrying(+2)
+    reporter.retrying(-3)
+    assert "retrying 0" in lines(stream)[-1]
+
+
+def test_json_reporter_lines_parse() -> None:
+    """Every JSON line parses and carries a UTC timestamp, the event and its counts."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = JsonReporter(stream, interval=1.0, clock=clock, wall_clock=lambda: 1773403200.5)
+    reporter.start(total_rows=3, estimate_seconds=float("inf"), limit_per_second=2.0)
+    reporter.row_done("created")
+    clock.advance(1.0)
+    reporter.retrying(1)
+    reporter.row_done("already_existed")
+    reporter.message("hello", logging.WARNING)
+    reporter.row_done("failed")
+    clock.advance(2.0)
+    reporter.finish({"created": 1, "already_existed": 1, "failed": 1})
+    records = [json.loads(line) for line in lines(stream)]
+    assert [r["event"] for r in records] == [
+        "start",
+        "progress",
+        "message",
+        "progress",
+        "finish",
+    ]
+    assert {r["ts"] for r in records} == {"2026-03-13T12:00:00.500Z"}
+    assert records[0]["estimate_seconds"] is None
+    assert records[1]["retrying"] == 1
+    assert records[2] == {
+        "ts": "2026-03-13T12:00:00.500Z",
+        "event": "message",
+        "level": "warning",
+        "message": "hello",
+    }
+    assert records[3]["done"] == 3
+    assert records[3]["failed"] == 1
+    assert records[3]["by_status"] == {"created": 1, "already_existed": 1, "failed": 1}
+    assert records[4]["summary"] == {"created": 1, "already_existed": 1, "failed": 1}
+    assert records[4]["elapsed_seconds"] == 3.0
+
+
+def test_rich_reporter_draws_bar_and_summary() -> None:
+    """The rich reporter shows counts while running and a summary table at the end."""
+    clock, stream = FakeClock(), io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=140, color_system=None)
+    reporter = RichReporter(console, clock=clock, auto_refresh=False)
+    reporter.start(total_rows=4, estimate_seconds=120.0, limit_per_second=2.0)
+    reporter.row_done("created")
+    reporter.retrying(1)
+    reporter.rate(1.5)
+    reporter.message("token [REDACTED] refused", logging.ERROR)
+    reporter.row_rejected()
+    output_while_running = stream.getvalue()
+    reporter.finish({"created": 3, "rejected": 1})
+    reporter.close()
+    output = stream.getvalue()
+    assert "Starting: 4 rows, limit 2.00 rows/s, estimated 2m00s" in output
+    assert "2/4 · rejected 1 · failed 0 · retrying 1 · 1.50/s of 2.00/s" in output_while_running
+    assert "error: token [REDACTED] refused" in output
+    assert "Summary" in output
+    for word in ("created", "rejected", "total"):
+        assert word in output.split("Summary", 1)[1]
+
+
+def test_make_reporter_chooses_by_flag_and_terminal() -> None:
+    """JSON when asked, rich on a terminal, plain lines otherwise."""
+    assert isinstance(make_reporter(True, TtyStringIO()), JsonReporter)
+    assert isinstance(make_reporter(False, io.StringIO()), PlainReporter)
+    rich_reporter = make_reporter(False, TtyStringIO())
+    assert isinstance(rich_reporter, RichReporter)
+    rich_reporter.close()
+
+
+def test_closed_stream_does_not_break_the_run() -> None:
+    """A reporter writing to a broken pipe swallows the error instead of raising."""
+    reporter = make_reporter(False, BrokenStream(), clock=FakeClock())
+    reporter.start(total_rows=1, estimate_seconds=1.0, limit_per_second=1.0)
+    reporter.row_done("created")
+    reporter.message("still fine")
+    reporter.finish({"created": 1})
