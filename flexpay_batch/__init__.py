@@ -1,3 +1,3 @@
-"""flexpay-batch: bulk onboarding and payroll through the FlexPay API, exactly once, at the limit."""
+"""flexpay-batch: bulk onboarding and payroll through FlexPay, exactly once, at the limit."""
 
 __version__ = "0.1.0"

@@ -22,12 +22,12 @@ from pathlib import Path
 import anyio
 
 from . import errors
-from .client import FlexPayClient
+from .client import ApiResponse, FlexPayClient
 from .config import Settings, environment, load_token
 from .executor import execute
 from .limits import LimiterSet
 from .limitspec import EndpointClass
-from .retry import RetryBudget
+from .retry import RetryBudget, RetryPolicy
 
 MAX_REQUESTS = 100_000
 
@@ -36,6 +36,7 @@ MAX_REQUESTS = 100_000
 class ClassResult:
     """Measurements for one endpoint class."""
 
+    #: Completion times of successful requests (perf_counter seconds).
     starts: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
@@ -122,42 +123,57 @@ async def _worker(
     results: dict[EndpointClass, ClassResult],
     budget: RetryBudget,
 ) -> None:
+    policy = RetryPolicy(max_attempts=5, deadline=60.0)
     for number, endpoint_class in enumerate(plan):
-        result = results[endpoint_class]
-        began = time.perf_counter()
-        try:
-            await execute(
-                lambda c=endpoint_class, n=number: _one(client, c, n),
-                policy=_policy(),
-                budget=budget,
-                on_retry=lambda _a, err, _d, r=result: r.statuses.update([str(err.status)]),
-            )
-            result.statuses["ok"] += 1
-        except errors.ApiError as err:
-            result.statuses[str(err.status or err.code)] += 1
-        result.starts.append(began)
-        result.latencies.append(time.perf_counter() - began)
+        await _measure(client, endpoint_class, number, results[endpoint_class], policy, budget)
 
 
-def _policy() -> object:
-    from .retry import RetryPolicy
+async def _measure(
+    client: FlexPayClient,
+    endpoint_class: EndpointClass,
+    number: int,
+    result: ClassResult,
+    policy: RetryPolicy,
+    budget: RetryBudget,
+) -> None:
+    def on_retry(_attempt: int, err: errors.RetryableError, _delay: float) -> None:
+        result.statuses[str(err.status or err.code)] += 1
 
-    return RetryPolicy(max_attempts=5, deadline=60.0)
+    try:
+        await execute(
+            lambda: _one(client, endpoint_class, number, result),
+            policy=policy,
+            budget=budget,
+            on_retry=on_retry,
+        )
+        result.statuses["ok"] += 1
+    except errors.ApiError as err:
+        result.statuses[str(err.status or err.code)] += 1
 
 
-async def _one(client: FlexPayClient, endpoint_class: EndpointClass, number: int) -> object:
+async def _one(
+    client: FlexPayClient, endpoint_class: EndpointClass, number: int, result: ClassResult
+) -> ApiResponse:
+    """One request; completion time for the rate, send-to-reply time for the latency."""
+    method, path, body, key = _request_for(endpoint_class, number)
+    reply = await client.request(method, path, json_body=body, idempotency_key=key)
+    result.starts.append(time.perf_counter())
+    result.latencies.append(reply.elapsed)
+    return reply
+
+
+def _request_for(
+    endpoint_class: EndpointClass, number: int
+) -> tuple[str, str, dict[str, str] | None, str | None]:
     if endpoint_class is EndpointClass.READ:
-        return await client.request("GET", "pay_groups")
-    stamp = f"{time.time_ns()}{number}"
+        return "GET", "pay_groups", None, None
     body = {
         "pay_group_id": "pg_weekly",
         "period_start": "2026-01-05",
         "period_end": "2026-01-11",
         "pay_date": "2026-01-16",
     }
-    return await client.request(
-        "POST", "payroll_runs", json_body=body, idempotency_key=f"fpb_bench_{stamp}"
-    )
+    return "POST", "payroll_runs", body, f"fpb_bench_{time.time_ns()}_{number}"
 
 
 def _print(results: dict[EndpointClass, ClassResult], settings: Settings) -> None:

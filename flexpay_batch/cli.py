@@ -143,7 +143,7 @@ def _parse_total(value: str | None) -> Decimal | None:
     try:
         total = Decimal(value)
     except InvalidOperation:
-        raise errors.UsageError(f"--expected-total must be an amount like 1234.56") from None
+        raise errors.UsageError("--expected-total must be an amount like 1234.56") from None
     if not total.is_finite() or total.as_tuple().exponent < -2:  # type: ignore[operator]
         raise errors.UsageError("--expected-total must have at most two decimal places")
     return total
@@ -232,7 +232,7 @@ def resume(
     debug: Debug = False,
 ) -> int:
     """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys."""
-    from .runner import resume_request, execute_request
+    from .runner import execute_request, resume_request
 
     request = resume_request(
         run_dir,

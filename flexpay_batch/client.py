@@ -61,6 +61,8 @@ class ApiResponse:
     request_id: str | None = None
     replayed: bool = False
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: Seconds from sending (after the limiter let the request through) to the full reply.
+    elapsed: float = 0.0
 
 
 def validate_base_url(base_url: str) -> str:
@@ -168,12 +170,14 @@ class FlexPayClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         async with self._in_flight:
             await limiter.acquire()
+            sent = time.perf_counter()
             status, reply_headers, raw = await self._send(
                 method, path, json_body=json_body, params=params, headers=headers
             )
+            elapsed = time.perf_counter() - sent
         feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
         limiter.observe(status, feedback)
-        return _to_response(status, reply_headers, raw, feedback)
+        return _to_response(status, reply_headers, raw, feedback, elapsed)
 
     async def _send(
         self,
@@ -252,7 +256,11 @@ def _decode_json(raw: bytes) -> dict[str, Any] | None:
 
 
 def _to_response(
-    status: int, headers: Mapping[str, str], raw: bytes, feedback: RateLimitFeedback
+    status: int,
+    headers: Mapping[str, str],
+    raw: bytes,
+    feedback: RateLimitFeedback,
+    elapsed: float,
 ) -> ApiResponse:
     body = _decode_json(raw)
     request_id = headers.get("X-Request-Id")
@@ -267,6 +275,7 @@ def _to_response(
             request_id=request_id,
             replayed=headers.get("Idempotent-Replayed", "").lower() == "true",
             headers=headers,
+            elapsed=elapsed,
         )
     raise error_for(status, body, request_id=request_id, retry_after=feedback.retry_after)
 

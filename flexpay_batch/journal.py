@@ -55,6 +55,7 @@ writer. Within the writing process the connection is guarded by a lock, so the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -318,6 +319,8 @@ class Rejected:
     field: str | None
     code: str
     reason: str
+    #: The API's X-Request-Id of the refusing response (kept in ``note``), for support.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +330,8 @@ class Failed:
     row: int
     code: str
     reason: str
+    #: The API's X-Request-Id of the last failed attempt (kept in ``note``), if any.
+    request_id: str | None = None
 
 
 Transition = Register | InFlight | Done | Rejected | Failed
@@ -444,11 +449,13 @@ _SQL_DONE: Final = (
     "WHERE row_no = ? AND state IN ('pending', 'in_flight', 'failed')"
 )
 _SQL_REJECTED: Final = (
-    "UPDATE rows SET state = 'rejected', field = ?, code = ?, reason = ?, updated_at = ? "
+    "UPDATE rows SET state = 'rejected', field = ?, code = ?, reason = ?, note = ?, "
+    "updated_at = ? "
     "WHERE row_no = ? AND state IN ('pending', 'in_flight', 'failed')"
 )
 _SQL_FAILED: Final = (
-    "UPDATE rows SET state = 'failed', field = NULL, code = ?, reason = ?, updated_at = ? "
+    "UPDATE rows SET state = 'failed', field = NULL, code = ?, reason = ?, note = ?, "
+    "updated_at = ? "
     "WHERE row_no = ? AND state IN ('pending', 'in_flight', 'failed')"
 )
 
@@ -463,9 +470,9 @@ def _statement(t: Transition, now: float) -> tuple[str, tuple[object, ...]]:
         case Done():
             return _SQL_DONE, (t.server_id, t.note, now, t.row)
         case Rejected():
-            return _SQL_REJECTED, (t.field, t.code, t.reason, now, t.row)
+            return _SQL_REJECTED, (t.field, t.code, t.reason, t.request_id, now, t.row)
         case Failed():
-            return _SQL_FAILED, (t.code, t.reason, now, t.row)
+            return _SQL_FAILED, (t.code, t.reason, t.request_id, now, t.row)
         case _:
             assert_never(t)
 
@@ -538,18 +545,43 @@ def _connect(db: Path) -> sqlite3.Connection:
     # check_same_thread=False: AsyncJournalWriter commits from a worker thread; every use of
     # the connection is serialised by Journal._lock.
     conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
+    try:
+        _configure_writer(conn, db)
+    except BaseException:
         conn.close()
+        raise
+    return conn
+
+
+def _configure_writer(conn: sqlite3.Connection, db: Path) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{db} is not a flexpay-batch journal ({exc}).") from exc
+    if str(mode).lower() != "wal":
         raise UsageError(f"The journal {db} cannot use WAL mode (got {mode!r}).")
     # FULL: the WAL is fsynced at every commit, so a commit also survives power loss.
     # Measured (20k transitions, batches of 200): 1.8 ms per commit with FULL against 1.2 ms
     # with NORMAL, ~12 us per transition: some 80k transitions/s, hundreds of times what the
     # API's rate limits let a run send. One commit per transition would cost 0.2 ms each.
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
+
+
+def _open_writer(db: Path) -> tuple[int, sqlite3.Connection]:
+    """Take the writer lock, then connect; release the lock again if connecting fails."""
+    lock_fd = _take_writer_lock(db)
+    try:
+        return lock_fd, _connect(db)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+
+
+def _remove_journal(db: Path) -> None:
+    """Delete a journal this process just failed to create (never an existing one)."""
+    for path in journal_files(db):
+        path.unlink(missing_ok=True)
 
 
 def _connect_readonly(db: Path) -> sqlite3.Connection:
@@ -562,20 +594,27 @@ def _connect_readonly(db: Path) -> sqlite3.Connection:
     return conn
 
 
-def _read_job(conn: sqlite3.Connection, db: Path, *, with_secret: bool) -> JobInfo:
-    columns = _JOB_COLUMNS + (", secret" if with_secret else "")
+def _check_schema_version(conn: sqlite3.Connection, db: Path) -> None:
+    """Refuse a database that is not a journal, or a journal of another schema version."""
     try:
-        found = conn.execute(f"SELECT {columns} FROM job WHERE id = 1").fetchone()  # noqa: S608
+        found = conn.execute("SELECT schema_version FROM job WHERE id = 1").fetchone()
     except sqlite3.DatabaseError as exc:
         raise UsageError(f"{db} is not a flexpay-batch journal ({exc}).") from exc
     if found is None:
         raise UsageError(f"{db} is not a flexpay-batch journal (no job recorded).")
-    if found[8] != SCHEMA_VERSION:
+    if found[0] != SCHEMA_VERSION:
         raise ResumeRefused(
-            f"The journal {db} has schema version {found[8]}; this flexpay-batch reads "
+            f"The journal {db} has schema version {found[0]}; this flexpay-batch reads "
             f"version {SCHEMA_VERSION}.",
             hint="Resume it with the flexpay-batch version that began it.",
         )
+
+
+def _read_job(conn: sqlite3.Connection, db: Path, *, with_secret: bool) -> JobInfo:
+    """Read the job row; the secret only when ``with_secret`` (never for status readers)."""
+    _check_schema_version(conn, db)
+    columns = _JOB_COLUMNS + (", secret" if with_secret else "")
+    found = conn.execute(f"SELECT {columns} FROM job WHERE id = 1").fetchone()  # noqa: S608
     return JobInfo(
         job_id=found[0],
         kind=found[1],
@@ -589,6 +628,21 @@ def _read_job(conn: sqlite3.Connection, db: Path, *, with_secret: bool) -> JobIn
         # status readers never select the secret; a placeholder keeps JobInfo total.
         secret=found[9] if with_secret else b"",
     )
+
+
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run the body in one IMMEDIATE transaction: all of it is committed, or none of it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            # A failing ROLLBACK (disk gone) must not hide the error that caused it.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def _row_record(values: Sequence[object]) -> RowRecord:
@@ -695,12 +749,17 @@ class Journal:
         """
         db = _resolve_db(path)
         _create_private_file(db)
-        lock_fd = _take_writer_lock(db)
         try:
-            conn = _connect(db)
+            lock_fd, conn = _open_writer(db)
+        except BaseException:
+            _remove_journal(db)
+            raise
+        try:
             cls._write_schema(conn, job, wall_clock())
         except BaseException:
+            conn.close()
             os.close(lock_fd)
+            _remove_journal(db)  # half a journal would later be refused as "not a journal"
             raise
         return cls(
             db,
@@ -715,28 +774,27 @@ class Journal:
 
     @staticmethod
     def _write_schema(conn: sqlite3.Connection, job: JobInfo, now: float) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO job (id, job_id, kind, input_path, input_sha256, base_url, "
-            "token_fingerprint, config_json, secret, created_at, updated_at, schema_version) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job.job_id,
-                job.kind,
-                job.input_path,
-                job.input_sha256,
-                job.base_url,
-                job.token_fingerprint,
-                job.config_json,
-                job.secret,
-                job.created_at,
-                now,
-                job.schema_version,
-            ),
-        )
-        conn.execute("COMMIT")
+        with _write_transaction(conn):
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO job (id, job_id, kind, input_path, input_sha256, base_url, "
+                "token_fingerprint, config_json, secret, created_at, updated_at, schema_version) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.job_id,
+                    job.kind,
+                    job.input_path,
+                    job.input_sha256,
+                    job.base_url,
+                    job.token_fingerprint,
+                    job.config_json,
+                    job.secret,
+                    job.created_at,
+                    now,
+                    job.schema_version,
+                ),
+            )
 
     @classmethod
     def open(
@@ -756,11 +814,11 @@ class Journal:
         db = _resolve_db(path)
         if not db.is_file():
             raise UsageError(f"No flexpay-batch journal at {db}.")
-        lock_fd = _take_writer_lock(db)
+        lock_fd, conn = _open_writer(db)
         try:
-            conn = _connect(db)
             job = _read_job(conn, db, with_secret=True)
         except BaseException:
+            conn.close()
             os.close(lock_fd)
             raise
         return cls(
@@ -902,17 +960,12 @@ class Journal:
             started = time.perf_counter()
             now = self._wall_clock()
             ignored: list[int] = []
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 for t in transitions:
                     cursor = conn.execute(*_statement(t, now))
                     if cursor.rowcount == 0 and not isinstance(t, Register):
                         ignored.append(t.row)
                 conn.execute("UPDATE job SET updated_at = ? WHERE id = 1", (now,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             self._note_commit(len(transitions), ignored, time.perf_counter() - started)
             return len(ignored)
 
@@ -938,17 +991,12 @@ class Journal:
         with self._lock:
             self.flush()
             conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (key, value),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
     def reset_rejected(self) -> int:
         """Move every rejected row back to pending (``--retry-rejected``); return how many.
@@ -958,17 +1006,12 @@ class Journal:
         with self._lock:
             self.flush()
             conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 cursor = conn.execute(
                     "UPDATE rows SET state = 'pending', field = NULL, code = NULL, "
                     "reason = NULL, updated_at = ? WHERE state = 'rejected'",
                     (self._wall_clock(),),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return cursor.rowcount
 
     # reading (committed data only: flush first to see buffered transitions)
@@ -1068,6 +1111,8 @@ class AsyncJournalWriter:
     holds ``max_batch`` transitions or its oldest one waited ``max_delay`` seconds. Leaving the
     ``async with`` commits the rest. A failed commit raises out of the ``async with`` and
     cancels its body: a run must not go on with a journal that no longer records.
+    While a writer is open, record through it only (not through ``Journal.record``), so that
+    transitions of one row are committed in the order they happened.
     """
 
     def __init__(
@@ -1137,6 +1182,8 @@ class AsyncJournalWriter:
 
     async def record(self, transition: Transition) -> None:
         """Queue ``transition`` for the next group commit (waits while the buffer is full)."""
+        if self._closing:
+            raise RuntimeError("the journal writer is closed")
         while len(self._buffer) >= self._max_buffer:
             await self._wait_change()
         self._buffer.append(transition)
@@ -1148,6 +1195,8 @@ class AsyncJournalWriter:
         """Return once everything recorded before this call is committed."""
         target = self._recorded
         while self._committed < target:
+            if self._failed or self._task_group is None:
+                raise RuntimeError("the journal writer is not running")
             self._flush_requested = True
             self._notify()
             await self._wait_change()

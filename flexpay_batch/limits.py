@@ -67,6 +67,9 @@ from flexpay_batch.limitspec import ClassLimits, EndpointClass, LimitSettings
 
 Start = Literal["conservative", "full"]
 
+#: Shortest bucket timer, in seconds (see ``_Bucket._wake_next``).
+_MIN_TIMER = 1e-6
+
 
 @dataclass(frozen=True, slots=True)
 class AimdSettings:
@@ -156,6 +159,20 @@ class _Bucket(AsyncLimiter):
             self._level = self._initial_level
             self._last_check = self._loop.time()
         super()._leak()
+
+    def _wake_next(self, *args: object) -> None:
+        super()._wake_next(*args)
+        handle = self._waker_handle
+        if handle is None:
+            return
+        now = self._loop.time()
+        if handle.when() - now < _MIN_TIMER:
+            # Float noise can leave a waiter a billionth of a token short, so aiolimiter sets a
+            # timer a few nanoseconds ahead. A clock that ticks in microseconds (looptime, some
+            # platforms) would never reach it and spin; waking a microsecond later always
+            # makes progress and errs on the strict side.
+            handle.cancel()
+            self._waker_handle = self._loop.call_at(now + _MIN_TIMER, self._wake_next)
 
     def current_level(self) -> float:
         self._leak()

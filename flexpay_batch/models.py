@@ -158,7 +158,8 @@ def clean_text(value: str, *, keep_spaces: bool = True) -> str:
     A no-break space becomes a space when ``keep_spaces`` (names), and disappears otherwise
     (identifiers, where it is always an artefact of copy and paste).
     """
-    value = value.translate(_ZERO_WIDTH).replace(_NBSP, " " if keep_spaces else "")
+    if not value.isascii():  # fast path: ASCII has neither zero-width nor no-break spaces
+        value = value.translate(_ZERO_WIDTH).replace(_NBSP, " " if keep_spaces else "")
     return value.strip()
 
 
@@ -169,6 +170,9 @@ def mask(secret: str) -> str:
 
 def _has_control(text: str) -> bool:
     # Cc covers NUL, tab, CR, LF, DEL and C1; Cf covers bidi overrides that disguise text.
+    # isprintable() is false for both (and for some harmless spaces): a C-speed first pass.
+    if text.isprintable():
+        return False
     return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
 

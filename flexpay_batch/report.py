@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .journal import Journal, RowRecord, RowState
-from .outputs import RejectLine, RejectsWriter, ResultLine, ResultStatus, ResultsWriter
-from .outputs import write_report_json
+from .outputs import (
+    RejectLine,
+    RejectsWriter,
+    ResultLine,
+    ResultStatus,
+    ResultsWriter,
+    write_report_json,
+)
 from .sources import SourceRecord, iter_records
 
 if TYPE_CHECKING:
@@ -55,7 +61,7 @@ def write_outputs(
 def _input_rows(request: RunRequest) -> Iterator[SourceRecord]:
     try:
         yield from iter_records(request.input_path, encoding=request.encoding)
-    except Exception:  # noqa: BLE001 - the input may be unreadable; the journal still reports
+    except Exception:
         return
 
 
@@ -102,7 +108,7 @@ def _reject_line(source: SourceRecord, record: RowRecord) -> RejectLine:
         field=record.field,
         code=record.code or record.state.value,
         reason=record.reason or "",
-        request_id=getattr(record, "request_id", None),
+        request_id=record.note,  # rejected and failed rows keep the request id in ``note``
     )
 
 

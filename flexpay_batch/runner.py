@@ -271,7 +271,7 @@ async def run_job(
             summary.elapsed = time.monotonic() - started
             summary.journal_counts = {str(k): v for k, v in journal.counts().items()}
             write_outputs(run_dir, journal, request, summary)
-            reporter.finish(dict(summary.journal_counts))
+            reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
     return summary
 
@@ -363,14 +363,30 @@ async def _pipeline(
         else:
             reporter.row_done(outcome.status)
 
-    await run_pipeline(
-        tasks,
-        worker.process,
-        record,
-        workers=settings.workers,
-        stop=stop,
-        handle_signals=True,
-    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_report_rate, summary, reporter)
+        await run_pipeline(
+            tasks,
+            worker.process,
+            record,
+            workers=settings.workers,
+            stop=stop,
+            handle_signals=True,
+        )
+        tg.cancel_scope.cancel()
+
+
+async def _report_rate(summary: RunSummary, reporter: Reporter, window: float = 5.0) -> None:
+    """Tell the reporter the rows-per-second over the last ``window`` seconds, every second."""
+    history: list[tuple[float, int]] = []
+    while True:
+        await anyio.sleep(1.0)
+        now = anyio.current_time()
+        sent = sum(n for status, n in summary.counts.items() if status is not Status.REJECTED)
+        history = [(t, n) for t, n in history if now - t <= window] + [(now, sent)]
+        (t0, n0), (t1, n1) = history[0], history[-1]
+        if t1 > t0:
+            reporter.rate((n1 - n0) / (t1 - t0))
 
 
 def _transition(outcome: RowOutcome) -> Transition:
@@ -380,9 +396,15 @@ def _transition(outcome: RowOutcome) -> Transition:
             field=outcome.field,
             code=outcome.code or "rejected",
             reason=outcome.reason or "",
+            request_id=outcome.request_id,
         )
     if outcome.status is Status.FAILED:
-        return Failed(row=outcome.row, code=outcome.code or "failed", reason=outcome.reason or "")
+        return Failed(
+            row=outcome.row,
+            code=outcome.code or "failed",
+            reason=outcome.reason or "",
+            request_id=outcome.request_id,
+        )
     return Done(row=outcome.row, server_id=outcome.server_id, note=str(outcome.status))
 
 
@@ -642,7 +664,7 @@ def resume_request(
         input_path=Path(job.input_path),
         settings=settings,
         sandbox=sandbox,
-        encoding=config.get("encoding"),  # type: ignore[arg-type]
+        encoding=config.get("encoding"),
         retry_rejected=retry_rejected,
         json_logs=json_logs,
         run_dir=run_dir,

@@ -25,6 +25,10 @@ CSV specifics:
 - Encoding: UTF-8, with or without BOM, unless ``encoding=`` says otherwise. A UTF-16/UTF-32 BOM,
   UTF-16 without BOM (NUL bytes in the header) or bytes that are not UTF-8 (cp1252 exports) stop
   the read with the line and byte offset and the advice to re-save or pass ``--encoding``.
+- Fields are capped by ``csv.field_size_limit(FIELD_SIZE_LIMIT)``, a process-wide setting (the
+  ``csv`` module has no per-reader one); it only raises the default 128 KiB cap. After an
+  oversized quoted field the reader skips to where the quotes balance again, so one huge field
+  is one problem, not thousands of rows of junk.
 - The delimiter is sniffed from the header line only: ``,``, ``;`` or tab, whichever occurs most
   outside quotes (comma on a tie).
 - Header cells are normalised (:func:`normalise_column`) and mapped through
@@ -202,6 +206,7 @@ def _choose_encoding(stream: BinaryIO, requested: str | None, path: PathLike) ->
     stream.seek(0)
     if requested is not None:
         try:
+            "".encode(requested)  # LookupError for unknown and bytes-to-bytes codecs (base64)
             name = codecs.lookup(requested).name
         except LookupError:
             raise InputFileError(f"{path}: unknown encoding {requested!r}") from None

@@ -9,24 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, ClassVar, Protocol
-
-from pydantic import BaseModel
 
 from .. import errors
 from ..client import ApiResponse, FlexPayClient
-
-
-class Status(StrEnum):
-    """How a row ended, as the results file and the report say it."""
-
-    CREATED = "created"
-    REPLAYED = "replayed"
-    ALREADY_EXISTED = "already_existed"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    PENDING = "pending"
+from ..models import RowModel
+from ..outputs import ResultStatus as Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +68,7 @@ class RowJob(Protocol):
     """The part of a job that differs between onboarding and payroll."""
 
     kind: ClassVar[str]
-    model: ClassVar[type[BaseModel]]
+    model: ClassVar[type[RowModel]]
 
     def parameters(self) -> dict[str, Any]:
         """Job parameters to store in the journal (no personal data) for ``resume``."""
@@ -90,15 +78,15 @@ class RowJob(Protocol):
         """Pre-flight reads and run-level writes before any row is sent."""
         ...
 
-    def check(self, model: BaseModel) -> RowRejection | None:
+    def check(self, model: RowModel) -> RowRejection | None:
         """Reject a valid row that refers to something the server does not have."""
         ...
 
-    def body_for(self, model: BaseModel) -> Mapping[str, Any]:
+    def body_for(self, model: RowModel) -> Mapping[str, Any]:
         """The request body for this row."""
         ...
 
-    def amount_of(self, model: BaseModel) -> Decimal:
+    def amount_of(self, model: RowModel) -> Decimal:
         """The money this row moves (for control totals); zero for onboarding."""
         ...
 
@@ -117,3 +105,6 @@ class RowJob(Protocol):
     async def look_up(self, client: FlexPayClient, task: RowTask) -> str | None:
         """Find this row's object on the server (for outcomes unknown past the key TTL)."""
         ...
+
+
+__all__ = ["RowJob", "RowOutcome", "RowRejection", "RowTask", "Status"]

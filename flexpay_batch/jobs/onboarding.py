@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
-
 from .. import errors
 from ..client import ApiResponse, FlexPayClient
-from ..models import OnboardingRow
+from ..models import OnboardingRow, RowModel
 from .base import RowRejection, RowTask
 from .lookups import list_all, read_ids
 
@@ -26,7 +24,7 @@ class OnboardingJob:
     """Create employees from an onboarding file."""
 
     kind: ClassVar[str] = "onboarding"
-    model: ClassVar[type[BaseModel]] = OnboardingRow
+    model: ClassVar[type[RowModel]] = OnboardingRow
 
     def __init__(self) -> None:
         self._pay_groups: frozenset[str] = frozenset()
@@ -39,7 +37,7 @@ class OnboardingJob:
         self._pay_groups = await read_ids(client, "pay_groups")
         self._employment_types = await read_ids(client, "employment_types")
 
-    def check(self, model: BaseModel) -> RowRejection | None:
+    def check(self, model: RowModel) -> RowRejection | None:
         assert isinstance(model, OnboardingRow)
         if model.pay_group_id not in self._pay_groups:
             return RowRejection(
@@ -56,11 +54,11 @@ class OnboardingJob:
             )
         return None
 
-    def body_for(self, model: BaseModel) -> Mapping[str, Any]:
+    def body_for(self, model: RowModel) -> Mapping[str, Any]:
         assert isinstance(model, OnboardingRow)
         return model.to_request_body()
 
-    def amount_of(self, model: BaseModel) -> Decimal:
+    def amount_of(self, model: RowModel) -> Decimal:
         return Decimal(0)
 
     async def send(self, client: FlexPayClient, task: RowTask) -> ApiResponse:

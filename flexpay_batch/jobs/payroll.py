@@ -21,13 +21,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel
-
 from .. import errors
 from ..client import ApiResponse, FlexPayClient
 from ..executor import execute
 from ..keys import keyed_hash
-from ..models import PayrollRow
+from ..models import PayrollRow, RowModel
 from ..retry import RetryBudget, RetryPolicy
 from .base import RowRejection, RowTask
 from .lookups import list_all, read_page
@@ -110,7 +108,7 @@ class PayrollJob:
     """Add a payroll file's rows as items of one payroll run, then submit it."""
 
     kind: ClassVar[str] = "payroll"
-    model: ClassVar[type[BaseModel]] = PayrollRow
+    model: ClassVar[type[RowModel]] = PayrollRow
 
     def __init__(
         self,
@@ -175,20 +173,20 @@ class PayrollJob:
         assert model.employee_external_id is not None
         return self._by_external_id.get(model.employee_external_id)
 
-    def check(self, model: BaseModel) -> RowRejection | None:
+    def check(self, model: RowModel) -> RowRejection | None:
         assert isinstance(model, PayrollRow)
         if self.employee_id_for(model) is None:
             field = "employee_id" if model.employee_id is not None else "employee_external_id"
             return RowRejection(field, "unknown_employee", "no such employee in this organisation")
         return None
 
-    def body_for(self, model: BaseModel) -> Mapping[str, Any]:
+    def body_for(self, model: RowModel) -> Mapping[str, Any]:
         assert isinstance(model, PayrollRow)
         employee_id = self.employee_id_for(model)
         assert employee_id is not None
         return model.to_request_body(employee_id)
 
-    def amount_of(self, model: BaseModel) -> Decimal:
+    def amount_of(self, model: RowModel) -> Decimal:
         assert isinstance(model, PayrollRow)
         return model.gross_amount
 

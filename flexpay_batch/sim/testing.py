@@ -129,12 +129,14 @@ class SimClient:
         token: str | None = None,
         key: str | None = None,
         client_timeout: float | None = None,
+        authorize: bool = True,
     ) -> Reply:
         """One request to ``base_url + path``; ``key`` is sent as ``Idempotency-Key``.
 
-        ``client_timeout`` (seconds) overrides the session's total timeout for this request.
+        ``client_timeout`` (seconds) overrides the session's total timeout for this request;
+        ``authorize=False`` sends no Authorization header of its own.
         """
-        all_headers = {**self.auth(token), **(headers or {})}
+        all_headers = {**(self.auth(token) if authorize else {}), **(headers or {})}
         if key is not None:
             all_headers["Idempotency-Key"] = key
         timeout = aiohttp.ClientTimeout(total=client_timeout) if client_timeout else self._timeout

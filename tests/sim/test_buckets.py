@@ -33,7 +33,7 @@ def _accepted_times(limits: ClassLimits, gaps: list[float]) -> list[float]:
 def test_accepted_in_any_interval_never_exceed_burst_plus_rate_times_interval(
     limits: ClassLimits, gaps: list[float]
 ) -> None:
-    """For any arrival times, the accepted requests in every window [a, b] are ≤ burst + rate·(b-a)."""
+    """For any arrival times, accepted requests in a window [a, b] are ≤ burst + rate·(b-a)."""
     accepted = _accepted_times(limits, gaps)
     for i, start in enumerate(accepted):
         for j in range(i, len(accepted)):
@@ -50,7 +50,7 @@ def test_accepted_in_any_interval_never_exceed_burst_plus_rate_times_interval(
 def test_client_within_the_sustained_rate_after_its_burst_is_never_refused(
     limits: ClassLimits, slack: list[float], spent: int
 ) -> None:
-    """After using up to its burst at once, a client spacing requests ≥ 1/rate apart always gets in."""
+    """After spending up to its burst, a client spacing requests ≥ 1/rate apart always gets in."""
     clock = FakeClock(start=0.0)
     bucket = TokenBucket(limits, clock)
     for _ in range(min(spent, limits.burst)):
@@ -103,7 +103,9 @@ def test_enforced_limits_decide_while_headers_show_the_advertised_bucket() -> No
     )
     buckets = BucketSet(advertised, enforced, clock)
     first, second, third = (buckets.admit("t", EndpointClass.WRITE) for _ in range(3))
-    assert first.allowed and second.allowed and not third.allowed
+    assert first.allowed
+    assert second.allowed
+    assert not third.allowed
     assert third.remaining == 18
     assert third.retry_after == pytest.approx(6.0)
 

@@ -1,0 +1,12 @@
+"""The flexpay-batch benchmark suite (issue 6): ``python -m benchmarks [--quick] [--only NAME]``.
+
+Every figure is a ratio of two things measured in the same run against the bundled simulator
+on loopback, so it holds on a noisy machine. Modules, one job each:
+
+- ``data``: synthetic, valid onboarding CSV files.
+- ``simproc``: the simulator in a child process that records every admission (time, class,
+  admitted or 429), so the client's CPU is measured on its own and rates are seen server-side.
+- ``engine``: one in-process run of the engine (``runner.run_job``), journal on or off.
+- ``baselines``: what people write instead (aiolimiter script, aiometer, bare ``gather``).
+- ``figures``: the five measurements; ``plots`` and ``report`` turn them into PNGs and Markdown.
+"""

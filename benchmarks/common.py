@@ -1,0 +1,159 @@
+"""What every figure shares: the sizes, the suite's context, results and the rate arithmetic."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flexpay_batch.limitspec import ClassLimits, LimitSettings, Rate
+
+from .simproc import SimProcess
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each benchmark is. Rates are requests per second; sizes are rows."""
+
+    name: str
+    limit_rows: int  # figures 1-2: rows per onboarding run
+    overhead_rows: int  # figures 3-4: rows per run with limits off
+    memory_rows: int  # figure 5: rows in the validated file
+    rounds: int  # figures 3-4: alternating A/B rounds, best of them reported
+    rate: float = 100.0
+    burst: int = 20
+    stricter_rate: float = 70.0
+    workers: int = 8
+
+
+FULL = Scale("full", limit_rows=1500, overhead_rows=20_000, memory_rows=1_000_000, rounds=2)
+QUICK = Scale("quick", limit_rows=300, overhead_rows=2_000, memory_rows=100_000, rounds=1)
+SMOKE = Scale("smoke", limit_rows=45, overhead_rows=200, memory_rows=2_000, rounds=1)
+
+
+def limits(rate: float, burst: int) -> LimitSettings:
+    """The same limits for reads and writes: ``rate`` per second, burst ``burst``."""
+    per_class = ClassLimits(Rate(rate, 1.0), burst)
+    return LimitSettings(read=per_class, write=per_class)
+
+
+#: Limits so high the client never waits (figures 3 and 4).
+LIMITS_OFF = limits(1e9, 1_000_000_000)
+
+
+@dataclass
+class Check:
+    """One measured number against its target; ``passed`` is None when there is no target."""
+
+    label: str
+    value: str
+    target: str
+    passed: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "pass", False: "**miss**", None: "n/a"}[self.passed]
+
+
+@dataclass
+class FigureResult:
+    """A figure of the report: a table, the checks, plot file names, notes (Markdown)."""
+
+    key: str
+    title: str
+    method: str
+    header: list[str]
+    rows: list[list[str]]
+    checks: list[Check] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Suite:
+    """The context one invocation of the suite shares between figures."""
+
+    scale: Scale
+    server: SimProcess
+    workdir: Path
+    out_dir: Path
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def run_dir(self, name: str) -> Path:
+        """A fresh, empty run directory for the engine (a temp dir, removed with the suite)."""
+        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+
+
+def utilisation(admitted: list[float], burst: int, rate: float) -> tuple[float, float, float]:
+    """(ideal seconds, actual seconds, ideal / actual) for sorted admission times.
+
+    Ideal is ``(n - burst) / rate``: the burst goes at once, the rest at the sustained rate, so
+    the last of ``n`` requests starts that long after the first. Actual is last minus first.
+    """
+    if len(admitted) <= burst + 1:
+        return 0.0, 0.0, 0.0
+    ideal = (len(admitted) - burst) / rate
+    actual = admitted[-1] - admitted[0]
+    return ideal, actual, ideal / actual if actual > 0 else 0.0
+
+
+def per_second_bins(times: list[float], start: float, width: float = 0.25) -> list[float]:
+    """Events per second in consecutive bins of ``width`` seconds from ``start``."""
+    if not times:
+        return []
+    count = int((times[-1] - start) / width) + 1
+    bins = [0] * count
+    for t in times:
+        index = int((t - start) / width)
+        if 0 <= index < count:
+            bins[index] += 1
+    return [n / width for n in bins]
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}"
+
+
+def machine() -> dict[str, str]:
+    """The facts about this machine and checkout the report states."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {
+        "cores (nproc)": str(os.cpu_count()),
+        "CPU": _cpu_model(),
+        "Python": f"{platform.python_implementation()} {sys.version.split()[0]}",
+        "OS": f"{platform.system()} {platform.release()}",
+        "load average at start (1, 5, 15 min)": load,
+        "commit": _commit(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head} + uncommitted changes" if dirty else head or "unknown"

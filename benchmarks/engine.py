@@ -1,0 +1,127 @@
+"""One run of the engine, in this process, through the same entry point the CLI uses.
+
+``run_engine`` builds the ``RunRequest`` that ``flexpay-batch onboard`` builds and awaits
+``runner.run_job`` against a simulator (not ``--sandbox``: the simulator runs in its own
+process, see ``simproc``). Progress goes to a log file in the run directory, i.e. the plain-line
+reporter a pipe or CI log gets. Wall time is ``time.perf_counter`` around the whole
+``run_job`` (hashing the input, counting rows, pre-flight reads, the pipeline, the final
+journal flush and writing results.csv / report.json); CPU time is this process's user + system
+seconds over the same span, every thread included (the reader thread and the journal's commit
+thread).
+
+``journal=False`` runs the same code with ``AsyncJournalWriter.record`` and ``.flush`` replaced
+by no-ops for the duration of the run: the pipeline hands no transition to the journal, so no
+SQLite statement and no fsync happens per row (the journal file is still created, its job row
+and one ``set_meta`` are still written at start-up, and the outputs are written from an
+empty journal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import psutil
+
+from flexpay_batch.config import Settings
+from flexpay_batch.jobs.onboarding import OnboardingJob
+from flexpay_batch.journal import AsyncJournalWriter, Transition
+from flexpay_batch.limitspec import LimitSettings
+from flexpay_batch.runner import RunRequest, RunSummary, run_job
+
+from .simproc import RunningSim
+
+#: An engine run longer than this is cancelled (every benchmark loop is bounded in time).
+RUN_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """The outcome of one engine run: seconds of wall and CPU time, and what it did."""
+
+    wall_seconds: float
+    cpu_seconds: float
+    created: int
+    throttled: int
+    retries: int
+    exit_code: int
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all threads)."""
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+async def _noop_record(self: AsyncJournalWriter, transition: Transition) -> None:
+    return None
+
+
+async def _noop_flush(self: AsyncJournalWriter) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _journal_switch(enabled: bool) -> Iterator[None]:
+    if enabled:
+        yield
+        return
+    with (
+        mock.patch.object(AsyncJournalWriter, "record", _noop_record),
+        mock.patch.object(AsyncJournalWriter, "flush", _noop_flush),
+    ):
+        yield
+
+
+def _request(csv_path: Path, run_dir: Path, limits: LimitSettings, workers: int) -> RunRequest:
+    settings = Settings(run_dir=run_dir, workers=workers, limits=limits)
+    return RunRequest(
+        job_factory=lambda meta: OnboardingJob(),
+        kind="onboarding",
+        input_path=csv_path,
+        settings=settings,
+        run_dir=run_dir,
+    )
+
+
+async def _run(request: RunRequest, sim: RunningSim) -> RunSummary:
+    async with asyncio.timeout(RUN_TIMEOUT):
+        return await run_job(request, base_url=sim.base_url, ca_bundle=sim.ca_path, token=sim.token)
+
+
+def run_engine(
+    csv_path: Path,
+    sim: RunningSim,
+    run_dir: Path,
+    *,
+    limits: LimitSettings,
+    workers: int = 8,
+    journal: bool = True,
+) -> EngineRun:
+    """Onboard every row of ``csv_path`` into ``sim``; time it (see the module docstring)."""
+    request = _request(csv_path, run_dir, limits, workers)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "engine.log"
+    with (
+        _journal_switch(journal),
+        log_path.open("w", encoding="utf-8") as log,
+        contextlib.redirect_stderr(log),
+    ):
+        cpu_before, started = cpu_seconds(), time.perf_counter()
+        summary = asyncio.run(_run(request, sim))
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+    if summary.stopped is not None:
+        raise RuntimeError(f"the engine stopped: {summary.stopped!r} (log: {log_path})")
+    return EngineRun(
+        wall_seconds=wall,
+        cpu_seconds=cpu,
+        created=summary.counts.get("created", 0),  # type: ignore[call-overload]
+        throttled=summary.throttled,
+        retries=summary.retries,
+        exit_code=summary.exit_code,
+    )

@@ -1,0 +1,5 @@
+"""``python -m flexpay_batch`` is the ``flexpay-batch`` command."""
+
+from .cli import main
+
+main()
