@@ -99,9 +99,7 @@ async def _aiometer(csv_path: Path, sim: RunningSim, rate: float, workers: int) 
     async with _session(sim, workers) as session:
         url = sim.base_url + "employees"
         jobs = [functools.partial(_post_retrying_429, session, url, body) for body in bodies]
-        statuses: list[int] = await aiometer.run_all(
-            jobs, max_at_once=workers, max_per_second=rate
-        )
+        statuses: list[int] = await aiometer.run_all(jobs, max_at_once=workers, max_per_second=rate)
         return statuses
 
 

@@ -120,7 +120,7 @@ def run_engine(
     return EngineRun(
         wall_seconds=wall,
         cpu_seconds=cpu,
-        created=summary.counts.get("created", 0),  # type: ignore[call-overload]
+        created=summary.counts.get("created", 0),
         throttled=summary.throttled,
         retries=summary.retries,
         exit_code=summary.exit_code,

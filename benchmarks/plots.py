@@ -8,9 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  # the backend must be chosen first
+import matplotlib.pyplot as plt  # the backend is chosen before pyplot is imported
+from matplotlib.axes import Axes
 
-from .common import per_second_bins  # noqa: E402
+from .common import per_second_bins
 
 BIN_SECONDS = 0.25
 
@@ -34,7 +35,7 @@ class RatePanel:
     client_rate: float | None = None
 
 
-def _draw_panel(axes: plt.Axes, panel: RatePanel) -> None:
+def _draw_panel(axes: Axes, panel: RatePanel) -> None:
     for index, series in enumerate(panel.series):
         if not series.admitted:
             continue
@@ -50,7 +51,11 @@ def _draw_panel(axes: plt.Axes, panel: RatePanel) -> None:
     axes.axhline(panel.limit, color="black", lw=1.2, label=f"server limit {panel.limit:g}/s")
     if panel.client_rate is not None and panel.client_rate != panel.limit:
         axes.axhline(
-            panel.client_rate, color="grey", ls="--", lw=1, label=f"client set to {panel.client_rate:g}/s"
+            panel.client_rate,
+            color="grey",
+            ls="--",
+            lw=1,
+            label=f"client set to {panel.client_rate:g}/s",
         )
     axes.set_title(panel.title, fontsize=10)
     axes.set_ylabel(f"requests/s ({int(BIN_SECONDS * 1000)} ms bins)")
@@ -76,7 +81,9 @@ def bar_figure(path: Path, title: str, groups: dict[str, dict[str, float]], unit
     fig, axes_list = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
     for axes, (metric, values) in zip(axes_list[0], groups.items(), strict=True):
         labels = list(values)
-        bars = axes.bar(labels, [values[k] for k in labels], color=[f"C{i}" for i in range(len(labels))])
+        bars = axes.bar(
+            labels, [values[k] for k in labels], color=[f"C{i}" for i in range(len(labels))]
+        )
         axes.bar_label(bars, fmt="%.3g", fontsize=8)
         axes.set_title(metric, fontsize=10)
         axes.grid(axis="y", alpha=0.3)

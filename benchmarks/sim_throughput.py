@@ -4,9 +4,10 @@
 
 The simulator runs in its own process (``python -m flexpay_batch.sim --no-limits``), so the
 figure is the server's, not the server's and the load generator's sharing one interpreter.
-The load is ``concurrency`` aiohttp workers on keep-alive HTTPS connections: 80% reads
-(``GET /employees/{id}``), 20% onboarding writes with an Idempotency-Key. ``run()`` returns
-the numbers as a dict for smoke tests.
+The server's CPU time is read from ``/proc`` so the report can say whether the load generator
+or the simulator was the bottleneck. The load is ``concurrency`` aiohttp workers on keep-alive
+HTTPS connections: 80% reads (``GET /employees/{id}``), 20% onboarding writes with an
+Idempotency-Key. ``run()`` returns the numbers as a dict for smoke tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import signal
 import ssl
 import subprocess
@@ -38,6 +40,17 @@ def _start_server() -> tuple[subprocess.Popen[str], dict[str, Any]]:
     return process, json.loads(line)
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux ``/proc``); None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def _stop_server(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
@@ -45,6 +58,8 @@ def _stop_server(process: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 async def _load(info: dict[str, Any], n_requests: int, concurrency: int) -> dict[str, Any]:
@@ -87,9 +102,18 @@ def run(n_requests: int = 20_000, concurrency: int = 64) -> dict[str, Any]:
     """Start a simulator process, send ``n_requests``, stop it; return the measurement."""
     process, info = _start_server()
     try:
-        return asyncio.run(_load(info, n_requests, concurrency))
+        cpu_before = _cpu_seconds(process.pid)
+        result = asyncio.run(_load(info, n_requests, concurrency))
+        cpu_after = _cpu_seconds(process.pid)
     finally:
         _stop_server(process)
+    if cpu_before is not None and cpu_after is not None and cpu_after > cpu_before:
+        # The load generator may be the tighter bottleneck; requests per server CPU second
+        # says what the simulator could answer with a faster client.
+        server_cpu = cpu_after - cpu_before
+        result["server_cpu_share"] = round(server_cpu / result["seconds"], 2)
+        result["requests_per_server_cpu_second"] = round(n_requests / server_cpu, 1)
+    return result
 
 
 def main() -> None:
@@ -102,6 +126,11 @@ def main() -> None:
         f"({result['requests']} requests, {result['concurrency']} connections, "
         f"{result['seconds']:.2f} s, statuses {result['by_status']})"
     )
+    if "server_cpu_share" in result:
+        print(
+            f"server process busy {result['server_cpu_share']:.0%} of the time: "
+            f"{result['requests_per_server_cpu_second']:.0f} requests per server CPU second"
+        )
     print(json.dumps(result))
 
 

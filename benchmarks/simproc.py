@@ -18,7 +18,7 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -126,10 +126,8 @@ class SimProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
+        with suppress(OSError):
             self._conn.send(("exit",))
-        except OSError:
-            pass
         self._process.join(timeout=10.0)
         if self._process.is_alive():
             self._process.terminate()

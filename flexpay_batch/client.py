@@ -169,14 +169,17 @@ class FlexPayClient:
         limiter = self.limiters.for_class(endpoint_class)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         async with self._in_flight:
-            await limiter.acquire()
+            ticket = await limiter.acquire()
             sent = time.perf_counter()
             status, reply_headers, raw = await self._send(
                 method, path, json_body=json_body, params=params, headers=headers
             )
             elapsed = time.perf_counter() - sent
         feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
-        limiter.observe(status, feedback)
+        # The ticket lets the limiter count a burst of 429s from one window as one decrease; a
+        # bare 503 with no JSON envelope is how nginx refuses by default, so it is a throttle.
+        bare_503 = status == 503 and _decode_json(raw) is None
+        limiter.observe(status, feedback, ticket=ticket, throttled=True if bare_503 else None)
         return _to_response(status, reply_headers, raw, feedback, elapsed)
 
     async def _send(

@@ -309,14 +309,17 @@ class ClassLimiter:
     async def acquire(self) -> float:
         """Wait until a request may start; return its ticket (the loop time it was granted).
 
-        Waits for the shared gate, then for a token, then for the gate again (a pause that
-        arrived while we queued for the token applies to us too; the token stays spent).
-        Pass the ticket to ``observe`` so one burst of 429s counts as one AIMD decrease.
+        Waits for the shared gate, then for a token. If a pause began while we queued for
+        the token, that token is forfeited and we queue again once the gate opens: holding it
+        across the pause would let every such waiter start together when the gate opens,
+        above burst + rate * T. Pass the ticket to ``observe`` so one burst of 429s counts
+        as one AIMD decrease.
         """
-        await self._gate.wait_open()
-        await self._bucket.acquire()
-        while not self._gate.is_open():
+        while True:
             await self._gate.wait_open()
+            await self._bucket.acquire()
+            if self._gate.is_open():
+                break
         self._acquired += 1
         return self._now()
 
@@ -441,7 +444,7 @@ class ClassLimiter:
         return self._gate.until
 
     def statistics(self) -> LimiterStatistics:
-        """An immutable snapshot of the limiter's state (see ``LimiterStatistics``)."""
+        """An immutable snapshot (see ``LimiterStatistics``); call it on the limiter's loop."""
         return LimiterStatistics(
             configured_rate=self.limits.rate.per_second,
             current_rate=self._bucket.rate,

@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import inspect
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -70,3 +74,21 @@ def make_simulator_thread() -> Iterator[MakeSimulatorThread]:
 def simulator_thread(make_simulator_thread: MakeSimulatorThread) -> SimulatorThread:
     """A simulator with default settings running on its own thread and event loop."""
     return make_simulator_thread()
+
+
+@pytest.fixture(autouse=True)
+def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the event loop looptime's pytest hook creates even for sync tests.
+
+    Left open, it is garbage-collected during some later async test, whose run then fails on
+    the unraisable ResourceWarning (warnings are errors in this suite)."""
+    yield
+    if inspect.iscoroutinefunction(request.function):
+        return
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = policy.get_event_loop()
+        if not loop.is_running() and not loop.is_closed():
+            loop.close()
+    policy.set_event_loop(None)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import inspect
 import sqlite3
 import stat
 import subprocess
 import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -90,25 +86,6 @@ def journal(run_dir: Path) -> Iterator[Journal]:
     """A fresh journal that only commits when asked (or every 1000 transitions)."""
     with Journal.create(run_dir, make_job(), max_batch=1000, max_delay=3600.0) as opened:
         yield opened
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Close the event loop looptime's pytest hook creates even for sync tests.
-
-    Left open, it is garbage-collected during some later async test, whose run then fails on
-    the unraisable ResourceWarning. Belongs in tests/conftest.py; kept here until it is there.
-    """
-    yield
-    if inspect.iscoroutinefunction(request.function):
-        return
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        loop = policy.get_event_loop()
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
-    policy.set_event_loop(None)
 
 
 # ── files and job identity ────────────────────────────────────────────────────────────────

@@ -10,16 +10,12 @@ reported committed is still there.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import random
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,26 +159,6 @@ if __name__ == "__main__":
 # Imported after the child's entry point on purpose: the child is started dozens of times and
 # must not pay pytest's import (0.2 s each).
 import pytest  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Close the event loop looptime's pytest hook creates even for sync tests.
-
-    Left open, it is garbage-collected during some later async test, whose run then fails on
-    the unraisable ResourceWarning. Belongs in tests/conftest.py; kept here until it is there.
-    """
-    yield
-    if inspect.iscoroutinefunction(request.function):
-        return
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        loop = policy.get_event_loop()
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
-    policy.set_event_loop(None)
-
 
 # ── the parent ────────────────────────────────────────────────────────────────────────────
 

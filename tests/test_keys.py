@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import inspect
 import re
-import warnings
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -30,25 +25,6 @@ SECRET = bytes(range(32))
 OTHER_SECRET = bytes(range(1, 33))
 BODY_HASH = body_sha256({"external_id": "E1", "amount": Decimal("10.50")})
 KEY_PATTERN = re.compile(r"fpb_[0-9a-f]{48}")
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Close the event loop looptime's pytest hook creates even for sync tests.
-
-    Left open, it is garbage-collected during some later async test, whose run then fails on
-    the unraisable ResourceWarning. Belongs in tests/conftest.py; kept here until it is there.
-    """
-    yield
-    if inspect.iscoroutinefunction(request.function):
-        return
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        loop = policy.get_event_loop()
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
-    policy.set_event_loop(None)
 
 
 def test_new_job_secret_is_32_fresh_bytes() -> None:

@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import looptime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,7 +28,7 @@ def _now() -> float:
 
 
 def _max_excess(times: Sequence[float], limits: ClassLimits) -> float:
-    """The largest count − (burst + rate × T) over all windows [t_i, t_j] of completions."""
+    """The largest count - (burst + rate * T) over all windows [t_i, t_j] of completions."""
     ordered = sorted(times)
     worst = -math.inf
     for i, start in enumerate(ordered):
@@ -92,6 +91,7 @@ async def _run_pattern(limiter: ClassLimiter, events: list[_Event]) -> list[floa
     return completions
 
 
+@pytest.mark.looptime
 @settings(max_examples=150, deadline=None)
 @given(
     burst=st.integers(1, 12),
@@ -99,14 +99,13 @@ async def _run_pattern(limiter: ClassLimiter, events: list[_Event]) -> list[floa
     start=st.sampled_from(["conservative", "full"]),
     events=_EVENTS,
 )
-def test_never_more_than_burst_plus_rate_times_interval(
+async def test_never_more_than_burst_plus_rate_times_interval(
     burst: int, per_second: float, start: str, events: list[_Event]
 ) -> None:
-    """In any window of length T at most burst + rate×T acquisitions complete, feedback or not."""
+    """In any window of length T at most burst + rate * T acquisitions complete, any feedback."""
     limits = ClassLimits(Rate(per_second, 1.0), burst=burst)
     limiter = ClassLimiter(limits, start="full" if start == "full" else "conservative")
-    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
-        completions = runner.run(_run_pattern(limiter, events))
+    completions = await _run_pattern(limiter, events)
     assert len(completions) == sum(1 for event in events if event.feedback is None)
     assert _max_excess(completions, limits) <= 1e-9
 

@@ -20,6 +20,7 @@ Any count above 1 in ``by_external_id``, ``by_run_and_employee``, ``runs_submitt
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 FAULT_KINDS = ("reset", "error_500", "error_503", "slow", "commit_drop")
 
@@ -76,7 +77,7 @@ class EffectLog:
         """Count one request by its final status (or ``"dropped"``: no response was sent)."""
         self.by_status[str(status)] += 1
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> dict[str, Any]:
         """The inspection report (see the module docstring), as fresh JSON-ready dicts."""
         return {
             "employees": {

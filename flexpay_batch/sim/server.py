@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -29,6 +29,11 @@ from flexpay_batch.sim.state import SimState
 from flexpay_batch.sim.tls import SimTLS
 
 T = TypeVar("T")
+
+# Seconds in-flight requests get when the server stops. A stop is a simulated crash or restart:
+# requests still being held (slow faults, latency) are cancelled and their idempotency keys
+# released, instead of aiohttp's default of waiting up to a minute for them.
+_SHUTDOWN_GRACE = 0.1
 
 
 class Simulator:
@@ -101,7 +106,7 @@ class Simulator:
         """A verifying client SSL context trusting this simulator's CA."""
         return self._tls.client_context()
 
-    def effects(self) -> dict[str, object]:
+    def effects(self) -> dict[str, Any]:
         """The effect ledger now (same JSON as ``GET /_sim/effects``)."""
         return self.state.effects.snapshot()
 
@@ -126,6 +131,7 @@ class Simulator:
             build_app(self.state),
             access_log=logging.getLogger("aiohttp.access") if self.config.access_log else None,
             handle_signals=False,
+            shutdown_timeout=_SHUTDOWN_GRACE,
         )
         await runner.setup()
         site = web.TCPSite(
@@ -262,7 +268,7 @@ class SimulatorThread:
     def client_ssl_context(self) -> ssl.SSLContext:
         return self.simulator.client_ssl_context()
 
-    def effects(self) -> dict[str, object]:
+    def effects(self) -> dict[str, Any]:
         """The effect ledger, read on the simulator's own loop (no torn counts)."""
         return self._sync(self.simulator.effects)
 

@@ -11,11 +11,12 @@ exactly what the server answered. The engine has its own client.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import aiohttp
 
@@ -62,14 +63,15 @@ class Reply:
     text: str
 
     @property
-    def json(self) -> dict[str, object]:
+    def json(self) -> dict[str, Any]:
+        """The body parsed as a JSON object (``Any`` values: tests index freely)."""
         value = json.loads(self.text)
         if not isinstance(value, dict):
             raise TypeError("the response body is not a JSON object")
         return value
 
     @property
-    def error(self) -> dict[str, object]:
+    def error(self) -> dict[str, Any]:
         """The envelope's ``error`` object (fails loudly if there is none)."""
         error = self.json["error"]
         if not isinstance(error, dict):
@@ -156,7 +158,7 @@ class SimClient:
     async def post(self, path: str, **kw: object) -> Reply:
         return await self.request("POST", path, **kw)  # type: ignore[arg-type]
 
-    async def effects(self) -> dict[str, object]:
+    async def effects(self) -> dict[str, Any]:
         """``GET /_sim/effects`` with the admin secret."""
         url = self.sim.base_url.removesuffix("v1/") + "_sim/effects"
         headers = {"X-Sim-Admin": self.sim.admin_secret}
@@ -165,6 +167,18 @@ class SimClient:
         if not isinstance(value, dict):
             raise TypeError("the effects report is not an object")
         return value
+
+
+async def wait_until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Yield to the event loop until ``condition()`` holds; TimeoutError after ``within`` s.
+
+    For "the server has got that far" (a key reserved, an effect applied) instead of guessing
+    with a fixed sleep.
+    """
+    async with asyncio.timeout(within):
+        # Polls state owned by the server (no event exists to wait on); a test helper only.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
 
 def employee_body(external_id: str, **overrides: object) -> dict[str, object]:
@@ -212,4 +226,5 @@ __all__ = [
     "employee_body",
     "item_body",
     "run_body",
+    "wait_until",
 ]

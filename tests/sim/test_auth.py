@@ -125,3 +125,22 @@ async def test_other_organisations_ids_are_404_not_403(simulator: Simulator) -> 
     assert [r.status for r in replies] == [404, 404, 404, 404]
     assert {r.error["type"] for r in replies} == {"not_found"}
     assert lookup.json["data"] == []
+
+
+async def test_admin_endpoint_adds_tokens_at_runtime(simulator: Simulator) -> None:
+    """POST /_sim/tokens accepts a new scoped token at once; bad specs are 422 naming the field."""
+    url = simulator.base_url.removesuffix("v1/") + "_sim/tokens"
+    admin = {"X-Sim-Admin": simulator.admin_secret}
+    spec = {"token": "late-reader", "scopes": ["read:employees"], "org_id": "org_9"}
+    async with SimClient(simulator) as api:
+        async with api.session.post(url, json=spec, headers=admin) as resp:
+            assert resp.status == 201
+        async with api.session.post(
+            url, json={"token": "x", "scopes": "all"}, headers=admin
+        ) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["field"] == "scopes"
+        reads = await api.get("employees", token="late-reader")
+        writes = await api.post("payroll_runs", json=run_body(), token="late-reader")
+    assert reads.status == 200
+    assert writes.status == 403

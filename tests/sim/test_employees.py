@@ -133,7 +133,7 @@ async def test_malformed_field_is_422_naming_it(
         reply = await api.post("employees", json={**employee_body("ext-1"), **overrides})
     assert reply.status == 422
     assert reply.error["field"] == field
-    assert simulator.effects()["employees"]["created"] == 0  # type: ignore[index]
+    assert simulator.effects()["employees"]["created"] == 0
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ async def test_lookup_by_external_id_returns_zero_or_one(simulator: Simulator) -
         await api.post("employees", json=employee_body("ext-1"))
         hit = await api.get("employees", params={"external_id": "ext-1"})
         miss = await api.get("employees", params={"external_id": "ext-2"})
-    assert [e["external_id"] for e in hit.json["data"]] == ["ext-1"]  # type: ignore[attr-defined]
+    assert [e["external_id"] for e in hit.json["data"]] == ["ext-1"]
     assert miss.json == {"data": [], "has_more": False, "next_cursor": None}
 
 
@@ -188,7 +188,7 @@ async def test_cursor_pagination_walks_every_employee_once(make_simulator: MakeS
         pages = 0
         while True:
             page = (await api.get("employees", params=params)).json
-            seen += [str(e["external_id"]) for e in page["data"]]  # type: ignore[attr-defined]
+            seen += [str(e["external_id"]) for e in page["data"]]
             pages += 1
             if not page["has_more"]:
                 assert page["next_cursor"] is None
@@ -222,5 +222,5 @@ async def test_seed_reference_data_is_listed(simulator: Simulator) -> None:
     async with SimClient(simulator) as api:
         groups = (await api.get("pay_groups")).json["data"]
         types = (await api.get("employment_types")).json["data"]
-    assert [g["id"] for g in groups] == ["pg_weekly", "pg_biweekly", "pg_semimonthly", "pg_monthly"]  # type: ignore[index,union-attr]
-    assert [t["id"] for t in types] == ["full_time", "part_time", "contractor"]  # type: ignore[index,union-attr]
+    assert [g["id"] for g in groups] == ["pg_weekly", "pg_biweekly", "pg_semimonthly", "pg_monthly"]
+    assert [t["id"] for t in types] == ["full_time", "part_time", "contractor"]

@@ -9,7 +9,14 @@ import pytest
 
 from flexpay_batch.sim import UNLIMITED, Simulator, TokenSpec
 from flexpay_batch.sim.config import ALL_SCOPES
-from flexpay_batch.sim.testing import FakeClock, SimClient, employee_body, item_body, run_body
+from flexpay_batch.sim.testing import (
+    FakeClock,
+    SimClient,
+    employee_body,
+    item_body,
+    run_body,
+    wait_until,
+)
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 
@@ -48,7 +55,7 @@ async def test_same_key_different_body_is_422_key_reused(simulator: Simulator) -
         assert reply.status == 422
         assert reply.error["type"] == "idempotency_error"
         assert reply.error["code"] == "idempotency_key_reused"
-    assert simulator.effects()["employees"]["created"] == 1  # type: ignore[index]
+    assert simulator.effects()["employees"]["created"] == 1
 
 
 async def test_concurrent_same_key_is_409_in_progress(make_simulator: MakeSimulator) -> None:
@@ -56,7 +63,7 @@ async def test_concurrent_same_key_is_409_in_progress(make_simulator: MakeSimula
     sim = await make_simulator(latency=0.3)
     async with SimClient(sim) as api:
         first = asyncio.create_task(api.post("employees", json=employee_body("e"), key="k"))
-        await asyncio.sleep(0.1)  # let the first request reserve the key on the server
+        await wait_until(lambda: len(sim.state.idempotency) == 1)  # first one has reserved
         duplicate = await api.post("employees", json=employee_body("e"), key="k")
         original = await first
         later = await api.post("employees", json=employee_body("e"), key="k")
@@ -64,7 +71,7 @@ async def test_concurrent_same_key_is_409_in_progress(make_simulator: MakeSimula
     assert duplicate.error["code"] == "idempotency_in_progress"
     assert original.status == 201
     assert later.headers["Idempotent-Replayed"] == "true"
-    assert sim.effects()["employees"]["created"] == 1  # type: ignore[index]
+    assert sim.effects()["employees"]["created"] == 1
 
 
 async def test_error_answers_are_replayed_too(simulator: Simulator) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -39,7 +40,7 @@ def fuzz_target() -> Iterator[tuple[SimulatorThread, requests.Session]]:
     suppress_health_check=list(HealthCheck),
 )
 def test_no_server_errors_and_responses_match_the_document(
-    case: schemathesis.Case, fuzz_target: tuple[SimulatorThread, requests.Session]
+    case: schemathesis.Case[Any], fuzz_target: tuple[SimulatorThread, requests.Session]
 ) -> None:
     """Every generated request gets a documented, schema-conforming answer below 500."""
     sim, session = fuzz_target

@@ -52,8 +52,8 @@ async def test_full_run_lifecycle(sim: Simulator) -> None:
     assert submitted.status == 200
     assert submitted.json["status"] == "submitted"
     data = stubs.json["data"]
-    assert sorted(s["employee_id"] for s in data) == sorted(employees)  # type: ignore[union-attr,index]
-    assert {s["gross_amount"] for s in data} == {"100.10", "200.20", "0.05"}  # type: ignore[union-attr,index]
+    assert sorted(s["employee_id"] for s in data) == sorted(employees)
+    assert {s["gross_amount"] for s in data} == {"100.10", "200.20", "0.05"}
     assert sim.effects()["runs_submitted"] == {run_id: 1}
 
 
@@ -182,7 +182,7 @@ async def test_paystubs_paginate(sim: Simulator) -> None:
         params = {"payroll_run_id": run_id, "limit": "2"}
         while True:
             page = (await api.get("paystubs", params=params)).json
-            seen += [str(s["employee_id"]) for s in page["data"]]  # type: ignore[union-attr,index]
+            seen += [str(s["employee_id"]) for s in page["data"]]
             if page["next_cursor"] is None:
                 break
             params = {**params, "cursor": str(page["next_cursor"])}

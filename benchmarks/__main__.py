@@ -1,0 +1,96 @@
+"""``python -m benchmarks [--quick] [--only NAME ...] [--out DIR]``: run the suite.
+
+Figures: utilisation, alternatives, overhead, journal, memory (see ``benchmarks/__init__``).
+The full suite takes a few minutes on two cores; ``--quick`` is a small variant (about a
+minute) for checking a set-up. The report and PNGs go to ``benchmarks/results/`` by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .common import FULL, QUICK, FigureResult, Scale, Suite, machine
+from .memory import figure_memory
+from .overhead import figure_journal, figure_overhead
+from .report import render, write_report
+from .simproc import SimProcess
+from .utilisation import figure_alternatives, figure_utilisation
+
+FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
+    "utilisation": figure_utilisation,
+    "alternatives": figure_alternatives,
+    "overhead": figure_overhead,
+    "journal": figure_journal,
+    "memory": figure_memory,
+}
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+ANALYSIS_FILE = "analysis.md"
+
+
+def run_suite(
+    scale: Scale, names: Sequence[str], out_dir: Path, *, echo: bool = True
+) -> list[FigureResult]:
+    """Run the figures ``names`` at ``scale``; write report.md and PNGs into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    facts = machine()
+    started = time.perf_counter()
+    figures: list[FigureResult] = []
+    with tempfile.TemporaryDirectory(prefix="flexpay-bench-") as tmp, SimProcess() as server:
+        suite = Suite(scale=scale, server=server, workdir=Path(tmp), out_dir=out_dir)
+        for name in names:
+            figure_started = time.perf_counter()
+            figures.append(FIGURES[name](suite))
+            if echo:
+                _echo(figures[-1], time.perf_counter() - figure_started)
+    analysis_path = out_dir / ANALYSIS_FILE
+    analysis = analysis_path.read_text(encoding="utf-8") if analysis_path.is_file() else ""
+    text = render(
+        figures,
+        scale=scale,
+        machine=facts,
+        elapsed=time.perf_counter() - started,
+        analysis=analysis if scale.name == "full" else "",
+    )
+    write_report(out_dir / "report.md", text)
+    return figures
+
+
+def _echo(figure: FigureResult, seconds: float) -> None:
+    print(f"{figure.title} ({seconds:.0f} s)", file=sys.stderr)
+    for check in figure.checks:
+        print(
+            f"  {check.label}: {check.value} (target {check.target}) {check.verdict}",
+            file=sys.stderr,
+        )
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(FIGURES),
+        metavar="NAME",
+        help=f"run only this figure (repeatable): {', '.join(FIGURES)}",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite from the command line; 0 when every target was met, else 1."""
+    args = _parse(argv)
+    scale = QUICK if args.quick else FULL
+    figures = run_suite(scale, args.only or list(FIGURES), args.out)
+    print(f"wrote {args.out / 'report.md'}", file=sys.stderr)
+    return 0 if all(c.passed is not False for f in figures for c in f.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
