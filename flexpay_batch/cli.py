@@ -12,6 +12,7 @@ error · 3 aborted (authentication, scope, TLS) · 4 stopped because the API kep
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -23,7 +24,7 @@ import click
 import typer
 
 from . import errors
-from .config import Settings, environment, load_settings, load_token
+from .config import DEFAULT_BASE_URL, Settings, environment, load_settings, load_token
 from .redact import format_exception_redacted, redact_text
 from .sim.cli import sim as sim_command
 
@@ -164,6 +165,12 @@ def payroll(
         int | None, typer.Option(help="Control count of items the file must hold.")
     ] = None,
     sandbox: Sandbox = False,
+    sandbox_employees: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --sandbox: onboarding file whose employees the sandbox starts with."
+        ),
+    ] = None,
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
@@ -217,7 +224,10 @@ def payroll(
         json_logs=json_logs,
         label=f"{pay_group}-{period.period_start.isoformat()}",
         parameters=payroll_parameters(period, submit=not no_submit, control=control),
+        sandbox_employees=sandbox_employees,
     )
+    if sandbox_employees is not None and not sandbox:
+        raise errors.UsageError("--sandbox-employees only makes sense with --sandbox")
     return execute_request(request)
 
 
@@ -308,7 +318,10 @@ def bench(
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
     requests: Annotated[int, typer.Option(help="Requests to send in total (bounded).")] = 300,
-    kind: Annotated[str, typer.Option(help="read, write or mixed.")] = "mixed",
+    kind: Annotated[
+        str | None,
+        typer.Option(help="read, write or mixed [default: mixed in the sandbox, else read]."),
+    ] = None,
     read_limit: ReadLimit = None,
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
@@ -330,7 +343,11 @@ def bench(
         write_limit=write_limit,
         write_burst=write_burst,
     )
-    return run_bench(settings, requests=requests, kind=kind, use_sandbox=base_url is None)
+    # The sandbox unless a base URL was configured (flag, environment or TOML).
+    use_sandbox = base_url is None and settings.base_url == DEFAULT_BASE_URL
+    # Writes create objects; against a real organisation they are sent only when asked for.
+    chosen = kind or ("mixed" if use_sandbox else "read")
+    return run_bench(settings, requests=requests, kind=chosen, use_sandbox=use_sandbox)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,6 +376,12 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             _say(format_exception_redacted(exc))
         code = 70
+    if argv is None:
+        # The process's outcome is decided and reported: a Ctrl-C now (in interpreter
+        # teardown Python puts SIGINT back to its default action) would only turn that exit
+        # code into a silent death by signal.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -180,7 +180,13 @@ class FlexPayClient:
         # bare 503 with no JSON envelope is how nginx refuses by default, so it is a throttle.
         bare_503 = status == 503 and _decode_json(raw) is None
         limiter.observe(status, feedback, ticket=ticket, throttled=True if bare_503 else None)
-        return _to_response(status, reply_headers, raw, feedback, elapsed)
+        try:
+            return _to_response(status, reply_headers, raw, feedback, elapsed)
+        except errors.ApiError as exc:
+            # The error text comes from the server: one that echoes our Authorization header
+            # back must not put the token into a report, a log line or a traceback.
+            _scrub_secret(exc, self._token)
+            raise
 
     async def _send(
         self,
@@ -240,6 +246,30 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
             f"the server's response exceeded {MAX_RESPONSE_BYTES} bytes", status=resp.status
         )
     return raw
+
+
+_SCRUBBED = "[REDACTED]"
+
+
+def _scrub_secret(exc: errors.ApiError, secret: str) -> None:
+    """Replace ``secret`` in every text an ``ApiError`` carries (message, args, fields, details)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(secret, _SCRUBBED)
+        if isinstance(value, Mapping):
+            return {clean(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(clean(v) for v in value)
+        return value
+
+    exc.message = clean(exc.message)
+    exc.args = clean(exc.args)
+    exc.code = clean(exc.code)
+    exc.error_type = clean(exc.error_type)
+    exc.request_id = clean(exc.request_id)
+    exc.field = clean(exc.field)
+    exc.details = clean(exc.details)
 
 
 def _reason(exc: BaseException) -> str:

@@ -100,15 +100,23 @@ def _next_delay(
     budget: RetryBudget,
     rng: Callable[[], float],
 ) -> float:
-    """Seconds to wait before the next attempt, or raise if there must be none."""
+    """Seconds to wait before the next attempt, or raise if there must be none.
+
+    The budget is charged last, only for a retry that will really be made: a retry whose wait
+    would end past the row's deadline is not made (and costs nothing).
+    """
     if not policy.should_retry(err, max(tries, 1), elapsed):
         raise err
+    if isinstance(err, errors.RateLimited):
+        delay = 0.0  # the class limiter owns the wait (Retry-After, Reset or AIMD)
+    else:
+        delay = policy.delay(max(tries, 1), retry_after=err.retry_after, rng=rng)
+        if elapsed + delay > policy.deadline:
+            raise err
     if not budget.try_spend(err):
         raise errors.ServiceUnhealthy(
             "stopping: too many recent requests failed "
             f"(last: {err.status or err.code or 'no response'} {err.message}); "
             "the run-wide retry budget is spent"
         ) from err
-    if isinstance(err, errors.RateLimited):
-        return 0.0
-    return policy.delay(max(tries, 1), retry_after=err.retry_after, rng=rng)
+    return delay

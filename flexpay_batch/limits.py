@@ -12,7 +12,8 @@ seconds, whatever the server says and whatever the adaptation below does: every 
 only ever makes it stricter (fuller bucket, slower leak, closed gate), never looser than the
 configuration. The property test in ``tests/test_limits.py`` checks exactly this.
 
-**Model.** An ``aiolimiter.AsyncLimiter`` leaky bucket with capacity ``burst`` that leaks at
+**Model.** An ``aiolimiter.AsyncLimiter`` leaky bucket with capacity ``burst`` (less a small
+``jitter_margin``, so arrival jitter cannot turn a conformant stream into 429s) that leaks at
 the current sustained rate (``AsyncLimiter(burst, burst / rate.per_second)``). Its *level* is
 "tokens the server's bucket is missing", so ``burst - level`` is what we believe we may send
 at once. Time is the running event loop's clock (``loop.time()``), as in aiolimiter; tests run
@@ -55,6 +56,7 @@ The first response with a ``Remaining`` header replaces that guess with the serv
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -66,6 +68,24 @@ from flexpay_batch.headers import RateLimitFeedback
 from flexpay_batch.limitspec import ClassLimits, EndpointClass, LimitSettings
 
 Start = Literal["conservative", "full"]
+
+#: Seconds of arrival jitter the client leaves room for (see ``jitter_margin``).
+JITTER_ALLOWANCE = 0.05
+
+
+def jitter_margin(limits: ClassLimits) -> int:
+    """Tokens of the burst held back so network and event-loop jitter cannot cause a 429.
+
+    Requests that leave us conformant arrive at the server shifted by varying delays; with
+    arrival jitter J the server sees up to ``rate * J`` more in a window than we sent. Running
+    saturated (the bucket always nearly full) that is a 429 per jitter spike, so the local
+    bucket is ``burst - margin`` deep with ``margin = ceil(rate * JITTER_ALLOWANCE)`` (at
+    least 1, leaving at least 1). It costs ``margin / rate`` seconds once, at the start, and
+    nothing in sustained throughput.
+    """
+    wanted = max(1, math.ceil(limits.rate.per_second * JITTER_ALLOWANCE))
+    return max(0, min(limits.burst - 1, wanted))
+
 
 #: Shortest bucket timer, in seconds (see ``_Bucket._wake_next``).
 _MIN_TIMER = 1e-6
@@ -256,6 +276,7 @@ class ClassLimiter:
         "_acquired",
         "_aimd",
         "_bucket",
+        "_capacity",
         "_ceiling",
         "_ceiling_checked_at",
         "_decreases",
@@ -280,17 +301,23 @@ class ClassLimiter:
         aimd: AimdSettings | None = None,
         max_pause: float = 300.0,
         header_limit_period: float = 60.0,
+        margin: int | None = None,
     ) -> None:
         """``max_pause`` caps a server-requested pause (seconds); ``header_limit_period`` is
-        the period ``X-RateLimit-Limit`` counts over (60 s in the contract)."""
+        the period ``X-RateLimit-Limit`` counts over (60 s in the contract); ``margin`` is
+        the number of burst tokens held back (default ``jitter_margin(limits)``)."""
         if start not in ("conservative", "full"):
             raise ValueError("start is 'conservative' or 'full'")
         self.limits = limits
         self._aimd = aimd or AimdSettings()
         self._max_pause = max_pause
         self._header_limit_period = header_limit_period
-        initial = float(limits.burst - 1) if start == "conservative" else 0.0
-        self._bucket = _Bucket(limits.burst, limits.rate.per_second, initial_level=initial)
+        held_back = jitter_margin(limits) if margin is None else margin
+        if not 0 <= held_back < limits.burst:
+            raise ValueError("margin must leave at least one token of the burst")
+        self._capacity = limits.burst - held_back
+        initial = float(self._capacity - 1) if start == "conservative" else 0.0
+        self._bucket = _Bucket(self._capacity, limits.rate.per_second, initial_level=initial)
         self._gate = _Gate()
         self._first_sync_pending = start == "conservative"
         self._limit_cap = limits.rate.per_second  # configured, lowered by X-RateLimit-Limit
@@ -386,7 +413,7 @@ class ClassLimiter:
         self._first_sync_pending = False
         now = self._now()
         self._ceiling_checked_at = now
-        self._bucket.raise_level(self.limits.burst)
+        self._bucket.raise_level(self._capacity)
         wait = feedback.wait_hint
         if wait is not None and wait > 0:
             self._gate.close_until(self._loop(), now + min(wait, self._max_pause))

@@ -23,7 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flexpay_batch.errors import ApiError, RetryableError, RunAborted, TransportError
+from flexpay_batch.errors import (
+    ApiError,
+    KeyInProgress,
+    RetryableError,
+    RunAborted,
+    TransportError,
+)
 
 #: The largest exponent used in the backoff; 2**62 seconds already exceeds any ``max_delay``.
 _MAX_EXPONENT = 62
@@ -60,8 +66,8 @@ class RetryPolicy:
         """Whether this kind of failure can succeed on another try (ignoring counts)."""
         if isinstance(error, RunAborted):
             return False  # 401/403: a bad token must never become hundreds of retries
-        if isinstance(error, TransportError):
-            return True
+        if isinstance(error, TransportError | KeyInProgress):
+            return True  # 409 idempotency_in_progress: our own earlier attempt still runs
         return error.status is not None and error.status in self.retryable_statuses
 
     def should_retry(self, error: ApiError, attempt: int, elapsed: float) -> bool:

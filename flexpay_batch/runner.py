@@ -21,6 +21,7 @@ The order of one invocation (a fresh run or a resume, they are the same code):
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from collections import Counter
@@ -52,6 +53,7 @@ from .journal import (
 )
 from .keys import body_sha256, file_sha256, idempotency_key, keyed_hash, token_fingerprint
 from .limits import LimiterSet
+from .models import OnboardingRow
 from .outputs import ensure_private_dir
 from .pipeline import StopControl, run_pipeline
 from .progress import Reporter, make_reporter
@@ -95,6 +97,8 @@ class RunRequest:
     label: str | None = None
     run_dir: Path | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: With ``sandbox``: an onboarding file whose employees the simulator starts with.
+    sandbox_employees: Path | None = None
 
 
 @dataclass
@@ -143,7 +147,12 @@ def execute_request(request: RunRequest) -> int:
         install_redaction(token)
     summary = anyio.run(_run, request, token)
     if summary.stopped is not None:
-        raise summary.stopped
+        stopped = summary.stopped
+        if isinstance(stopped, errors.FlexPayBatchError) and "RUN_DIR" in stopped.hint:
+            # Name the real directory in "flexpay-batch resume RUN_DIR" hints.
+            where = shlex.quote(str(summary.run_dir))
+            stopped.hint = stopped.hint.replace("RUN_DIR", where)  # type: ignore[misc]
+        raise stopped
     return summary.exit_code
 
 
@@ -168,7 +177,17 @@ async def _target(
             f"SANDBOX: running against an embedded FlexPay simulator at {sim.base_url}. "
             "Nothing real is touched; its data vanishes when this command ends."
         )
+        if request.sandbox_employees is not None:
+            seeded = sim.seed_employees(_employee_bodies(request.sandbox_employees))
+            _banner(f"SANDBOX: seeded {seeded} employees from {request.sandbox_employees}")
         yield sim.base_url, sim.ca_path, sim.tokens["admin"]
+
+
+def _employee_bodies(path: Path) -> Iterator[dict[str, object]]:
+    """The request bodies of the valid rows of an onboarding file (for sandbox seeding)."""
+    for item in validate_rows(iter_records(path), OnboardingRow, source_name=str(path)):
+        if not isinstance(item, Rejection):
+            yield item.model.to_request_body()
 
 
 def _banner(text: str) -> None:
@@ -265,8 +284,8 @@ async def run_job(
         job = request.job_factory(JournalMeta(journal))
         try:
             await _run_rows(request, journal, job, summary, reporter, base_url, ca_bundle, token)
-        except errors.FlexPayBatchError as exc:
-            summary.stopped = exc
+        except (errors.FlexPayBatchError, BaseExceptionGroup) as exc:
+            summary.stopped = _stopping_error(exc)
         finally:
             summary.elapsed = time.monotonic() - started
             summary.journal_counts = {str(k): v for k, v in journal.counts().items()}
@@ -274,6 +293,26 @@ async def run_job(
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
     return summary
+
+
+def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
+    """The error that stopped the run, out of the exception groups anyio's task groups wrap
+    it in (the pipeline, the journal writer and the rate reporter each run one).
+
+    Re-raises ``exc`` when it holds anything else (a bug, a cancellation): that must not be
+    reported as an orderly stop.
+    """
+    if isinstance(exc, errors.FlexPayBatchError):
+        return exc
+    assert isinstance(exc, BaseExceptionGroup)
+    matched, rest = exc.split(errors.FlexPayBatchError)
+    if matched is None or rest is not None:
+        raise exc
+    first: BaseException = matched
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    assert isinstance(first, errors.FlexPayBatchError)
+    return first
 
 
 def _input_sha(path: Path) -> str:
@@ -668,6 +707,7 @@ def resume_request(
         retry_rejected=retry_rejected,
         json_logs=json_logs,
         run_dir=run_dir,
+        parameters=parameters,
     )
 
 

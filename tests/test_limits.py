@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexpay_batch.headers import NO_FEEDBACK, RateLimitFeedback
-from flexpay_batch.limits import AimdSettings, ClassLimiter, LimiterSet
+from flexpay_batch.limits import AimdSettings, ClassLimiter, LimiterSet, jitter_margin
 from flexpay_batch.limitspec import DEFAULT_LIMITS, ClassLimits, EndpointClass, Rate
 
 # looptime rounds loop time to 1 µs; a window count may be off by that much of a token.
@@ -118,15 +118,34 @@ LIMITS = ClassLimits(Rate(10, 1.0), burst=5)  # 10/s, burst 5: a token every 0.1
 @pytest.mark.looptime
 async def test_full_start_gives_exactly_burst_at_once() -> None:
     """start="full": exactly burst acquisitions complete at t=0, the next after 1/rate."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     times = await _acquire_all(limiter, 7)
     assert times == pytest.approx([0, 0, 0, 0, 0, 0.1, 0.2])
 
 
 @pytest.mark.looptime
+async def test_jitter_margin_holds_back_part_of_the_burst_only() -> None:
+    """The default margin (rate x 50 ms, at least 1) shortens the burst, not the sustained rate."""
+    limits = ClassLimits(Rate(100, 1.0), burst=20)  # margin ceil(100 * 0.05) = 5
+    limiter = ClassLimiter(limits, start="full")
+    times = await _acquire_all(limiter, 25)
+    assert times[:15] == pytest.approx([0.0] * 15)
+    assert times[15:] == pytest.approx([0.01 * k for k in range(1, 11)])
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "margin"),
+    [(100 / 60, 20, 1), (100.0, 20, 5), (1000.0, 20, 19), (5.0, 1, 0), (5.0, 2, 1)],
+)
+def test_jitter_margin_sizes(rate: float, burst: int, margin: int) -> None:
+    """The margin is ceil(rate x 50 ms), at least 1, and always leaves one token of burst."""
+    assert jitter_margin(ClassLimits(Rate(rate, 1.0), burst=burst)) == margin
+
+
+@pytest.mark.looptime
 async def test_conservative_start_paces_from_the_first_request() -> None:
     """The default start lets one request go at once, then paces at the sustained rate."""
-    limiter = ClassLimiter(LIMITS)
+    limiter = ClassLimiter(LIMITS, margin=0)
     times = await _acquire_all(limiter, 4)
     assert times == pytest.approx([0, 0.1, 0.2, 0.3])
 
@@ -134,7 +153,7 @@ async def test_conservative_start_paces_from_the_first_request() -> None:
 @pytest.mark.looptime
 async def test_conservative_start_adopts_first_remaining() -> None:
     """The first Remaining replaces the conservative guess: the server's tokens become usable."""
-    limiter = ClassLimiter(LIMITS)
+    limiter = ClassLimiter(LIMITS, margin=0)
     await limiter.acquire()
     limiter.observe(200, RateLimitFeedback(remaining=4))
     times = await _acquire_all(limiter, 5)
@@ -144,7 +163,7 @@ async def test_conservative_start_adopts_first_remaining() -> None:
 @pytest.mark.looptime
 async def test_conservative_first_sync_keeps_in_flight_requests_spent() -> None:
     """Requests still unanswered at the first sync stay counted against the burst."""
-    limiter = ClassLimiter(LIMITS)
+    limiter = ClassLimiter(LIMITS, margin=0)
     await _acquire_all(limiter, 3)  # t = 0, 0.1, 0.2; none answered yet
     limiter.observe(200, RateLimitFeedback(remaining=4))  # the first one's answer
     # level = 5 - 4 + 2 in flight = 3, minus 0 leaked: two more at once.
@@ -158,7 +177,7 @@ async def test_conservative_first_sync_keeps_in_flight_requests_spent() -> None:
 @pytest.mark.looptime
 async def test_remaining_shrinks_the_budget() -> None:
     """Remaining=r leaves us at most r immediate acquisitions even with a full local bucket."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     limiter.observe(200, RateLimitFeedback(remaining=2))
     times = await _acquire_all(limiter, 4)
     assert times == pytest.approx([0, 0, 0.1, 0.2])
@@ -167,7 +186,7 @@ async def test_remaining_shrinks_the_budget() -> None:
 @pytest.mark.looptime
 async def test_remaining_never_grants_more_than_we_believe() -> None:
     """A later, larger Remaining (or one above our burst) does not refill our bucket."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     await _acquire_all(limiter, 5)
     limiter.observe(200, RateLimitFeedback(remaining=4))
     limiter.observe(200, RateLimitFeedback(remaining=500))
@@ -178,7 +197,7 @@ async def test_remaining_never_grants_more_than_we_believe() -> None:
 @pytest.mark.looptime
 async def test_retry_after_pauses_every_waiter_of_the_class() -> None:
     """A 429 with Retry-After closes one shared gate: every waiter starts after it opens."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     await _acquire_all(limiter, 5)
     waiters = [asyncio.create_task(limiter.acquire()) for _ in range(4)]
     await asyncio.sleep(0.05)
@@ -193,7 +212,7 @@ async def test_retry_after_pauses_every_waiter_of_the_class() -> None:
 @pytest.mark.looptime
 async def test_reset_pauses_when_there_is_no_retry_after() -> None:
     """A 429 carrying only Reset pauses the class until the reset."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     limiter.observe(429, RateLimitFeedback(remaining=0, reset_after=2.0))
     assert await limiter.acquire() == pytest.approx(2.0)
 
@@ -201,7 +220,7 @@ async def test_reset_pauses_when_there_is_no_retry_after() -> None:
 @pytest.mark.looptime
 async def test_pause_is_capped_and_never_shortened() -> None:
     """A huge Retry-After pauses at most max_pause; a later shorter one does not cut it."""
-    limiter = ClassLimiter(LIMITS, start="full", max_pause=10.0)
+    limiter = ClassLimiter(LIMITS, margin=0, start="full", max_pause=10.0)
     limiter.observe(429, RateLimitFeedback(retry_after=3600.0))
     limiter.observe(429, RateLimitFeedback(retry_after=1.0))
     assert limiter.paused_until == pytest.approx(10.0)
@@ -211,7 +230,7 @@ async def test_pause_is_capped_and_never_shortened() -> None:
 @pytest.mark.looptime
 async def test_advertised_lower_limit_is_adopted() -> None:
     """X-RateLimit-Limit below the configured rate becomes our rate; above it is ignored."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     limiter.observe(200, RateLimitFeedback(limit=300.0))  # 300/min = 5/s
     assert limiter.statistics().current_rate == pytest.approx(5.0)
     limiter.observe(200, RateLimitFeedback(limit=6000.0))  # 100/s: more than configured
@@ -221,7 +240,7 @@ async def test_advertised_lower_limit_is_adopted() -> None:
 @pytest.mark.looptime
 async def test_throttled_flag_treats_a_bare_503_as_429() -> None:
     """throttled=True (an nginx-style 503 refusal) counts as a throttle; plain 503 does not."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     limiter.observe(503, NO_FEEDBACK)
     assert limiter.statistics().throttled == 0
     limiter.observe(503, NO_FEEDBACK, throttled=True)
@@ -234,7 +253,7 @@ async def test_throttled_flag_treats_a_bare_503_as_429() -> None:
 @pytest.mark.looptime
 async def test_bare_429_halves_the_rate_once_per_event() -> None:
     """A burst of bare 429s for requests sent before the decrease is one multiplicative step."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     tickets = await _acquire_all(limiter, 5)
     for ticket in tickets:
         limiter.observe(429, NO_FEEDBACK, ticket=ticket)
@@ -247,7 +266,7 @@ async def test_bare_429_halves_the_rate_once_per_event() -> None:
 @pytest.mark.looptime
 async def test_ticketless_429s_within_cooldown_are_one_event() -> None:
     """Without tickets, 429s within decrease_cooldown seconds count as one decrease."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     limiter.observe(429, NO_FEEDBACK)
     limiter.observe(429, NO_FEEDBACK)
     await asyncio.sleep(1.0)
@@ -259,7 +278,7 @@ async def test_ticketless_429s_within_cooldown_are_one_event() -> None:
 @pytest.mark.looptime
 async def test_rate_floor() -> None:
     """Repeated decreases stop at min_rate_fraction of the configured rate."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     for _ in range(20):
         limiter.observe(429, NO_FEEDBACK)
         await asyncio.sleep(1.0)
@@ -269,7 +288,7 @@ async def test_rate_floor() -> None:
 @pytest.mark.looptime
 async def test_rate_recovers_additively_to_the_ceiling_then_probes() -> None:
     """Successes raise the rate 5 % per 10 up to the learned ceiling; a quiet spell lifts it."""
-    limiter = ClassLimiter(LIMITS, start="full")
+    limiter = ClassLimiter(LIMITS, margin=0, start="full")
     limiter.observe(429, NO_FEEDBACK)
     for _ in range(10):
         limiter.observe(200, NO_FEEDBACK)

@@ -16,7 +16,7 @@ import logging
 import ssl
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -24,9 +24,12 @@ from typing import Any, Self, TypeVar
 from aiohttp import web
 
 from flexpay_batch.sim.app import build_app
-from flexpay_batch.sim.config import FaultConfig, SimConfig, TokenSpec
+from flexpay_batch.sim.config import DEFAULT_ORG, FaultConfig, SimConfig, TokenSpec
+from flexpay_batch.sim.problems import ApiProblem
 from flexpay_batch.sim.state import SimState
+from flexpay_batch.sim.store import EMPLOYMENT_TYPE_IDS, PAY_GROUP_IDS
 from flexpay_batch.sim.tls import SimTLS
+from flexpay_batch.sim.validation import parse_employee
 
 T = TypeVar("T")
 
@@ -121,6 +124,26 @@ class Simulator:
     def add_token(self, spec: TokenSpec) -> None:
         """Accept one more token (another organisation, an expiring one, ...)."""
         self.state.add_token(spec)
+
+    def seed_employees(self, bodies: Iterable[Mapping[str, Any]], org_id: str = DEFAULT_ORG) -> int:
+        """Create employees from ``POST /employees`` bodies directly, without requests.
+
+        For demonstrations (``payroll --sandbox --sandbox-employees FILE``): the sandbox starts
+        empty, and a payroll run needs employees. Bodies that do not validate or whose
+        external id exists are skipped; returns how many were created. Seeded employees count
+        as effects like any other.
+        """
+        created = 0
+        for body in bodies:
+            try:
+                data = parse_employee(
+                    dict(body), pay_groups=PAY_GROUP_IDS, employment_types=EMPLOYMENT_TYPE_IDS
+                )
+                self.state.store.create_employee(org_id, data, None)
+            except ApiProblem:
+                continue
+            created += 1
+        return created
 
     async def start(self) -> None:
         """Listen on the configured port (or the port of the previous start)."""

@@ -1,0 +1,504 @@
+"""Exactly once under crashes: the real CLI, SIGKILLed and SIGINTed at random, then resumed.
+
+Each test drives ``flexpay-batch`` as a subprocess against a ``SimulatorThread`` that commits
+then drops about one write reply in ten, with the contract's limits scaled to seconds. The
+engine is killed at seeded random moments (most of them a random number of journaled rows into
+the run plus a few milliseconds, so they land between and inside group commits; some blind,
+early, so they land in start-up, the pre-flight reads or the journal's creation) and resumed,
+alternately with ``flexpay-batch resume RUN_DIR`` and by re-running the same command with the
+same ``--run-dir``, until a run exits on its own. Then the simulator's effect ledger must show
+every valid row applied exactly once, the results file must list every row once with the
+server's id, and the journal must be sound (Kafka's transactions test, Jepsen's set checker
+and SQLite's atomic commit, in reliability-notes.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import inspect
+import json
+import random
+import signal
+import sqlite3
+import ssl
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flexpay_batch.journal import find_values_in_files
+from flexpay_batch.sim import FaultConfig, SimulatorThread
+from tests.conftest import MakeSimulatorThread
+from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli
+
+pytestmark = pytest.mark.slow
+
+SEED = 20260313
+ONBOARDING_ROWS = 260
+PAYROLL_EMPLOYEES = 90
+MIN_KILLS = 20
+PAYROLL_MIN_KILLS = 8
+# Scaled limits: a few hundred writes take a few seconds, so the run is mostly start-ups.
+LIMITS = fast_limits(writes_per_second=150.0, write_burst=10)
+FAULTS = FaultConfig(seed=SEED, commit_drop_rate=0.1)
+# Safety bounds only (nothing asserts on time): one CLI invocation, one whole driven run.
+INVOCATION_TIMEOUT = 60.0
+RUN_DEADLINE = 150.0
+MAX_INVOCATIONS = 150
+# A blind kill (this share of invocations) lands this many seconds after the start.
+BLIND_SHARE = 0.2
+BLIND_DELAY = (0.05, 0.6)
+# A kill that waits for journaled progress lands this much later, inside the next batch.
+JITTER = (0.0, 0.04)
+ONBOARDING_COLUMNS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "hire_date",
+    "pay_group_id",
+    "employment_type",
+    "compensation_type",
+    "compensation_amount",
+    "currency",
+    "tax_id",
+    "bank_routing_number",
+    "bank_account_number",
+)
+FIRST = ("Ana", "Björn", "Chloé", "Dmitri", "Eve", "Farah", "Giulia", "Hiro", "Ines", "Jamal")
+LAST = ("Müller", "O'Brien", "Nakamura", "Okafor", "Silva", "Novak", "Haddad", "Kowalski")
+
+
+@pytest.fixture(autouse=True)
+def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the event loop looptime's pytest hook creates even for sync tests."""
+    yield
+    if inspect.iscoroutinefunction(request.function):
+        return
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = policy.get_event_loop()
+        if not loop.is_running() and not loop.is_closed():
+            loop.close()
+    policy.set_event_loop(None)
+
+
+# ── input files ──────────────────────────────────────────────────────────────────────────
+
+
+def write_onboarding(path: Path, count: int, *, prefix: str = "CR") -> list[dict[str, str]]:
+    """Write ``count`` valid onboarding rows with unique ids to ``path``; return the rows."""
+    rng = random.Random(f"{SEED}-{prefix}-{count}")
+    rows: list[dict[str, str]] = []
+    for n in range(count):
+        first, last = FIRST[n % len(FIRST)], LAST[(n // len(FIRST)) % len(LAST)]
+        hourly = n % 3 == 0
+        rows.append(
+            {
+                "external_id": f"{prefix}{n + 1:05d}",
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first.lower()}.{n}@example.com".replace("'", ""),
+                "hire_date": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
+                "pay_group_id": "pg_weekly",
+                "employment_type": "part_time" if hourly else "full_time",
+                "compensation_type": "hourly" if hourly else "salary",
+                "compensation_amount": f"{rng.randint(1800, 4500) / 100:.2f}"
+                if hourly
+                else f"{rng.randint(40, 140) * 500}.00",
+                "currency": "USD",
+                "tax_id": f"9{rng.randint(10, 99)}00{rng.randint(1000, 9999)}",
+                "bank_routing_number": "036282766",
+                "bank_account_number": f"0{rng.randint(10**8, 10**9 - 1)}",
+            }
+        )
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ONBOARDING_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def write_payroll(path: Path, external_ids: Sequence[str]) -> Decimal:
+    """Write one payroll line per employee to ``path``; return the file's total."""
+    rng = random.Random(f"{SEED}-payroll")
+    total = Decimal(0)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["employee_external_id", "hours", "gross_amount", "currency", "memo"])
+        for ext in external_ids:
+            amount = Decimal(rng.randint(50_000, 400_000)) / 100
+            total += amount
+            writer.writerow([ext, "40.00", f"{amount:.2f}", "USD", "Regular hours"])
+    return total
+
+
+# ── reading the journal and the simulator from outside ──────────────────────────────────────
+
+
+def journal_path(run_dir: Path) -> Path:
+    """The journal database of ``run_dir``."""
+    return run_dir / "journal.sqlite"
+
+
+def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{urllib.parse.quote(str(db))}?mode=ro", uri=True, timeout=5.0)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def settled_count(run_dir: Path) -> int:
+    """Rows the journal has committed as done or rejected; 0 while there is no journal yet."""
+    db = journal_path(run_dir)
+    if not db.exists():
+        return 0
+    try:
+        found = _query(db, "SELECT count(*) FROM rows WHERE state IN ('done', 'rejected')")
+    except sqlite3.Error:
+        return 0  # being created, or half created by a kill
+    return int(found[0][0])
+
+
+def has_job(run_dir: Path) -> bool:
+    """True when the journal exists and its job row is committed (``resume`` can use it)."""
+    db = journal_path(run_dir)
+    if not db.exists():
+        return False
+    try:
+        return bool(_query(db, "SELECT count(*) FROM job")[0][0])
+    except sqlite3.Error:
+        return False
+
+
+def api_get(sim: SimulatorThread, path: str, params: dict[str, str] | None = None) -> Any:
+    """One authenticated GET against the simulator (admin token), decoded; faults off first."""
+    sim.set_faults(FaultConfig())
+    url = sim.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    request = urllib.request.Request(  # noqa: S310  # https to the local simulator only
+        url, headers={"Authorization": f"Bearer {sim.tokens['admin']}"}
+    )
+    context: ssl.SSLContext = sim.client_ssl_context()
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:  # noqa: S310
+        return json.load(response)
+
+
+def list_all(sim: SimulatorThread, path: str, params: dict[str, str] | None = None) -> list[Any]:
+    """Every item of a paginated list of the simulator."""
+    items: list[Any] = []
+    query = {"limit": "100", **(params or {})}
+    while True:
+        page = api_get(sim, path, query)
+        items.extend(page["data"])
+        if not page.get("next_cursor"):
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ── driving the CLI through kills ──────────────────────────────────────────────────────────
+
+
+@dataclass
+class DrivenRun:
+    """What happened while a run was killed and resumed until it finished."""
+
+    kills: int = 0
+    blind_kills: int = 0
+    invocations: int = 0
+    resumed_with: dict[str, int] = field(default_factory=lambda: {"resume": 0, "same": 0})
+    final: subprocess.CompletedProcess[str] | None = None
+    settled_at_kills: list[int] = field(default_factory=list)
+
+
+def _wait_for(proc: subprocess.Popen[str], run_dir: Path, target: int, deadline: float) -> None:
+    """Return once ``target`` rows are settled in the journal, the process ended or time ran out."""
+    while proc.poll() is None and time.monotonic() < deadline:
+        if settled_count(run_dir) >= target:
+            return
+        time.sleep(0.005)
+
+
+def drive_with_kills(
+    first_args: Sequence[str],
+    run_dir: Path,
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    rows: int,
+    min_kills: int,
+    rng: random.Random,
+    stop_signal: signal.Signals = signal.SIGKILL,
+) -> DrivenRun:
+    """Start, stop (``stop_signal``) and resume the CLI until one invocation ends by itself.
+
+    Until ``min_kills`` kills have landed every invocation is stopped: a ``BLIND_SHARE`` of
+    them a random ``BLIND_DELAY`` after the start, the others once a random number of further
+    rows is journaled (chosen so the kills spread over the whole run) plus a random ``JITTER``.
+    After that, half the invocations are stopped at a random point of what is left.
+    """
+    driven = DrivenRun()
+    deadline = time.monotonic() + RUN_DEADLINE
+    resume_args = ["resume", str(run_dir)]
+    while driven.invocations < MAX_INVOCATIONS:
+        assert time.monotonic() < deadline, f"run not finished in time: {driven}"
+        use_resume = has_job(run_dir) and driven.invocations % 2 == 1
+        args = resume_args if use_resume else list(first_args)
+        if driven.invocations:
+            driven.resumed_with["resume" if use_resume else "same"] += 1
+        before = settled_count(run_dir)
+        left = rows - before
+        proc = start_cli(args, env=env, cwd=cwd)
+        driven.invocations += 1
+        stop = driven.kills < min_kills or rng.random() < 0.5
+        blind = rng.random() < BLIND_SHARE
+        if stop and blind and driven.kills < min_kills:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(rng.uniform(*BLIND_DELAY))
+        elif stop:
+            wanted = max(0, min_kills - driven.kills)
+            most = max(1, left // (wanted + 1)) if wanted else max(1, left)
+            _wait_for(proc, run_dir, before + rng.randint(1, most), deadline)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(rng.uniform(*JITTER))
+        if stop and proc.poll() is None:
+            proc.send_signal(stop_signal)
+            driven.kills += 1
+            driven.blind_kills += blind
+            driven.settled_at_kills.append(settled_count(run_dir))
+            stdout, stderr = proc.communicate(timeout=INVOCATION_TIMEOUT)
+            if stop_signal is signal.SIGKILL:
+                assert proc.returncode == -signal.SIGKILL
+            else:
+                assert proc.returncode == 130, (proc.returncode, stderr)
+                assert "resum" in stderr, stderr
+                assert "Traceback" not in stderr, stderr
+            continue
+        stdout, stderr = proc.communicate(timeout=INVOCATION_TIMEOUT)
+        driven.final = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+        assert proc.returncode == 0, (
+            f"invocation {driven.invocations} exited {proc.returncode}:\n{stderr}"
+        )
+        return driven
+    raise AssertionError(f"no invocation finished: {driven}")
+
+
+def assert_journal_sound(run_dir: Path, rows: int) -> list[tuple[Any, ...]]:
+    """The journal passes ``integrity_check`` and holds every row once, done; return them."""
+    db = journal_path(run_dir)
+    assert _query(db, "PRAGMA integrity_check") == [("ok",)]
+    records = _query(db, "SELECT row_no, state, server_id FROM rows ORDER BY row_no")
+    assert [r[0] for r in records] == list(range(2, rows + 2))
+    assert {r[1] for r in records} == {"done"}
+    return records
+
+
+# ── the tests ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_onboarding_killed_at_random_applies_every_row_exactly_once(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """SIGKILLed ≥ 20 times at seeded random moments and resumed, every employee is created once."""
+    sim = make_simulator_thread(limits=LIMITS, faults=FAULTS)
+    source = tmp_path / "people.csv"
+    people = write_onboarding(source, ONBOARDING_ROWS)
+    run_dir = tmp_path / "run"
+    args = ["onboard", str(source), "--run-dir", str(run_dir), *limit_flags(LIMITS)]
+
+    driven = drive_with_kills(
+        args,
+        run_dir,
+        env=cli_env(sim),
+        cwd=tmp_path,
+        rows=ONBOARDING_ROWS,
+        min_kills=MIN_KILLS,
+        rng=random.Random(SEED),
+    )
+
+    assert driven.kills >= MIN_KILLS
+    mid_run = [n for n in driven.settled_at_kills if 0 < n < ONBOARDING_ROWS]
+    assert len(mid_run) >= MIN_KILLS // 2, driven  # kills landed while rows were being sent
+    assert driven.resumed_with["resume"] > 0, driven
+    assert driven.resumed_with["same"] > 0, driven
+
+    # The server: every valid row applied exactly once, nothing else, despite dropped replies.
+    effects = sim.effects()
+    expected = {person["external_id"]: 1 for person in people}
+    assert effects["employees"]["by_external_id"] == expected
+    assert effects["employees"]["created"] == ONBOARDING_ROWS
+    assert set(effects["by_idempotency_key"].values()) == {1}
+    assert effects["faults"]["commit_drop"] > 0
+    server_ids = {e["external_id"]: e["employee_id"] for e in list_all(sim, "employees")}
+
+    # The results file: every row once, with the id the server gave that employee.
+    results = read_csv(run_dir / "results.csv")
+    assert [int(r["row"]) for r in results] == list(range(2, ONBOARDING_ROWS + 2))
+    assert [r["external_id"] for r in results] == [p["external_id"] for p in people]
+    for line in results:
+        assert line["employee_id"] == server_ids[line["external_id"]], line
+        assert line["status"] in {"created", "replayed"}, line
+    assert any(line["status"] == "replayed" for line in results)
+    assert read_csv(run_dir / "rejects.csv") == []
+
+    records = assert_journal_sound(run_dir, ONBOARDING_ROWS)
+    assert [r[2] for r in records] == [server_ids[p["external_id"]] for p in people]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["rows"]["journal"]["done"] == ONBOARDING_ROWS
+    assert report["invocation"]["exit_code"] == 0
+
+    # The journal holds keys and hashes, never a name, email, tax id or bank number.
+    personal = {
+        p[column]
+        for p in people
+        for column in ("first_name", "last_name", "email", "tax_id", "bank_account_number")
+    }
+    assert find_values_in_files(journal_path(run_dir), personal) == []
+
+
+def test_onboarding_interrupted_by_sigint_stops_gracefully_and_resumes_exactly_once(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """SIGINT stops a run with exit 130, resumable; resumed, every row has one effect."""
+    sim = make_simulator_thread(limits=LIMITS, faults=FAULTS)
+    source = tmp_path / "people.csv"
+    people = write_onboarding(source, 200, prefix="SI")
+    run_dir = tmp_path / "run"
+    args = ["onboard", str(source), "--run-dir", str(run_dir), *limit_flags(LIMITS)]
+    env = cli_env(sim)
+
+    # One interruption looked at closely: every request that was sent has a known outcome.
+    proc = start_cli(args, env=env, cwd=tmp_path)
+    _wait_for(proc, run_dir, 30, time.monotonic() + INVOCATION_TIMEOUT)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=INVOCATION_TIMEOUT)
+    assert proc.returncode == 130, stderr
+    assert "resum" in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    states = dict(_query(journal_path(run_dir), "SELECT state, count(*) FROM rows GROUP BY state"))
+    assert states.get("in_flight", 0) == 0, states
+    assert 0 < states["done"] < 200, states
+    interrupted = read_csv(run_dir / "results.csv")
+    assert [int(r["row"]) for r in interrupted] == list(range(2, 202))
+    assert {r["status"] for r in interrupted} <= {"created", "replayed", "pending"}
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["invocation"]["stopped"]["error"] == "RunInterrupted"
+
+    # More interruptions at random moments, then resume to the end.
+    driven = drive_with_kills(
+        args,
+        run_dir,
+        env=env,
+        cwd=tmp_path,
+        rows=200,
+        min_kills=3,
+        rng=random.Random(SEED + 1),
+        stop_signal=signal.SIGINT,
+    )
+    assert driven.kills >= 3
+
+    effects = sim.effects()
+    assert effects["employees"]["by_external_id"] == {p["external_id"]: 1 for p in people}
+    assert set(effects["by_idempotency_key"].values()) == {1}
+    server_ids = {e["external_id"]: e["employee_id"] for e in list_all(sim, "employees")}
+    results = read_csv(run_dir / "results.csv")
+    assert [r["external_id"] for r in results] == [p["external_id"] for p in people]
+    assert all(r["employee_id"] == server_ids[r["external_id"]] for r in results)
+    assert {r["status"] for r in results} <= {"created", "replayed"}
+    assert_journal_sound(run_dir, 200)
+
+
+def test_payroll_killed_at_random_pays_everyone_once_and_submits_once(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """A payroll run SIGKILLed at random adds one item per employee, one run, submitted once."""
+    sim = make_simulator_thread(limits=LIMITS, faults=FAULTS)
+    env = cli_env(sim)
+    people_file = tmp_path / "people.csv"
+    people = write_onboarding(people_file, PAYROLL_EMPLOYEES, prefix="PY")
+    onboarded = run_cli(
+        ["onboard", str(people_file), "--run-dir", str(tmp_path / "onboard"), *limit_flags(LIMITS)],
+        env=env,
+        cwd=tmp_path,
+        timeout=INVOCATION_TIMEOUT,
+    )
+    assert onboarded.returncode == 0, onboarded.stderr
+    external_ids = [p["external_id"] for p in people]
+    payroll_file = tmp_path / "payroll.csv"
+    total = write_payroll(payroll_file, external_ids)
+    run_dir = tmp_path / "payroll-run"
+    args = [
+        "payroll",
+        str(payroll_file),
+        "--pay-group",
+        "pg_weekly",
+        "--period-start",
+        "2026-03-02",
+        "--period-end",
+        "2026-03-08",
+        "--pay-date",
+        "2026-03-13",
+        "--expected-total",
+        f"{total:.2f}",
+        "--expected-count",
+        str(PAYROLL_EMPLOYEES),
+        "--run-dir",
+        str(run_dir),
+        *limit_flags(LIMITS),
+    ]
+
+    driven = drive_with_kills(
+        args,
+        run_dir,
+        env=env,
+        cwd=tmp_path,
+        rows=PAYROLL_EMPLOYEES,
+        min_kills=PAYROLL_MIN_KILLS,
+        rng=random.Random(SEED + 2),
+    )
+    assert driven.kills >= PAYROLL_MIN_KILLS
+
+    effects = sim.effects()
+    assert effects["payroll_runs"]["created"] == 1
+    (run_id,) = effects["runs_submitted"]
+    assert effects["runs_submitted"] == {run_id: 1}
+    employee_ids = {e["external_id"]: e["employee_id"] for e in list_all(sim, "employees")}
+    assert effects["payroll_items"]["by_run_and_employee"] == {
+        f"{run_id}:{employee_ids[ext]}": 1 for ext in external_ids
+    }
+    assert set(effects["by_idempotency_key"].values()) == {1}
+    run = api_get(sim, f"payroll_runs/{run_id}")
+    assert run["status"] == "submitted"
+    assert run["item_count"] == PAYROLL_EMPLOYEES
+    assert Decimal(run["total"]) == total
+    assert driven.final is not None
+    assert run_id in driven.final.stderr + driven.final.stdout
+
+    stubs = list_all(sim, "paystubs", {"payroll_run_id": run_id})
+    items = {stub["employee_id"]: stub["item_id"] for stub in stubs}
+    assert len(stubs) == len(items) == PAYROLL_EMPLOYEES
+    results = read_csv(run_dir / "results.csv")
+    assert [r["employee_reference"] for r in results] == external_ids
+    for line in results:
+        assert line["item_id"] == items[employee_ids[line["employee_reference"]]], line
+        assert line["status"] in {"created", "replayed", "already_existed"}, line
+    assert_journal_sound(run_dir, PAYROLL_EMPLOYEES)
+    assert json.loads((run_dir / "report.json").read_text())["meta"]["payroll_run_id"] == run_id
