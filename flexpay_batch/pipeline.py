@@ -7,8 +7,8 @@ Usage::
 
 Three small pieces joined by anyio memory object streams. Backpressure comes from the bounded
 stream: the producer (which reads and validates the file in a worker thread, a batch at a time,
-so file I/O never blocks the event loop) can run at most ``buffer`` rows ahead of the workers,
-whatever the file's size. Every task has an owner: the task group.
+so file I/O never blocks the event loop) can run at most ``buffer`` rows ahead of the workers
+(the batch in its hands included), whatever the file's size. Every task has an owner: the task group.
 
 Stopping: ``StopControl.request()`` (called on SIGINT/SIGTERM or by a worker that hit a fatal
 error) makes the producer stop reading and the workers stop taking rows; requests already in
@@ -97,7 +97,12 @@ async def run_pipeline(
         raise ValueError("workers must be at least 1")
     stages = _Stages(work=work, record=record, stop=stop, stats=PipelineStats())
     depth = buffer if buffer is not None else max(2 * workers, READ_BATCH)
-    work_send, work_recv = anyio.create_memory_object_stream[W](depth)
+    if depth < 1:
+        raise ValueError("buffer must be at least 1")
+    # The batch in the reader's hands counts against the buffer: rows read from the file but
+    # not yet taken by a worker are at most (stream capacity + one batch) = ``depth``.
+    read_batch = min(READ_BATCH, max(1, depth // 2))
+    work_send, work_recv = anyio.create_memory_object_stream[W](depth - read_batch)
     done_send, done_recv = anyio.create_memory_object_stream[R](depth)
     async with anyio.create_task_group() as outer:
         if handle_signals:
@@ -108,7 +113,7 @@ async def run_pipeline(
                 # Only the producer and the workers are cut off when the grace period ends;
                 # the sink keeps recording whatever outcomes have already arrived.
                 outer.start_soon(_enforce_grace, stop, grace, row_tasks.cancel_scope)
-                row_tasks.start_soon(_produce, rows, work_send, stages)
+                row_tasks.start_soon(_produce, rows, work_send, stages, read_batch)
                 async with work_recv:
                     for _ in range(workers):
                         row_tasks.start_soon(_work, work_recv.clone(), done_send.clone(), stages)
@@ -118,19 +123,21 @@ async def run_pipeline(
     return stages.stats
 
 
-def _take_batch(rows: Iterator[W]) -> list[W]:
+def _take_batch(rows: Iterator[W], size: int) -> list[W]:
     batch: list[W] = []
     for row in rows:
         batch.append(row)
-        if len(batch) >= READ_BATCH:
+        if len(batch) >= size:
             break
     return batch
 
 
-async def _produce(rows: Iterator[W], send: ObjectSendStream[W], stages: _Stages[W, R]) -> None:
+async def _produce(
+    rows: Iterator[W], send: ObjectSendStream[W], stages: _Stages[W, R], read_batch: int
+) -> None:
     async with send:
         while not stages.stop.requested:
-            batch = await anyio.to_thread.run_sync(_take_batch, rows)
+            batch = await anyio.to_thread.run_sync(_take_batch, rows, read_batch)
             if not batch:
                 return
             for row in batch:

@@ -124,6 +124,8 @@ class RunSummary:
     throttled: int = 0
     retries: int = 0
     stopped: BaseException | None = None
+    #: Payroll: every row went through but the run's figures differ, so it was not submitted.
+    run_left_in_draft: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -133,7 +135,8 @@ class RunSummary:
             return 1
         unsettled = self.journal_counts.get("failed", 0) + self.journal_counts.get("rejected", 0)
         open_rows = self.journal_counts.get("pending", 0) + self.journal_counts.get("in_flight", 0)
-        return 1 if unsettled or open_rows or self.totals.rows == 0 else 0
+        incomplete = unsettled or open_rows or self.run_left_in_draft
+        return 1 if incomplete or self.totals.rows == 0 else 0
 
 
 def execute_request(request: RunRequest) -> int:
@@ -290,6 +293,7 @@ async def run_job(
             summary.elapsed = time.monotonic() - started
             summary.journal_counts = {str(k): v for k, v in journal.counts().items()}
             write_outputs(run_dir, journal, request, summary)
+            reporter.message(_where_outputs_are(run_dir, summary))
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
     return summary
@@ -313,6 +317,12 @@ def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
         first = first.exceptions[0]
     assert isinstance(first, errors.FlexPayBatchError)
     return first
+
+
+def _where_outputs_are(run_dir: Path, summary: RunSummary) -> str:
+    problems = summary.journal_counts.get("rejected", 0) + summary.journal_counts.get("failed", 0)
+    rejects = f"; {problems} rows in rejects.csv" if problems else ""
+    return f"results in {run_dir}/ (results.csv, report.json){rejects}"
 
 
 def _input_sha(path: Path) -> str:
@@ -469,6 +479,7 @@ async def _finish(
     for message in messages:
         reporter.message(message)
     summary.messages.extend(messages)
+    summary.run_left_in_draft = getattr(job, "verified", None) is False
 
 
 class RowWorker:

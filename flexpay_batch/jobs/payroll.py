@@ -129,6 +129,9 @@ class PayrollJob:
         self._by_external_id: dict[str, str] = {}
         self._employee_ids: set[str] = set()
         self.run_id: str | None = None
+        #: After ``verify_and_submit``: True if submitted (or ready, with --no-submit), False
+        #: if the run was left in draft because figures differ.
+        self.verified: bool | None = None
 
     def parameters(self) -> dict[str, Any]:
         return payroll_parameters(self.period, submit=self.submit, control=self.control)
@@ -218,6 +221,7 @@ class PayrollJob:
         Returns the messages to show the operator (what was submitted, or what differs).
         """
         if self._meta.get(META_SUBMITTED):
+            self.verified = True
             return [f"payroll run {self.run_id} was already submitted"]
         run = await read_page(
             client, f"payroll_runs/{self.run_id}", {}, policy=self._policy, budget=self._budget
@@ -225,8 +229,10 @@ class PayrollJob:
         if run.get("status") == "submitted":
             # Submitted by an earlier attempt whose reply was lost before it was journaled.
             self._meta.set(META_SUBMITTED, "true")
+            self.verified = True
             return [f"payroll run {self.run_id} was already submitted"]
         differences = _differences(run, file_count, file_total, self.control, all_accepted)
+        self.verified = not differences
         if differences:
             return [f"payroll run {self.run_id} left in draft: {d}" for d in differences]
         if not self.submit:
