@@ -61,11 +61,11 @@ from .redact import install_redaction
 from .report import write_outputs
 from .retry import RetryBudget
 from .sources import count_rows, iter_records
+from .status import META_INPUT_ROWS
 from .validation import Rejection, validate_rows
 
 JOURNAL_NAME = "journal.sqlite"
 SANDBOX = "sandbox"
-META_INPUT_ROWS = "input_rows"
 
 
 class JournalMeta:

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import json
 import os
 import re
@@ -72,7 +71,6 @@ __all__ = [
     "SourceRecord",
     "count_rows",
     "detect_format",
-    "file_sha256",
     "iter_records",
     "normalise_column",
 ]
@@ -178,15 +176,6 @@ def count_rows(
     ``InputFileError`` (encoding, header) before anything has been sent.
     """
     return sum(1 for _ in iter_records(path, encoding=encoding, format=format))
-
-
-def file_sha256(path: PathLike) -> str:
-    """Hex SHA-256 of the file's bytes, read in 1 MiB chunks (resume compares it)."""
-    digest = hashlib.sha256()
-    with _open(path) as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _open(path: PathLike) -> BinaryIO:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 import tracemalloc
@@ -19,7 +18,6 @@ from flexpay_batch.sources import (
     SourceRecord,
     count_rows,
     detect_format,
-    file_sha256,
     iter_records,
     normalise_column,
 )
@@ -264,13 +262,6 @@ def test_bad_quoting_is_a_row_problem(tmp_path: Path) -> None:
     assert bad.problem is not None
     assert bad.problem.code == "bad_quoting"
     assert (good.row, good.data) == (3, {"external_id": "B", "memo": "z"})
-
-
-def test_file_sha256_matches_hashlib(tmp_path: Path) -> None:
-    """The streaming digest equals the digest of the whole content."""
-    content = b"external_id\n" + b"x" * (3 << 20)
-    path = _write(tmp_path, "f.csv", content)
-    assert file_sha256(path) == hashlib.sha256(content).hexdigest()
 
 
 def test_reading_uses_bounded_memory(tmp_path: Path) -> None:

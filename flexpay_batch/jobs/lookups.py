@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import errors
 from ..client import FlexPayClient
 from ..executor import execute
 from ..retry import RetryBudget, RetryPolicy
@@ -32,30 +33,6 @@ async def read_page(
     return reply.body
 
 
-async def iter_pages(
-    client: FlexPayClient,
-    path: str,
-    *,
-    params: Mapping[str, str | int] | None = None,
-    policy: RetryPolicy | None = None,
-    budget: RetryBudget | None = None,
-) -> list[list[dict[str, Any]]]:
-    """Every page of a cursor-paginated list, in order (``data`` and ``next_cursor``)."""
-    pages: list[list[dict[str, Any]]] = []
-    query: dict[str, str | int] = {"limit": PAGE_SIZE, **(params or {})}
-    for _ in range(MAX_PAGES):
-        body = await read_page(client, path, query, policy=policy, budget=budget)
-        data = body.get("data")
-        pages.append(
-            [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
-        )
-        cursor = body.get("next_cursor")
-        if not isinstance(cursor, str) or not cursor:
-            return pages
-        query["cursor"] = cursor
-    raise RuntimeError(f"{path}: more than {MAX_PAGES} pages; the cursor never ended")
-
-
 async def list_all(
     client: FlexPayClient,
     path: str,
@@ -64,9 +41,19 @@ async def list_all(
     policy: RetryPolicy | None = None,
     budget: RetryBudget | None = None,
 ) -> list[dict[str, Any]]:
-    """Every item of a paginated list."""
-    pages = await iter_pages(client, path, params=params, policy=policy, budget=budget)
-    return [item for page in pages for item in page]
+    """Every item of a cursor-paginated list (``data`` and ``next_cursor``), in order."""
+    items: list[dict[str, Any]] = []
+    query: dict[str, str | int] = {"limit": PAGE_SIZE, **(params or {})}
+    for _ in range(MAX_PAGES):
+        body = await read_page(client, path, query, policy=policy, budget=budget)
+        data = body.get("data")
+        if isinstance(data, list):
+            items.extend(item for item in data if isinstance(item, dict))
+        cursor = body.get("next_cursor")
+        if not isinstance(cursor, str) or not cursor:
+            return items
+        query["cursor"] = cursor
+    raise errors.UnexpectedResponse(f"{path}: more than {MAX_PAGES} pages; the cursor never ends")
 
 
 async def read_ids(client: FlexPayClient, path: str) -> frozenset[str]:
