@@ -2,19 +2,23 @@
 
 Figures: utilisation, alternatives, overhead, journal, memory (see ``benchmarks/__init__``).
 The full suite takes a few minutes on two cores; ``--quick`` is a small variant (about a
-minute) for checking a set-up. The report and PNGs go to ``benchmarks/results/`` by default.
+minute) for checking a set-up; ``--size smoke`` is the seconds-long size the smoke test uses.
+``report.md``, ``results.json`` (every check, machine-readable) and the PNGs go to
+``benchmarks/results/`` by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .common import FULL, QUICK, FigureResult, Scale, Suite, machine
+from .common import FULL, QUICK, SMOKE, FigureResult, Scale, Suite, machine
 from .memory import figure_memory
 from .overhead import figure_journal, figure_overhead
 from .report import render, write_report
@@ -30,6 +34,7 @@ FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 ANALYSIS_FILE = "analysis.md"
+SIZES = {scale.name: scale for scale in (FULL, QUICK, SMOKE)}
 
 
 def run_suite(
@@ -57,7 +62,25 @@ def run_suite(
         analysis=analysis if scale.name == "full" else "",
     )
     write_report(out_dir / "report.md", text)
+    _write_json(out_dir / "results.json", figures, scale)
     return figures
+
+
+def _write_json(path: Path, figures: list[FigureResult], scale: Scale) -> None:
+    """Every figure's checks and headline numbers, for scripts (the README's table)."""
+    content = {
+        "size": scale.name,
+        "figures": [
+            {
+                "key": f.key,
+                "title": f.title,
+                "checks": [dataclasses.asdict(c) for c in f.checks],
+                "data": f.data,
+            }
+            for f in figures
+        ],
+    }
+    path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
 
 
 def _echo(figure: FigureResult, seconds: float) -> None:
@@ -71,7 +94,8 @@ def _echo(figure: FigureResult, seconds: float) -> None:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="same as --size quick")
+    parser.add_argument("--size", choices=list(SIZES), default="full", help="benchmark sizes")
     parser.add_argument(
         "--only",
         action="append",
@@ -86,7 +110,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite from the command line; 0 when every target was met, else 1."""
     args = _parse(argv)
-    scale = QUICK if args.quick else FULL
+    scale = QUICK if args.quick else SIZES[args.size]
     figures = run_suite(scale, args.only or list(FIGURES), args.out)
     print(f"wrote {args.out / 'report.md'}", file=sys.stderr)
     return 0 if all(c.passed is not False for f in figures for c in f.checks) else 1

@@ -17,7 +17,7 @@ import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import click
@@ -238,6 +238,13 @@ def resume(
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
     retry_rejected: RetryRejected = False,
+    allow_token_change: Annotated[
+        bool,
+        typer.Option(
+            help="Continue with a new token of the same organisation (e.g. after the old one "
+            "was revoked); rows already sent replay under their keys."
+        ),
+    ] = False,
     json_logs: JsonLogs = False,
     debug: Debug = False,
 ) -> int:
@@ -251,6 +258,7 @@ def resume(
         token_file=token_file,
         retry_rejected=retry_rejected,
         json_logs=json_logs,
+        allow_token_change=allow_token_change,
     )
     return execute_request(request)
 
@@ -350,6 +358,19 @@ def bench(
     return run_bench(settings, requests=requests, kind=chosen, use_sandbox=use_sandbox)
 
 
+# typer >= 0.20 runs commands on its own vendored copy of click, whose exceptions are not
+# click's: a usage error (unknown option, missing argument) must still be exit 2, not 70.
+_CLICK_EXIT: tuple[type[Any], ...] = (click.exceptions.Exit, typer.Exit)
+_CLICK_ABORT: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_CLICK_ERRORS: tuple[type[Any], ...] = (click.ClickException,)
+try:
+    from typer._click.exceptions import ClickException as _VendoredClickException
+
+    _CLICK_ERRORS += (_VendoredClickException,)
+except ImportError:  # a typer that uses click itself
+    pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the command, map errors to one message and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -357,12 +378,12 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="flexpay-batch", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _CLICK_EXIT as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except _CLICK_ABORT:
         _say("error: interrupted")
         code = 130
-    except click.ClickException as exc:
+    except _CLICK_ERRORS as exc:
         exc.show()
         code = 2
     except errors.FlexPayBatchError as exc:

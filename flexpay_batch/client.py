@@ -20,6 +20,7 @@ headers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import ssl
 import time
@@ -176,6 +177,8 @@ class FlexPayClient:
             )
             elapsed = time.perf_counter() - sent
         feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
+        if status == 429:
+            feedback = precise_retry_after(feedback, raw)
         # The ticket lets the limiter count a burst of 429s from one window as one decrease; a
         # bare 503 with no JSON envelope is how nginx refuses by default, so it is a throttle.
         bare_503 = status == 503 and _decode_json(raw) is None
@@ -276,6 +279,26 @@ def _reason(exc: BaseException) -> str:
     """A short cause without request details (aiohttp reprs can carry headers)."""
     text = getattr(exc, "strerror", None) or type(exc).__name__
     return str(text)
+
+
+def precise_retry_after(feedback: RateLimitFeedback, raw: bytes) -> RateLimitFeedback:
+    """``feedback`` with the 429 envelope's fractional ``retry_after`` when it is shorter.
+
+    ``Retry-After`` is whole seconds (RFC 9110), so a server rounds a 14 ms wait up to 1 s;
+    the contract's error body gives the same wait to the millisecond. Obeying the rounded
+    header pauses the whole class for a second per 429: at 70 requests/s that is ~50 lost
+    requests each time (benchmarks, figure 1 case 2). The header still wins when the body
+    has no number, and a body value is never allowed to lengthen the wait.
+    """
+    body = _decode_json(raw)
+    envelope = body.get("error") if body else None
+    value = envelope.get("retry_after") if isinstance(envelope, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return feedback
+    seconds = float(value)
+    if not 0.0 <= seconds < (feedback.retry_after if feedback.retry_after is not None else 3600.0):
+        return feedback
+    return dataclasses.replace(feedback, retry_after=seconds)
 
 
 def _decode_json(raw: bytes) -> dict[str, Any] | None:

@@ -173,7 +173,12 @@ class NotFound(RowRejected):
 class AuthenticationFailed(RunAborted, ApiError):
     """401: the token is missing, malformed, expired or revoked."""
 
-    hint = "Check FLEXPAY_TOKEN (or --token-file): the server rejected the token itself."
+    hint = (
+        "Check FLEXPAY_TOKEN (or --token-file): the server rejected the token itself. Nothing "
+        "else went wrong and the run can continue: with the same token once it is valid again "
+        "(`flexpay-batch resume RUN_DIR`), or with a new token of the same organisation "
+        "(`flexpay-batch resume RUN_DIR --allow-token-change`)."
+    )
 
 
 class PermissionDenied(RunAborted, ApiError):

@@ -8,7 +8,8 @@ Usage::
 Three small pieces joined by anyio memory object streams. Backpressure comes from the bounded
 stream: the producer (which reads and validates the file in a worker thread, a batch at a time,
 so file I/O never blocks the event loop) can run at most ``buffer`` rows ahead of the workers
-(the batch in its hands included), whatever the file's size. Every task has an owner: the task group.
+(the batch in its hands included), whatever the file's size. Every task has an owner: the
+task group.
 
 Stopping: ``StopControl.request()`` (called on SIGINT/SIGTERM or by a worker that hit a fatal
 error) makes the producer stop reading and the workers stop taking rows; requests already in

@@ -20,13 +20,15 @@ The order of one invocation (a fresh run or a resume, they are the same code):
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
+import sqlite3
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +37,7 @@ from typing import Any
 import anyio
 
 from . import errors
-from .client import FlexPayClient
+from .client import FlexPayClient, validate_base_url
 from .config import Settings, environment, load_settings, load_token
 from .executor import Attempts, execute
 from .jobs.base import RowJob, RowOutcome, RowRejection, RowTask, Status
@@ -50,6 +52,7 @@ from .journal import (
     Rejected,
     Transition,
     check_resumable,
+    journal_files,
 )
 from .keys import body_sha256, file_sha256, idempotency_key, keyed_hash, token_fingerprint
 from .limits import LimiterSet
@@ -99,6 +102,10 @@ class RunRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
     #: With ``sandbox``: an onboarding file whose employees the simulator starts with.
     sandbox_employees: Path | None = None
+    #: Continue a job with another token than the one it began with (e.g. after the first was
+    #: revoked). The operator vouches it is of the same organisation: idempotency keys are
+    #: scoped per organisation, so only then do re-sent rows replay instead of applying again.
+    allow_token_change: bool = False
 
 
 @dataclass
@@ -171,7 +178,9 @@ async def _target(
     """The API to talk to: the configured one, or an embedded simulator (``--sandbox``)."""
     if not request.sandbox:
         assert token is not None
-        yield request.settings.base_url, request.settings.ca_bundle, token
+        # Checked before the run directory is made: a journal begun against a mistyped URL
+        # would refuse the corrected command (the default run directory is the same).
+        yield validate_base_url(request.settings.base_url), request.settings.ca_bundle, token
         return
     from .sim import SimConfig, Simulator
 
@@ -232,11 +241,13 @@ def open_journal(request: RunRequest, run_dir: Path, wanted: JobInfo) -> Journal
     path = run_dir / JOURNAL_NAME
     if request.restart and path.exists():
         _archive_previous(run_dir)
+    if path.exists():
+        _discard_unborn_journal(path)
     if not path.exists():
         return Journal.create(path, wanted)
     journal = Journal.open(path)
     try:
-        check_resumable(journal.job, wanted)
+        check_resumable(journal.job, wanted, allow_token_change=request.allow_token_change)
         _check_same_parameters(journal.job, wanted)
     except errors.ResumeRefused:
         journal.close()
@@ -244,8 +255,42 @@ def open_journal(request: RunRequest, run_dir: Path, wanted: JobInfo) -> Journal
     return journal
 
 
+def _discard_unborn_journal(path: Path) -> None:
+    """Delete the empty database a crash inside ``Journal.create`` leaves behind.
+
+    ``Journal.create`` makes the file, then commits the schema and the job (with the secret
+    every idempotency key derives from) in one transaction, and only then is a request sent.
+    A database without a single table therefore belongs to a job that never began: without
+    this, a SIGKILL in that window would leave a run directory nothing but ``--restart``
+    could use. Done under the journal's writer lock (``<db>.lock``), so a journal another
+    process is creating right now is left alone.
+    """
+    lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a live writer: Journal.open reports it
+        try:
+            with closing(sqlite3.connect(path)) as conn:
+                (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            return  # not an SQLite database: Journal.open says so
+        if tables == 0:
+            for file in journal_files(path):
+                file.unlink(missing_ok=True)
+    finally:
+        os.close(lock_fd)
+
+
+#: Job settings an invocation may change when it continues a run: none of them changes what a
+#: row sends. ``submit``: review a run in draft, then submit it. The control figures: a run
+#: left in draft because the operator's figure was wrong is submitted by the same command
+#: with the right figure (``--restart`` would create a second payroll run instead).
+_CHANGEABLE_PARAMETERS = frozenset({"submit", "expected_total", "expected_item_count"})
+
+
 def _check_same_parameters(stored: JobInfo, wanted: JobInfo) -> None:
-    # "submit" may change between invocations: review a run in draft, then submit it.
     before, now = (_comparable(job.config.get("job")) for job in (stored, wanted))
     if before != now:
         raise errors.ResumeRefused(
@@ -256,7 +301,7 @@ def _check_same_parameters(stored: JobInfo, wanted: JobInfo) -> None:
 
 def _comparable(parameters: object) -> object:
     if isinstance(parameters, dict):
-        return {k: v for k, v in parameters.items() if k != "submit"}
+        return {k: v for k, v in parameters.items() if k not in _CHANGEABLE_PARAMETERS}
     return parameters
 
 
@@ -684,6 +729,7 @@ def resume_request(
     token_file: Path | None,
     retry_rejected: bool,
     json_logs: bool,
+    allow_token_change: bool = False,
 ) -> RunRequest:
     """Rebuild the original request from the journal of ``run_dir``."""
     from .journal import status_snapshot
@@ -719,6 +765,7 @@ def resume_request(
         json_logs=json_logs,
         run_dir=run_dir,
         parameters=parameters,
+        allow_token_change=allow_token_change,
     )
 
 

@@ -1,39 +1,55 @@
 """Smoke test of the benchmark suite: every figure runs at a tiny size and yields numbers.
 
 No wall-clock assertions: the benchmarks measure speed, this only keeps them from rotting.
-The whole file takes well under 30 seconds (one simulator child process per figure, a few
-dozen to a few thousand rows each).
+The suite runs once, as the real command (``python -m benchmarks --size smoke``) in a
+subprocess, so its event loops and signal handlers never touch pytest's; the whole file takes
+well under 30 seconds.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks.__main__ import FIGURES, run_suite
-from benchmarks.common import SMOKE
-
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ("utilisation", "alternatives", "overhead", "journal", "memory")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+TIMEOUT_SECONDS = 120
 
 
-@pytest.mark.parametrize("name", list(FIGURES))
-def test_figure_runs_and_reports_numbers(name: str, tmp_path: Path) -> None:
-    """Each figure produces checks holding finite numbers, its PNGs and a report section."""
-    (figure,) = run_suite(SMOKE, [name], tmp_path, echo=False)
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Run every figure once at the smoke size; return the output dir and results.json."""
+    out = tmp_path_factory.mktemp("bench")
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--size", "smoke", "--out", str(out)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        timeout=TIMEOUT_SECONDS,
+    )
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return out, results
 
-    assert figure.key == name
-    assert figure.rows
-    assert figure.checks
-    for check in figure.checks:
-        numbers = [float(x) for x in NUMBER.findall(check.value)]
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figure_reports_numbers(name: str, smoke_run: tuple[Path, dict[str, Any]]) -> None:
+    """The figure ran: its checks hold finite numbers and its report section and PNG exist."""
+    out, results = smoke_run
+    (figure,) = [f for f in results["figures"] if f["key"] == name]
+    assert figure["checks"]
+    for check in figure["checks"]:
+        numbers = [float(x) for x in NUMBER.findall(check["value"])]
         assert numbers, check
         assert all(math.isfinite(x) for x in numbers), check
-    for plot in figure.plots:
-        assert (tmp_path / plot).stat().st_size > 0
-    report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert f"## {figure.title}" in report
+    assert f"## {figure['title']}" in (out / "report.md").read_text(encoding="utf-8")
+    assert list(out.glob("*.png"))

@@ -518,9 +518,7 @@ async def test_idempotency_in_progress_409_is_retried(
     """409 idempotency_in_progress (our earlier attempt still runs) is retried, not rejected."""
     mocked.post(EMPLOYEES, status=409, payload=envelope(409, "idempotency_in_progress"))
     mocked.post(EMPLOYEES, status=409, payload=envelope(409, "idempotency_in_progress"))
-    mocked.post(
-        EMPLOYEES, status=201, payload=CREATED, headers={"Idempotent-Replayed": "true"}
-    )
+    mocked.post(EMPLOYEES, status=201, payload=CREATED, headers={"Idempotent-Replayed": "true"})
     time = FakeTime()
     reply = await execute(
         post(client),
@@ -566,7 +564,7 @@ async def test_transport_errors_tell_sent_from_never_sent(
     indeterminate; both are retryable TransportErrors."""
     from aiohttp.client_reqrep import ConnectionKey
 
-    key = ConnectionKey("api.example.test", 443, True, None, None, None, None)
+    key = ConnectionKey("api.example.test", 443, True, True, None, None, None)
     mocked.post(
         EMPLOYEES,
         exception=aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused")),
@@ -581,8 +579,10 @@ async def test_transport_errors_tell_sent_from_never_sent(
         await post(client)()
     assert not refused.value.indeterminate
     assert "refused" in str(refused.value)
-    assert dropped.value.indeterminate and not dropped.value.timeout
-    assert timed_out.value.indeterminate and timed_out.value.timeout
+    assert dropped.value.indeterminate
+    assert not dropped.value.timeout
+    assert timed_out.value.indeterminate
+    assert timed_out.value.timeout
     assert timed_out.value.code == "timeout"
 
 

@@ -53,7 +53,10 @@ class FakeTime:
 def server_error(status: int = 503, retry_after: float | None = None) -> errors.ServerError:
     """A retryable 5xx."""
     return errors.ServerError(
-        "unavailable", status=status, code="unavailable", request_id=f"req_{status}",
+        "unavailable",
+        status=status,
+        code="unavailable",
+        request_id=f"req_{status}",
         retry_after=retry_after,
     )
 
