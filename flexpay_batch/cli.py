@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     except _CLICK_EXIT as exc:
         code = exc.exit_code
     except _CLICK_ABORT:
-        _say("error: interrupted")
+        _say(_INTERRUPTED)
         code = 130
     except _CLICK_ERRORS as exc:
         exc.show()
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         _show_error(exc, debug=debug)
         code = exc.exit_code
     except KeyboardInterrupt:
-        _say("error: interrupted")
+        _say(_INTERRUPTED)
         code = 130
     except Exception as exc:  # an unexpected bug: still never print a raw traceback
         _say(f"error: internal error ({type(exc).__name__}); re-run with --debug for details")
@@ -412,6 +412,14 @@ def _show_error(exc: errors.FlexPayBatchError, *, debug: bool) -> None:
         _say(f"  {exc.hint}")
     if debug:
         _say(format_exception_redacted(exc))
+
+
+#: Ctrl-C outside the row pipeline (which says more itself): start-up, pre-flight, finish.
+_INTERRUPTED = (
+    "error: interrupted\n"
+    "  What was journaled is kept: continue a run with `flexpay-batch resume RUN_DIR` "
+    "or the same command."
+)
 
 
 def _say(text: str) -> None:

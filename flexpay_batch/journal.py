@@ -268,7 +268,11 @@ def check_resumable(
             f"The run began with token {stored.token_fingerprint}; this invocation uses "
             f"token {requested.token_fingerprint}. A token of another organisation would "
             "apply rows a second time there.",
-            hint="Use the token the run began with, or pass --restart to begin a new job.",
+            hint=(
+                "Use the token the run began with; if it was rotated or revoked, resume with "
+                "--allow-token-change and a new token of the same organisation (its "
+                "idempotency keys still replay); or pass --restart to begin a new job."
+            ),
         )
 
 
@@ -281,12 +285,19 @@ class Register:
 
     ``body_hash`` and ``idempotency_key`` are None for rows that never get a request body
     (for instance rows rejected by local validation).
+
+    With ``sent_at`` (epoch seconds) it also records that attempt ``attempt`` was sent, in
+    one statement: exactly ``Register`` followed by ``InFlight(row, idempotency_key,
+    attempt, at=sent_at)``. A known row that is still open (pending, in flight, failed) goes
+    in flight; for a done or rejected row it is ignored and counted, like that ``InFlight``.
     """
 
     row: int
     row_key: str
     body_hash: str | None
     idempotency_key: str | None
+    attempt: int = 0
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +448,18 @@ _SQL_REGISTER: Final = (
     "INSERT INTO rows (row_no, row_key, body_hash, state, attempts, idempotency_key, "
     "updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (row_no) DO NOTHING"
 )
+# Register + InFlight in one statement: a new row is inserted in flight; a known one gets
+# exactly the _SQL_IN_FLIGHT update (same guard, same columns), its row_key/body_hash kept.
+_SQL_REGISTER_IN_FLIGHT: Final = (
+    "INSERT INTO rows (row_no, row_key, body_hash, state, attempts, idempotency_key, "
+    "first_sent_at, updated_at) VALUES (?, ?, ?, 'in_flight', max(0, ?), ?, ?, ?) "
+    "ON CONFLICT (row_no) DO UPDATE SET state = 'in_flight', "
+    "attempts = max(attempts, excluded.attempts), "
+    "idempotency_key = coalesce(idempotency_key, excluded.idempotency_key), "
+    "first_sent_at = coalesce(first_sent_at, excluded.first_sent_at), field = NULL, "
+    "code = NULL, reason = NULL, updated_at = excluded.updated_at "
+    "WHERE state IN ('pending', 'in_flight', 'failed')"
+)
 _SQL_IN_FLIGHT: Final = (
     "UPDATE rows SET state = 'in_flight', attempts = max(attempts, ?), "
     "idempotency_key = coalesce(idempotency_key, ?), "
@@ -463,8 +486,18 @@ _SQL_FAILED: Final = (
 def _statement(t: Transition, now: float) -> tuple[str, tuple[object, ...]]:
     """Return the SQL and parameters that apply ``t`` at wall-clock time ``now``."""
     match t:
-        case Register():
+        case Register(sent_at=None):
             return _SQL_REGISTER, (t.row, t.row_key, t.body_hash, t.idempotency_key, now)
+        case Register():
+            return _SQL_REGISTER_IN_FLIGHT, (
+                t.row,
+                t.row_key,
+                t.body_hash,
+                t.attempt,
+                t.idempotency_key,
+                t.sent_at,
+                now,
+            )
         case InFlight():
             return _SQL_IN_FLIGHT, (t.attempt, t.idempotency_key, t.at, now, t.row)
         case Done():
@@ -475,6 +508,53 @@ def _statement(t: Transition, now: float) -> tuple[str, tuple[object, ...]]:
             return _SQL_FAILED, (t.code, t.reason, t.request_id, now, t.row)
         case _:
             assert_never(t)
+
+
+def _grouped_statements(
+    transitions: Iterable[Transition], now: float
+) -> list[tuple[str, list[tuple[object, ...]]]]:
+    """The batch as (SQL, parameter rows) groups for ``executemany``, same effect as in order.
+
+    Each statement reads and writes only its own row, so transitions of different rows
+    commute and only each row's own order matters: the n-th transition of a row in the batch
+    goes to layer n, layers run in order, and within a layer transitions are grouped by SQL
+    (a batch of register-and-send and done transitions becomes about three ``executemany``).
+    """
+    seen: dict[int, int] = {}
+    layers: list[dict[str, list[tuple[object, ...]]]] = []
+    for t in transitions:
+        layer = seen.get(t.row, 0)
+        seen[t.row] = layer + 1
+        if layer == len(layers):
+            layers.append({})
+        sql, params = _statement(t, now)
+        layers[layer].setdefault(sql, []).append(params)
+    return [(sql, rows) for groups in layers for sql, rows in groups.items()]
+
+
+def _apply_grouped(conn: sqlite3.Connection, transitions: Sequence[Transition], now: float) -> bool:
+    """Apply the batch with ``executemany``; False as soon as a transition was ignored.
+
+    Only a plain ``Register`` may change nothing (a known row); every other statement changes
+    its row or is ignored, so a group's ``rowcount`` below its size means "ignored".
+    """
+    for sql, rows in _grouped_statements(transitions, now):
+        changed = conn.executemany(sql, rows).rowcount
+        if changed < len(rows) and sql != _SQL_REGISTER:
+            return False
+    return True
+
+
+def _apply_in_order(
+    conn: sqlite3.Connection, transitions: Sequence[Transition], now: float
+) -> list[int]:
+    """Apply the batch one statement at a time, in order; return the ignored rows."""
+    ignored: list[int] = []
+    for t in transitions:
+        sql, params = _statement(t, now)
+        if conn.execute(sql, params).rowcount == 0 and sql != _SQL_REGISTER:
+            ignored.append(t.row)
+    return ignored
 
 
 # ── files ────────────────────────────────────────────────────────────────────────────────
@@ -954,6 +1034,11 @@ class Journal:
 
         Returns how many were ignored (backwards moves, unknown rows). On an error nothing of
         the batch is applied and the error propagates: the run must stop, not go on unjournaled.
+
+        The statements are grouped into ``executemany`` calls (``_grouped_statements``: the
+        same final rows as one by one). If any transition turns out ignored, the grouped
+        attempt is rolled back to a savepoint and the batch re-applied one statement at a
+        time, so the ignored rows can be named.
         """
         with self._lock:
             conn = self._db()
@@ -961,10 +1046,11 @@ class Journal:
             now = self._wall_clock()
             ignored: list[int] = []
             with _write_transaction(conn):
-                for t in transitions:
-                    cursor = conn.execute(*_statement(t, now))
-                    if cursor.rowcount == 0 and not isinstance(t, Register):
-                        ignored.append(t.row)
+                conn.execute("SAVEPOINT grouped")
+                if not _apply_grouped(conn, transitions, now):
+                    conn.execute("ROLLBACK TO grouped")
+                    ignored = _apply_in_order(conn, transitions, now)
+                conn.execute("RELEASE grouped")
                 conn.execute("UPDATE job SET updated_at = ? WHERE id = 1", (now,))
             self._note_commit(len(transitions), ignored, time.perf_counter() - started)
             return len(ignored)
@@ -1184,11 +1270,17 @@ class AsyncJournalWriter:
         """Queue ``transition`` for the next group commit (waits while the buffer is full)."""
         if self._closing:
             raise RuntimeError("the journal writer is closed")
-        while len(self._buffer) >= self._max_buffer:
+        buffer = self._buffer
+        while len(buffer) >= self._max_buffer:
             await self._wait_change()
-        self._buffer.append(transition)
+            buffer = self._buffer
+        buffer.append(transition)
         self._recorded += 1
-        if len(self._buffer) == 1 or len(self._buffer) >= self._max_batch:
+        # Wake the committer when a batch starts (its timer) and when it is full; not on
+        # every record past full (each wake-up makes a new Event). It re-checks the size
+        # whenever it looks, so one wake-up at the threshold is enough.
+        size = len(buffer)
+        if size == 1 or size == self._max_batch:
             self._notify()
 
     async def flush(self) -> None:

@@ -45,7 +45,6 @@ from .journal import (
     AsyncJournalWriter,
     Done,
     Failed,
-    InFlight,
     JobInfo,
     Journal,
     Register,
@@ -549,18 +548,21 @@ class RowWorker:
         self._summary = summary
 
     async def process(self, task: RowTask) -> RowOutcome:
+        if task.rejection is not None:
+            await self._writer.record(
+                Register(row=task.row, row_key=task.row_key, body_hash=None, idempotency_key=None)
+            )
+            return _rejected_locally(task, task.rejection)
+        # Registered and marked in flight (attempt 1) in one transition, one statement.
         await self._writer.record(
             Register(
                 row=task.row,
                 row_key=task.row_key,
                 body_hash=task.body_hash or None,
                 idempotency_key=task.idempotency_key or None,
+                attempt=1,
+                sent_at=time.time(),
             )
-        )
-        if task.rejection is not None:
-            return _rejected_locally(task, task.rejection)
-        await self._writer.record(
-            InFlight(row=task.row, idempotency_key=task.idempotency_key, attempt=1, at=time.time())
         )
         attempts = Attempts()
         try:
