@@ -1,5 +1,5 @@
 """``python -m flexpay_batch`` is the ``flexpay-batch`` command."""
 
-from .cli import main
+from .entry import main
 
 main()

@@ -25,6 +25,7 @@ Accepted spellings (names are case-insensitive; the first one present wins):
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -97,6 +98,14 @@ def _http_date_epoch(value: str | None) -> float | None:
     """Epoch seconds of an HTTP-date (IMF-fixdate, RFC 850 or asctime), else ``None``."""
     if value is None or len(value) > _MAX_VALUE_LENGTH:
         return None
+    return _parse_http_date(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_http_date(value: str) -> float | None:
+    """``_http_date_epoch`` of a short value; cached, since a response's ``Date`` changes once
+    a second while a run may read hundreds of responses a second (a pure function of the
+    text; at most 64 values of at most ``_MAX_VALUE_LENGTH`` characters are kept)."""
     try:
         moment = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -261,7 +270,6 @@ def parse_feedback(
     """
     lowered = _lowered(headers)
     date = lowered.get("date")
-    server_now = _server_now(date, now_epoch)
     items = _ietf_items(lowered.get("ratelimit"))
     policies = _ietf_items(lowered.get("ratelimit-policy"))
 
@@ -279,5 +287,6 @@ def parse_feedback(
 
     retry_after = None
     if status == 429 or status >= 500:
+        server_now = _server_now(date, now_epoch)
         retry_after = parse_retry_after(lowered.get("retry-after"), now_epoch=server_now)
     return RateLimitFeedback(limit, remaining, reset_after, retry_after)

@@ -20,6 +20,7 @@ still in the buffer were never sent and stay pending.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import errors
 
@@ -36,6 +38,8 @@ R = TypeVar("R")
 
 #: Rows read and validated per hop to the reader thread.
 READ_BATCH = 256
+#: Most outcomes the sink records under one cancel scope.
+_SINK_BATCH = 64
 
 
 class StopControl:
@@ -133,8 +137,15 @@ def _take_batch(rows: Iterator[W], size: int) -> list[W]:
     return batch
 
 
+# The stages hand items over with the streams' ``*_nowait`` methods first and fall back on
+# the awaiting ones only when they would block. anyio's ``send``/``receive`` begin with a
+# checkpoint, i.e. a trip through the event loop for every row at every hop; here a hop that
+# need not wait costs a method call. Every stage still waits (and so yields) whenever there
+# is nothing to take or no room, and the work of a row always awaits I/O.
+
+
 async def _produce(
-    rows: Iterator[W], send: ObjectSendStream[W], stages: _Stages[W, R], read_batch: int
+    rows: Iterator[W], send: MemoryObjectSendStream[W], stages: _Stages[W, R], read_batch: int
 ) -> None:
     async with send:
         while not stages.stop.requested:
@@ -145,17 +156,27 @@ async def _produce(
                 if stages.stop.requested:
                     return
                 try:
-                    await send.send(row)
+                    try:
+                        send.send_nowait(row)
+                    except anyio.WouldBlock:
+                        await send.send(row)
                 except anyio.BrokenResourceError:
                     return  # every worker has stopped (a fatal error); nothing will read on
                 stages.stats.produced += 1
 
 
 async def _work(
-    receive: ObjectReceiveStream[W], send: ObjectSendStream[R], stages: _Stages[W, R]
+    receive: MemoryObjectReceiveStream[W], send: MemoryObjectSendStream[R], stages: _Stages[W, R]
 ) -> None:
     async with receive, send:
-        async for row in receive:
+        while True:
+            try:
+                try:
+                    row = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    row = await receive.receive()
+            except anyio.EndOfStream:
+                return
             if stages.stop.requested:
                 return
             try:
@@ -164,17 +185,34 @@ async def _work(
                 stages.stop.request(exc)
                 return
             stages.stats.processed += 1
-            # Shielded so a grace-period cancellation never loses an outcome we already have.
-            with anyio.CancelScope(shield=True):
-                await send.send(result)
+            try:
+                send.send_nowait(result)  # no await: nothing can cancel it
+            except anyio.WouldBlock:
+                # Shielded so a grace-period cancellation never loses an outcome we already
+                # have.
+                with anyio.CancelScope(shield=True):
+                    await send.send(result)
 
 
-async def _sink(receive: ObjectReceiveStream[R], stages: _Stages[W, R]) -> None:
+async def _sink(receive: MemoryObjectReceiveStream[R], stages: _Stages[W, R]) -> None:
     async with receive:
-        async for result in receive:
+        while True:
+            try:
+                try:
+                    results = [receive.receive_nowait()]
+                except anyio.WouldBlock:
+                    results = [await receive.receive()]
+            except anyio.EndOfStream:
+                return
+            # Whatever else has arrived is recorded under the same shield (one cancel scope
+            # per wake-up, not per row).
+            with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                while len(results) < _SINK_BATCH:
+                    results.append(receive.receive_nowait())
             with anyio.CancelScope(shield=True):
-                await stages.record(result)
-            stages.stats.recorded += 1
+                for result in results:
+                    await stages.record(result)
+                    stages.stats.recorded += 1
 
 
 async def _enforce_grace(stop: StopControl, grace: float, scope: anyio.CancelScope) -> None:

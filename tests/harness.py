@@ -11,14 +11,21 @@ signals.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import random
+import ssl
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from flexpay_batch.limitspec import ClassLimits, LimitSettings, Rate
-from flexpay_batch.sim import SimulatorThread
+from flexpay_batch.sim import FaultConfig, SimulatorThread
 
 #: Environment variables a child keeps from ours (nothing else leaks into the CLI under test).
 _KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
@@ -106,3 +113,96 @@ def start_cli(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+ONBOARDING_COLUMNS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "hire_date",
+    "pay_group_id",
+    "employment_type",
+    "compensation_type",
+    "compensation_amount",
+    "currency",
+    "tax_id",
+    "bank_routing_number",
+    "bank_account_number",
+)
+# Names of five bytes or more: the journal's bytes are searched for them, and a short needle
+# such as "Eve" turns up by chance in 200 kB of random secrets and hashes.
+FIRST = ("Annika", "Björn", "Chloé", "Dmitri", "Evelyn", "Farida", "Giulia", "Hiroshi", "Ingrid")
+LAST = ("Müller", "O'Brien", "Nakamura", "Okafor", "Silva", "Novak", "Haddad", "Kowalski")
+
+
+def write_onboarding(path: Path, count: int, *, prefix: str = "CR") -> list[dict[str, str]]:
+    """Write ``count`` valid onboarding rows with unique ids to ``path``; return the rows.
+
+    Each row depends only on ``prefix`` and its index, so two files with the same prefix agree
+    on the rows they share.
+    """
+    rows: list[dict[str, str]] = []
+    for n in range(count):
+        rng = random.Random(f"{prefix}-{n}")
+        first, last = FIRST[n % len(FIRST)], LAST[(n // len(FIRST)) % len(LAST)]
+        hourly = n % 3 == 0
+        rows.append(
+            {
+                "external_id": f"{prefix}{n + 1:05d}",
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first.lower()}.{prefix.lower()}{n}@example.com".replace("'", ""),
+                "hire_date": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
+                "pay_group_id": "pg_weekly",
+                "employment_type": "part_time" if hourly else "full_time",
+                "compensation_type": "hourly" if hourly else "salary",
+                "compensation_amount": f"{rng.randint(1800, 4500) / 100:.2f}"
+                if hourly
+                else f"{rng.randint(40, 140) * 500}.00",
+                "currency": "USD",
+                "tax_id": f"9{rng.randint(10, 99)}00{rng.randint(1000, 9999)}",
+                "bank_routing_number": "036282766",
+                "bank_account_number": f"0{rng.randint(10**8, 10**9 - 1)}",
+            }
+        )
+    write_csv(path, rows)
+    return rows
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
+    """Write onboarding ``rows`` as CSV with the flat onboarding columns."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ONBOARDING_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def api_get(sim: SimulatorThread, path: str, params: dict[str, str] | None = None) -> Any:
+    """One authenticated GET against the simulator (admin token), decoded; faults off first."""
+    sim.set_faults(FaultConfig())
+    url = sim.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    request = urllib.request.Request(  # noqa: S310  # https to the local simulator only
+        url, headers={"Authorization": f"Bearer {sim.tokens['admin']}"}
+    )
+    context: ssl.SSLContext = sim.client_ssl_context()
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:  # noqa: S310
+        return json.load(response)
+
+
+def list_all(sim: SimulatorThread, path: str, params: dict[str, str] | None = None) -> list[Any]:
+    """Every item of a paginated list of the simulator."""
+    items: list[Any] = []
+    query = {"limit": "100", **(params or {})}
+    while True:
+        page = api_get(sim, path, query)
+        items.extend(page["data"])
+        if not page.get("next_cursor"):
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

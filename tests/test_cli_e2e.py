@@ -8,16 +8,11 @@ clear message, the output files and their permissions, and what the simulator sa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import json
 import os
 import signal
 import stat
 import time
-import warnings
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,8 +21,16 @@ import pytest
 
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
-from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli
-from tests.test_crash_resume import api_get, read_csv, write_onboarding
+from tests.harness import (
+    api_get,
+    cli_env,
+    fast_limits,
+    limit_flags,
+    read_csv,
+    run_cli,
+    start_cli,
+    write_onboarding,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,21 +59,6 @@ PERIOD = [
     "--pay-date",
     "2026-03-13",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Close the event loop looptime's pytest hook creates even for sync tests."""
-    yield
-    if inspect.iscoroutinefunction(request.function):
-        return
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        loop = policy.get_event_loop()
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
-    policy.set_event_loop(None)
 
 
 def mode(path: Path) -> int:

@@ -14,21 +14,17 @@ and SQLite's atomic commit, in reliability-notes.md).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
-import inspect
 import json
 import random
 import signal
 import sqlite3
-import ssl
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -37,9 +33,19 @@ from typing import Any
 import pytest
 
 from flexpay_batch.journal import find_values_in_files
-from flexpay_batch.sim import FaultConfig, SimulatorThread
+from flexpay_batch.sim import FaultConfig
 from tests.conftest import MakeSimulatorThread
-from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli
+from tests.harness import (
+    api_get,
+    cli_env,
+    fast_limits,
+    limit_flags,
+    list_all,
+    read_csv,
+    run_cli,
+    start_cli,
+    write_onboarding,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,76 +66,7 @@ BLIND_SHARE = 0.2
 BLIND_DELAY = (0.05, 0.6)
 # A kill that waits for journaled progress lands this much later, inside the next batch.
 JITTER = (0.0, 0.04)
-ONBOARDING_COLUMNS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "hire_date",
-    "pay_group_id",
-    "employment_type",
-    "compensation_type",
-    "compensation_amount",
-    "currency",
-    "tax_id",
-    "bank_routing_number",
-    "bank_account_number",
-)
-# Names of five bytes or more: the journal's bytes are searched for them, and a short needle
-# such as "Eve" turns up by chance in 200 kB of random secrets and hashes.
-FIRST = ("Annika", "Björn", "Chloé", "Dmitri", "Evelyn", "Farida", "Giulia", "Hiroshi", "Ingrid")
-LAST = ("Müller", "O'Brien", "Nakamura", "Okafor", "Silva", "Novak", "Haddad", "Kowalski")
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Close the event loop looptime's pytest hook creates even for sync tests."""
-    yield
-    if inspect.iscoroutinefunction(request.function):
-        return
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        loop = policy.get_event_loop()
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
-    policy.set_event_loop(None)
-
-
 # ── input files ──────────────────────────────────────────────────────────────────────────
-
-
-def write_onboarding(path: Path, count: int, *, prefix: str = "CR") -> list[dict[str, str]]:
-    """Write ``count`` valid onboarding rows with unique ids to ``path``; return the rows."""
-    rng = random.Random(f"{SEED}-{prefix}-{count}")
-    rows: list[dict[str, str]] = []
-    for n in range(count):
-        first, last = FIRST[n % len(FIRST)], LAST[(n // len(FIRST)) % len(LAST)]
-        hourly = n % 3 == 0
-        rows.append(
-            {
-                "external_id": f"{prefix}{n + 1:05d}",
-                "first_name": first,
-                "last_name": last,
-                "email": f"{first.lower()}.{n}@example.com".replace("'", ""),
-                "hire_date": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
-                "pay_group_id": "pg_weekly",
-                "employment_type": "part_time" if hourly else "full_time",
-                "compensation_type": "hourly" if hourly else "salary",
-                "compensation_amount": f"{rng.randint(1800, 4500) / 100:.2f}"
-                if hourly
-                else f"{rng.randint(40, 140) * 500}.00",
-                "currency": "USD",
-                "tax_id": f"9{rng.randint(10, 99)}00{rng.randint(1000, 9999)}",
-                "bank_routing_number": "036282766",
-                "bank_account_number": f"0{rng.randint(10**8, 10**9 - 1)}",
-            }
-        )
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ONBOARDING_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
 
 
 def write_payroll(path: Path, external_ids: Sequence[str]) -> Decimal:
@@ -183,36 +120,6 @@ def has_job(run_dir: Path) -> bool:
         return bool(_query(db, "SELECT count(*) FROM job")[0][0])
     except sqlite3.Error:
         return False
-
-
-def api_get(sim: SimulatorThread, path: str, params: dict[str, str] | None = None) -> Any:
-    """One authenticated GET against the simulator (admin token), decoded; faults off first."""
-    sim.set_faults(FaultConfig())
-    url = sim.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
-    request = urllib.request.Request(  # noqa: S310  # https to the local simulator only
-        url, headers={"Authorization": f"Bearer {sim.tokens['admin']}"}
-    )
-    context: ssl.SSLContext = sim.client_ssl_context()
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:  # noqa: S310
-        return json.load(response)
-
-
-def list_all(sim: SimulatorThread, path: str, params: dict[str, str] | None = None) -> list[Any]:
-    """Every item of a paginated list of the simulator."""
-    items: list[Any] = []
-    query = {"limit": "100", **(params or {})}
-    while True:
-        page = api_get(sim, path, query)
-        items.extend(page["data"])
-        if not page.get("next_cursor"):
-            return items
-        query["cursor"] = page["next_cursor"]
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    """The rows of a CSV file as dicts."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 # ── driving the CLI through kills ──────────────────────────────────────────────────────────

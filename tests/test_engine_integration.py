@@ -4,14 +4,13 @@
 limits scaled from per minute to per second, so a few hundred rows take a couple of seconds.
 Every test ends by reading the simulator's effect ledger: each valid row's external id created
 exactly once, each idempotency key applied once, and the journal agreeing with the server.
-The helpers here are shared with tests/test_faults.py and tests/test_security.py.
+The helpers here are shared with tests/test_faults.py and tests/test_security.py; the input
+files come from tests/harness.py.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,67 +26,12 @@ from flexpay_batch.retry import RetryPolicy
 from flexpay_batch.runner import RunRequest, RunSummary, run_job
 from flexpay_batch.sim import Simulator
 from tests.conftest import MakeSimulator
-from tests.harness import fast_limits
+from tests.harness import fast_limits, write_onboarding
 
 pytestmark = pytest.mark.slow
 
-ONBOARDING_COLUMNS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "hire_date",
-    "pay_group_id",
-    "employment_type",
-    "compensation_type",
-    "compensation_amount",
-    "currency",
-    "tax_id",
-    "bank_routing_number",
-    "bank_account_number",
-)
-FIRST = ("Ana", "Björn", "Chloé", "Dmitri", "Eve", "Farah", "Giulia", "Hiro", "Ines", "Jamal")
-LAST = ("Müller", "O'Brien", "Nakamura", "Okafor", "Silva", "Novak", "Haddad", "Kowalski")
 #: Quick retries: the same decisions as the defaults, on a scale of tenths of a second.
 FAST_RETRY = RetryPolicy(max_attempts=10, base_delay=0.05, max_delay=0.5, deadline=60.0)
-
-
-def write_onboarding(path: Path, count: int, *, prefix: str = "EI") -> list[dict[str, str]]:
-    """Write ``count`` valid onboarding rows with unique external ids; return them."""
-    rows: list[dict[str, str]] = []
-    for n in range(count):
-        rng = random.Random(f"{prefix}-{n}")
-        first, last = FIRST[n % len(FIRST)], LAST[(n // len(FIRST)) % len(LAST)]
-        hourly = n % 3 == 0
-        rows.append(
-            {
-                "external_id": f"{prefix}{n + 1:05d}",
-                "first_name": first,
-                "last_name": last,
-                "email": f"{first.lower()}.{prefix.lower()}{n}@example.com",
-                "hire_date": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
-                "pay_group_id": ("pg_weekly", "pg_biweekly", "pg_monthly")[n % 3],
-                "employment_type": "part_time" if hourly else "full_time",
-                "compensation_type": "hourly" if hourly else "salary",
-                "compensation_amount": f"{rng.randint(1800, 4500) / 100:.2f}"
-                if hourly
-                else f"{rng.randint(40, 140) * 500}.00",
-                "currency": "USD",
-                "tax_id": f"9{rng.randint(10, 99)}00{rng.randint(1000, 9999)}",
-                "bank_routing_number": "036282766",
-                "bank_account_number": f"0{rng.randint(10**8, 10**9 - 1)}",
-            }
-        )
-    write_csv(path, rows)
-    return rows
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, str]]) -> None:
-    """Write onboarding ``rows`` as CSV with the flat onboarding columns."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ONBOARDING_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def engine_settings(

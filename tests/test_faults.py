@@ -22,14 +22,20 @@ from flexpay_batch.runner import RunSummary
 from flexpay_batch.sim import FaultConfig, Simulator
 from flexpay_batch.sim.config import ALL_SCOPES, TokenSpec
 from tests.conftest import MakeSimulator, MakeSimulatorThread
-from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli
+from tests.harness import (
+    cli_env,
+    fast_limits,
+    limit_flags,
+    run_cli,
+    start_cli,
+    write_onboarding,
+)
 from tests.test_engine_integration import (
     FAST_RETRY,
     assert_all_done,
     assert_exactly_once,
     run_onboarding,
     status_count,
-    write_onboarding,
 )
 
 pytestmark = pytest.mark.slow

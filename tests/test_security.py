@@ -26,8 +26,15 @@ from flexpay_batch.sim.config import ALL_SCOPES, PRESETS
 from flexpay_batch.sim.operations import ENDPOINTS
 from flexpay_batch.sim.testing import SimClient, employee_body, item_body, run_body
 from tests.conftest import MakeSimulator, MakeSimulatorThread
-from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli
-from tests.test_engine_integration import write_csv, write_onboarding
+from tests.harness import (
+    cli_env,
+    fast_limits,
+    limit_flags,
+    run_cli,
+    start_cli,
+    write_csv,
+    write_onboarding,
+)
 
 pytestmark = pytest.mark.slow
 
