@@ -12,7 +12,9 @@ disturbed by other processes.
   semaphore of the same size (``baselines.bare_gather``). Requests per second are rows / wall
   time of the whole run; CPU is user + system seconds of this process per 1,000 requests.
 - Figure 4: the same engine run with the journal on and off (see ``engine`` for how "off" is
-  done).
+  done), compared without the time spent writing the outputs, which both runs time the same
+  way: "off" rebuilds results.csv from an empty journal, so it would otherwise look cheaper by
+  work the journal does not cause (the whole-run ratio is reported beside it).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class Throughput:
     wall_seconds: float
     cpu_seconds: float
     sim_cpu_seconds: float
+    #: Of the wall and CPU seconds, those spent writing results.csv / rejects.csv / report.json.
+    outputs_wall_seconds: float = 0.0
+    outputs_cpu_seconds: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -49,9 +54,18 @@ class Throughput:
     def cpu_per_1000(self) -> float:
         return 1000.0 * self.cpu_seconds / self.requests
 
+    @property
+    def per_second_without_outputs(self) -> float:
+        return self.requests / (self.wall_seconds - self.outputs_wall_seconds)
+
+    @property
+    def cpu_per_1000_without_outputs(self) -> float:
+        return 1000.0 * (self.cpu_seconds - self.outputs_cpu_seconds) / self.requests
+
 
 def _one_run(suite: Suite, kind: str, csv_path: Path) -> Throughput:
     s = suite.scale
+    outputs_wall = outputs_cpu = 0.0
     with suite.server.running(SimConfig(limits=UNLIMITED)) as sim:
         if kind == "bare gather":
             result = run_baseline(kind, csv_path, sim, rate=1e9, workers=s.workers)
@@ -63,9 +77,10 @@ def _one_run(suite: Suite, kind: str, csv_path: Path) -> Throughput:
                 csv_path, sim, run_dir, limits=LIMITS_OFF, workers=s.workers, journal=journal
             )
             created, wall, cpu = engine.created, engine.wall_seconds, engine.cpu_seconds
+            outputs_wall, outputs_cpu = engine.outputs_wall_seconds, engine.outputs_cpu_seconds
     if created != s.overhead_rows or sim.report.employees_created != s.overhead_rows:
         raise RuntimeError(f"{kind}: created {created} of {s.overhead_rows} rows")
-    return Throughput(kind, created, wall, cpu, sim.report.cpu_seconds)
+    return Throughput(kind, created, wall, cpu, sim.report.cpu_seconds, outputs_wall, outputs_cpu)
 
 
 def _best_runs(suite: Suite) -> dict[str, Throughput]:
@@ -103,6 +118,35 @@ HEADER = [
     "CPU s / 1,000 req",
     "simulator CPU s",
 ]
+
+
+JOURNAL_HEADER = [
+    "run",
+    "requests",
+    "wall s",
+    "of which outputs s",
+    "requests/s without outputs",
+    "client CPU s",
+    "of which outputs CPU s",
+    "CPU s / 1,000 req without outputs",
+    "requests/s whole run",
+    "simulator CPU s",
+]
+
+
+def _journal_row(run: Throughput) -> list[str]:
+    return [
+        run.kind,
+        str(run.requests),
+        fmt(run.wall_seconds, 2),
+        fmt(run.outputs_wall_seconds, 2),
+        fmt(run.per_second_without_outputs, 0),
+        fmt(run.cpu_seconds, 2),
+        fmt(run.outputs_cpu_seconds, 2),
+        fmt(run.cpu_per_1000_without_outputs),
+        fmt(run.per_second, 0),
+        fmt(run.sim_cpu_seconds, 2),
+    ]
 
 
 def ratio(a: float, b: float) -> float:
@@ -144,14 +188,17 @@ def figure_journal(suite: Suite) -> FigureResult:
     """Figure 4: the engine with the journal on and off."""
     best = _best_runs(suite)
     on, off = best["engine"], best["engine, journal off"]
-    speed = ratio(on.per_second, off.per_second)
-    cpu = ratio(off.cpu_per_1000, on.cpu_per_1000)
+    speed = ratio(on.per_second_without_outputs, off.per_second_without_outputs)
+    cpu = ratio(off.cpu_per_1000_without_outputs, on.cpu_per_1000_without_outputs)
+    whole = ratio(on.per_second, off.per_second)
     plot = bar_figure(
         suite.out_dir / "fig4_journal.png",
-        "Engine with the journal on and off, limits off",
+        "Engine with the journal on and off, limits off (outputs excluded)",
         {
-            "requests per second": {k.kind: k.per_second for k in (on, off)},
-            "CPU seconds per 1,000 requests": {k.kind: k.cpu_per_1000 for k in (on, off)},
+            "requests per second": {k.kind: k.per_second_without_outputs for k in (on, off)},
+            "CPU seconds per 1,000 requests": {
+                k.kind: k.cpu_per_1000_without_outputs for k in (on, off)
+            },
         },
         "",
     )
@@ -163,18 +210,38 @@ def figure_journal(suite: Suite) -> FigureResult:
             "`.flush` patched to no-ops inside the benchmark (`unittest.mock.patch.object`, "
             "restored after the run): no transition reaches SQLite, so no statement and no "
             "fsync per row; the journal file, its job row and the one `set_meta` at start-up "
-            "remain, and results.csv is written from an empty journal. The journal lives in a "
-            "temp run directory on the same filesystem as the suite's temp dir "
-            "(`synchronous=FULL`, WAL)."
+            "remain. The journal lives in a temp run directory on the same filesystem as the "
+            "suite's temp dir (`synchronous=FULL`, WAL). Both runs time `write_outputs` "
+            "(results.csv, rejects.csv, report.json, rebuilt from journal + input after the "
+            "pipeline) separately, wall and CPU, and the target compares them without it: "
+            "with the journal off it rebuilds results.csv from an empty journal, which is "
+            'less work than a real run does and would flatter "off" (until 2026-11-29 the '
+            "figure compared whole runs; that ratio is still shown, informational)."
         ),
-        header=HEADER,
-        rows=[_row(on), _row(off)],
+        header=JOURNAL_HEADER,
+        rows=[_journal_row(on), _journal_row(off)],
         checks=[
-            Check("requests/s, journal on ÷ off", fmt(speed), "≥ 0.90", speed >= 0.9),
-            Check("CPU per request, off ÷ on", fmt(cpu), "none (informational)", None),
+            Check(
+                "requests/s, journal on ÷ off (outputs excluded from both)",
+                fmt(speed),
+                "≥ 0.90",
+                speed >= 0.9,
+            ),
+            Check(
+                "CPU per request, off ÷ on (outputs excluded)",
+                fmt(cpu),
+                "none (informational)",
+                None,
+            ),
+            Check(
+                "requests/s, whole runs (off writes outputs from an empty journal)",
+                fmt(whole),
+                "none (informational)",
+                None,
+            ),
         ],
         plots=[plot.name],
-        data={"speed": speed, "cpu": cpu},
+        data={"speed": speed, "cpu": cpu, "speed_whole_run": whole},
     )
 
 

@@ -177,6 +177,13 @@ def _parse_limit(value: str | None) -> float | None:
     """``X-RateLimit-Limit`` → requests per minute; ``"100"`` or ``"100, 100;w=60"``."""
     if value is None or len(value) > _MAX_VALUE_LENGTH:
         return None
+    return _parse_short_limit(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_short_limit(value: str) -> float | None:
+    """``_parse_limit`` of a short value; cached (a pure function of the text), since a
+    server sends the same limit on every response."""
     match = _LEADING_NUMBER.match(value)
     if match is None:
         return None

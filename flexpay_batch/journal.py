@@ -58,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -444,22 +445,52 @@ _ROW_COLUMNS: Final = (
     "server_id, note, field, code, reason, updated_at"
 )
 
-_SQL_REGISTER: Final = (
+# The statements that insert a row are built from a head, one VALUES tuple and a tail, so a
+# group of them can run as one multi-row statement (see _apply_grouped).
+_REGISTER_PARTS: Final = (
     "INSERT INTO rows (row_no, row_key, body_hash, state, attempts, idempotency_key, "
-    "updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (row_no) DO NOTHING"
+    "updated_at) VALUES ",
+    "(?, ?, ?, 'pending', 0, ?, ?)",
+    " ON CONFLICT (row_no) DO NOTHING",
 )
 # Register + InFlight in one statement: a new row is inserted in flight; a known one gets
 # exactly the _SQL_IN_FLIGHT update (same guard, same columns), its row_key/body_hash kept.
-_SQL_REGISTER_IN_FLIGHT: Final = (
+_REGISTER_IN_FLIGHT_PARTS: Final = (
     "INSERT INTO rows (row_no, row_key, body_hash, state, attempts, idempotency_key, "
-    "first_sent_at, updated_at) VALUES (?, ?, ?, 'in_flight', max(0, ?), ?, ?, ?) "
-    "ON CONFLICT (row_no) DO UPDATE SET state = 'in_flight', "
+    "first_sent_at, updated_at) VALUES ",
+    "(?, ?, ?, 'in_flight', max(0, ?), ?, ?, ?)",
+    " ON CONFLICT (row_no) DO UPDATE SET state = 'in_flight', "
     "attempts = max(attempts, excluded.attempts), "
     "idempotency_key = coalesce(idempotency_key, excluded.idempotency_key), "
     "first_sent_at = coalesce(first_sent_at, excluded.first_sent_at), field = NULL, "
     "code = NULL, reason = NULL, updated_at = excluded.updated_at "
-    "WHERE state IN ('pending', 'in_flight', 'failed')"
+    "WHERE state IN ('pending', 'in_flight', 'failed')",
 )
+# Register + InFlight + Done of one row in one statement (commit_batch only, for a row whose
+# request was sent and answered within one batch): the row ends exactly as the three
+# statements in a row would leave it; a done or rejected row is left alone (ignored).
+_REGISTER_DONE_PARTS: Final = (
+    "INSERT INTO rows (row_no, row_key, body_hash, state, attempts, idempotency_key, "
+    "first_sent_at, server_id, note, updated_at) VALUES ",
+    "(?, ?, ?, 'done', max(0, ?), ?, ?, ?, ?, ?)",
+    " ON CONFLICT (row_no) DO UPDATE SET state = 'done', "
+    "attempts = max(attempts, excluded.attempts), "
+    "idempotency_key = coalesce(idempotency_key, excluded.idempotency_key), "
+    "first_sent_at = coalesce(first_sent_at, excluded.first_sent_at), "
+    "server_id = excluded.server_id, note = excluded.note, field = NULL, code = NULL, "
+    "reason = NULL, updated_at = excluded.updated_at "
+    "WHERE state IN ('pending', 'in_flight', 'failed')",
+)
+_SQL_REGISTER: Final = "".join(_REGISTER_PARTS)
+_SQL_REGISTER_IN_FLIGHT: Final = "".join(_REGISTER_IN_FLIGHT_PARTS)
+_SQL_REGISTER_DONE: Final = "".join(_REGISTER_DONE_PARTS)
+_INSERT_PARTS: Final = {
+    "".join(parts): parts
+    for parts in (_REGISTER_PARTS, _REGISTER_IN_FLIGHT_PARTS, _REGISTER_DONE_PARTS)
+}
+#: Most rows in one multi-row statement (9 parameters each: below SQLite's historical limit
+#: of 999 variables per statement).
+_MAX_ROWS_PER_STATEMENT: Final = 64
 _SQL_IN_FLIGHT: Final = (
     "UPDATE rows SET state = 'in_flight', attempts = max(attempts, ?), "
     "idempotency_key = coalesce(idempotency_key, ?), "
@@ -510,37 +541,99 @@ def _statement(t: Transition, now: float) -> tuple[str, tuple[object, ...]]:
             assert_never(t)
 
 
+def _batch_statements(
+    transitions: Iterable[Transition], now: float
+) -> list[tuple[int, str, tuple[object, ...]]]:
+    """(row, SQL, parameters) of each transition, in order, with one merge: a register-and-
+    send (``Register`` with ``sent_at``) directly followed, in its row's own order, by the
+    row's ``Done`` becomes one ``_SQL_REGISTER_DONE`` at the register's place (the usual
+    case: a row sent and answered within one group commit)."""
+    entries: list[tuple[int, str, tuple[object, ...]]] = []
+    sent: dict[int, tuple[int, Register]] = {}  # row → its last entry, a register-and-send
+    for t in transitions:
+        row = t.row
+        if isinstance(t, Done) and row in sent:
+            index, reg = sent.pop(row)
+            entries[index] = (
+                row,
+                _SQL_REGISTER_DONE,
+                (
+                    row,
+                    reg.row_key,
+                    reg.body_hash,
+                    reg.attempt,
+                    reg.idempotency_key,
+                    reg.sent_at,
+                    t.server_id,
+                    t.note,
+                    now,
+                ),
+            )
+            continue
+        sent.pop(row, None)
+        sql, params = _statement(t, now)
+        if isinstance(t, Register) and t.sent_at is not None:
+            sent[row] = (len(entries), t)
+        entries.append((row, sql, params))
+    return entries
+
+
 def _grouped_statements(
     transitions: Iterable[Transition], now: float
 ) -> list[tuple[str, list[tuple[object, ...]]]]:
-    """The batch as (SQL, parameter rows) groups for ``executemany``, same effect as in order.
+    """The batch as (SQL, parameter rows) groups, with the same effect as in order.
 
-    Each statement reads and writes only its own row, so transitions of different rows
-    commute and only each row's own order matters: the n-th transition of a row in the batch
-    goes to layer n, layers run in order, and within a layer transitions are grouped by SQL
-    (a batch of register-and-send and done transitions becomes about three ``executemany``).
+    Each statement reads and writes only its own row, so statements of different rows
+    commute and only each row's own order matters: the n-th statement of a row in the batch
+    goes to layer n, layers run in order, and within a layer statements are grouped by SQL
+    (a batch of a few hundred rows sent and answered becomes two or three groups).
     """
     seen: dict[int, int] = {}
     layers: list[dict[str, list[tuple[object, ...]]]] = []
-    for t in transitions:
-        layer = seen.get(t.row, 0)
-        seen[t.row] = layer + 1
+    for row, sql, params in _batch_statements(transitions, now):
+        layer = seen.get(row, 0)
+        seen[row] = layer + 1
         if layer == len(layers):
             layers.append({})
-        sql, params = _statement(t, now)
         layers[layer].setdefault(sql, []).append(params)
     return [(sql, rows) for groups in layers for sql, rows in groups.items()]
 
 
+@functools.lru_cache(maxsize=32)
+def _multi_row_sql(sql: str, rows: int) -> str:
+    head, values, tail = _INSERT_PARTS[sql]
+    return head + ", ".join([values] * rows) + tail
+
+
+def _execute_group(conn: sqlite3.Connection, sql: str, rows: list[tuple[object, ...]]) -> int:
+    """Run ``sql`` for every parameter row; return how many rows of the table it changed.
+
+    Inserting statements run as multi-row statements of 64, 32, … 1 rows (a handful of SQL
+    texts, so they stay in the statement cache); others through ``executemany``. Fewer
+    statements matter beyond SQLite's own work: each one releases and re-takes the GIL,
+    a hand-off with the event loop's thread.
+    """
+    if sql not in _INSERT_PARTS or len(rows) == 1:
+        return conn.executemany(sql, rows).rowcount
+    changed = 0
+    start = 0
+    while start < len(rows):
+        size = min(_MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        params = [value for row in chunk for value in row]
+        changed += conn.execute(_multi_row_sql(sql, size), params).rowcount
+        start += size
+    return changed
+
+
 def _apply_grouped(conn: sqlite3.Connection, transitions: Sequence[Transition], now: float) -> bool:
-    """Apply the batch with ``executemany``; False as soon as a transition was ignored.
+    """Apply the batch group by group; False as soon as a transition was ignored.
 
     Only a plain ``Register`` may change nothing (a known row); every other statement changes
-    its row or is ignored, so a group's ``rowcount`` below its size means "ignored".
+    its row or is ignored, so a group changing fewer rows than its size means "ignored".
     """
     for sql, rows in _grouped_statements(transitions, now):
-        changed = conn.executemany(sql, rows).rowcount
-        if changed < len(rows) and sql != _SQL_REGISTER:
+        if _execute_group(conn, sql, rows) < len(rows) and sql != _SQL_REGISTER:
             return False
     return True
 

@@ -261,13 +261,14 @@ class _ThrottledReporter(_CountingReporter):
         self._show_start(total, estimate_seconds, limit)
 
     def _on_change(self) -> None:
+        # Runs for every row: the snapshot (ETA included) is only built when it is shown.
         now = self._clock()
-        snap = self._tally.snapshot()
-        all_done = snap.total is not None and snap.done >= snap.total
+        tally = self._tally
+        all_done = tally.total is not None and sum(tally.by_status.values()) >= tally.total
         if now - self._last_shown >= self._interval or (all_done and not self._shown_all):
             self._last_shown = now
             self._shown_all = all_done
-            self._show_progress(snap)
+            self._show_progress(tally.snapshot())
 
     def _show_start(self, total: int | None, estimate_seconds: float | None, limit: float) -> None:
         raise NotImplementedError

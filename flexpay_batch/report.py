@@ -40,7 +40,7 @@ def write_outputs(
     run_dir: Path, journal: Journal, request: RunRequest, summary: RunSummary
 ) -> None:
     """Write results.csv, rejects.csv and report.json for the run in ``run_dir``."""
-    rows = {record.row: record for record in journal.iter_rows()}
+    rows = _JournalCursor(journal)
     payroll = request.kind == "payroll"
     with (
         ResultsWriter(
@@ -56,6 +56,32 @@ def write_outputs(
             if record is not None and record.state in {RowState.REJECTED, RowState.FAILED}:
                 rejects.write(_reject_line(source, record))
     write_report_json(run_dir / REPORT_NAME, _report(journal, request, summary))
+
+
+class _JournalCursor:
+    """The journal's records looked up by row number, for input rows read in file order.
+
+    Input rows come in increasing row number and ``Journal.iter_rows`` yields in row order,
+    so one merged pass finds every record while holding one page of the journal, not the
+    whole run (a million-row run would otherwise be a million records in memory). A lookup
+    out of order falls back on ``Journal.row``.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._records = journal.iter_rows()
+        self._next: RowRecord | None = next(self._records, None)
+        self._last = -1
+
+    def get(self, row: int) -> RowRecord | None:
+        if row <= self._last:
+            return self._journal.row(row)
+        self._last = row
+        while self._next is not None and self._next.row < row:
+            self._next = next(self._records, None)
+        if self._next is not None and self._next.row == row:
+            return self._next
+        return None
 
 
 def _input_rows(request: RunRequest) -> Iterator[SourceRecord]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import sqlite3
 import stat
 import subprocess
@@ -425,6 +426,157 @@ def test_close_commits_the_buffer(journal: Journal, run_dir: Path) -> None:
     journal.close()
     assert committed_total(run_dir) == 1
     journal.close()  # idempotent
+
+
+def _rows_without_time(journal: Journal) -> list[tuple[object, ...]]:
+    return [
+        dataclasses.astuple(dataclasses.replace(r, updated_at=0.0)) for r in journal.iter_rows()
+    ]
+
+
+PRIOR_STATES: dict[str, list[Transition]] = {
+    "absent": [],
+    "pending": [register(2)],
+    "in_flight": [register(2), InFlight(2, "fpb_first", 2, at=10.0)],
+    "failed": [register(2), InFlight(2, "fpb_first", 3, at=10.0), Failed(2, "timeout", "x")],
+    "done": [register(2), Done(2, "emp_1", "created")],
+    "rejected": [register(2), Rejected(2, "email", "invalid", "email malformed")],
+}
+
+
+@pytest.mark.parametrize("prior", list(PRIOR_STATES))
+def test_register_with_send_is_register_then_in_flight(tmp_path: Path, prior: str) -> None:
+    """Register(..., attempt, sent_at) leaves exactly what Register + InFlight leave, and is
+    ignored (and counted) exactly when that InFlight would be."""
+    reg = register(2)
+    assert reg.idempotency_key is not None
+    outcomes = []
+    ways: list[tuple[str, list[Transition]]] = [
+        ("two", [reg, InFlight(2, reg.idempotency_key, 1, at=20.0)]),
+        ("one", [dataclasses.replace(reg, attempt=1, sent_at=20.0)]),
+    ]
+    for name, sending in ways:
+        with Journal.create(tmp_path / name, make_job(), wall_clock=FakeClock()) as journal:
+            for t in PRIOR_STATES[prior]:
+                journal.record_now(t)
+            for t in sending:
+                journal.record(t)
+            journal.flush()  # one batch: the grouped path
+            outcomes.append((_rows_without_time(journal), journal.statistics().ignored))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_grouped_commit_leaves_what_one_by_one_commits_leave(tmp_path: Path) -> None:
+    """A batch committed with executemany groups ends exactly like the same transitions
+    committed one at a time, in order: rows, states, attempts, keys, times, ignored count."""
+    rng = random.Random(7)
+    transitions: list[Transition] = []
+    for _ in range(600):
+        row = rng.randrange(2, 30)
+        reg = register(row)
+        choice = rng.randrange(7)
+        if choice == 0:
+            transitions.append(reg)
+        elif choice == 1:
+            transitions.append(dataclasses.replace(reg, attempt=rng.randrange(1, 4), sent_at=5.0))
+        elif choice == 2:
+            transitions.append(InFlight(row, f"fpb_{row}", rng.randrange(1, 4), at=rng.random()))
+        elif choice == 3:
+            transitions.append(Done(row, f"emp_{row}_{rng.randrange(9)}", "created"))
+        elif choice == 4:
+            transitions.append(Rejected(row, "email", "invalid", "email malformed", "req_1"))
+        elif choice == 5:
+            transitions.append(Failed(row, "timeout", "no answer", None))
+        else:
+            transitions.append(Register(row, reg.row_key, None, None))
+    ends = []
+    for name, batches in [
+        ("grouped", [transitions[i : i + 200] for i in range(0, len(transitions), 200)]),
+        ("one_by_one", [[t] for t in transitions]),
+    ]:
+        with Journal.create(tmp_path / name, make_job(), wall_clock=FakeClock()) as journal:
+            ignored = sum(journal.commit_batch(batch) for batch in batches)
+            ends.append((_rows_without_time(journal), ignored, journal.statistics().ignored))
+    assert ends[0] == ends[1]
+    assert ends[0][1] > 0  # the sequence did exercise ignored transitions
+
+
+def engine_like_stream(rng: random.Random, rows: int) -> list[Transition]:
+    """Transitions as the engine makes them, eight rows in flight at a time, nothing ignored:
+    register-and-send then done, rejected, or failed and re-sent; some rows rejected locally."""
+    lives: list[list[Transition]] = []
+    for row in range(2, rows + 2):
+        reg = register(row)
+        if rng.random() < 0.1:
+            lives.append([Register(row, reg.row_key, None, None), Rejected(row, "f", "c", "r")])
+            continue
+        life: list[Transition] = [dataclasses.replace(reg, attempt=1, sent_at=float(row))]
+        if rng.random() < 0.2:
+            life += [Failed(row, "timeout", "no answer"), InFlight(row, "fpb_k", 2, at=9.0)]
+        end = rng.random()
+        if end < 0.8:
+            life.append(Done(row, f"emp_{row}", "created"))
+        elif end < 0.9:
+            life.append(Rejected(row, "email", "invalid", "email malformed", "req_9"))
+        else:
+            life.append(Failed(row, "timeout", "gave up"))
+        lives.append(life)
+    stream: list[Transition] = []
+    active: list[list[Transition]] = []
+    pending = iter(lives)
+    while True:
+        while len(active) < 8 and (started := next(pending, None)) is not None:
+            active.append(started)
+        if not active:
+            return stream
+        going = rng.choice(active)
+        stream.append(going.pop(0))
+        if not going:
+            active.remove(going)
+
+
+def test_grouped_commit_of_an_engine_stream_takes_the_grouped_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of what the engine records (nothing ignored) are applied by the grouped path
+    alone, merged and multi-row statements included, and end like one-by-one commits."""
+    stream = engine_like_stream(random.Random(11), 700)
+    ends = []
+    with Journal.create(tmp_path / "one_by_one", make_job(), wall_clock=FakeClock()) as journal:
+        for t in stream:
+            journal.commit_batch([t])
+        ends.append(_rows_without_time(journal))
+
+    def no_replay(*args: object) -> list[int]:
+        raise AssertionError("the grouped path fell back on one-by-one")
+
+    monkeypatch.setattr(journal_module, "_apply_in_order", no_replay)
+    with Journal.create(tmp_path / "grouped", make_job(), wall_clock=FakeClock()) as journal:
+        for start in range(0, len(stream), 150):
+            assert journal.commit_batch(stream[start : start + 150]) == 0
+        ends.append(_rows_without_time(journal))
+    assert ends[0] == ends[1]
+    assert len(ends[0]) == 700
+
+
+def test_grouped_commit_names_the_ignored_rows(
+    journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When a grouped batch holds ignored transitions, the warning still names their rows and
+    the valid transitions of the batch are applied."""
+    for row in (2, 3, 4):
+        journal.record(register(row))
+    journal.record_now(Done(3, "emp_3", "created"))
+    with caplog.at_level("WARNING", logger="flexpay_batch.journal"):
+        ignored = journal.commit_batch(
+            [Done(2, "emp_2", "created"), Done(3, "emp_x", "replayed"), Done(4, "emp_4", "x")]
+        )
+    assert ignored == 1
+    assert "rows 3" in caplog.text
+    assert journal.row_states() == {2: RowState.DONE, 3: RowState.DONE, 4: RowState.DONE}
+    record = journal.row(3)
+    assert record is not None
+    assert record.server_id == "emp_3"
 
 
 def test_failed_commit_applies_nothing(journal: Journal) -> None:
