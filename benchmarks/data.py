@@ -5,21 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-COLUMNS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "hire_date",
-    "pay_group_id",
-    "employment_type",
-    "compensation_type",
-    "compensation_amount",
-    "currency",
-    "tax_id",
-    "bank_routing_number",
-    "bank_account_number",
-)
+from flexpay_batch.models import ONBOARDING_COLUMNS
+
+COLUMNS = ONBOARDING_COLUMNS
 FIRST_NAMES = ("Olivia", "Liam", "Emma", "Noah", "Amelia", "Mateo", "Priya", "Wei", "Kwame")
 LAST_NAMES = ("Smith", "Garcia", "Nguyen", "Patel", "Okafor", "Kowalski", "Silva", "Park")
 PAY_GROUPS = ("pg_weekly", "pg_biweekly", "pg_semimonthly", "pg_monthly")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flexpay_batch.limitspec import ClassLimits, LimitSettings, Rate
+from flexpay_batch.models import ONBOARDING_COLUMNS
 from flexpay_batch.sim import FaultConfig, SimulatorThread
 
 #: Environment variables a child keeps from ours (nothing else leaks into the CLI under test).
@@ -115,21 +116,6 @@ def start_cli(
     )
 
 
-ONBOARDING_COLUMNS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "hire_date",
-    "pay_group_id",
-    "employment_type",
-    "compensation_type",
-    "compensation_amount",
-    "currency",
-    "tax_id",
-    "bank_routing_number",
-    "bank_account_number",
-)
 # Names of five bytes or more: the journal's bytes are searched for them, and a short needle
 # such as "Eve" turns up by chance in 200 kB of random secrets and hashes.
 FIRST = ("Annika", "Björn", "Chloé", "Dmitri", "Evelyn", "Farida", "Giulia", "Hiroshi", "Ingrid")
