@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -24,7 +25,14 @@ import click
 import typer
 
 from . import errors
-from .config import DEFAULT_BASE_URL, Settings, environment, load_settings, load_token
+from .config import (
+    DEFAULT_BASE_URL,
+    SETTING_NAMES,
+    Settings,
+    environment,
+    load_settings,
+    load_token,
+)
 from .redact import format_exception_redacted, redact_text
 from .sim.cli import sim as sim_command
 
@@ -74,11 +82,17 @@ Restart = Annotated[
 RetryRejected = Annotated[bool, typer.Option(help="On resume, try rejected rows again.")]
 
 
-def _settings(
-    config: Path | None,
-    **flags: object | None,
-) -> Settings:
-    return load_settings(flags=flags, env=environment(), toml_path=config)
+def _settings(params: Mapping[str, object]) -> Settings:
+    """Settings from a command's own parameters (``locals()``): those named like a setting
+    are its flags, ``config`` names the TOML file. One rule for every command, so a flag
+    added to a command cannot be forgotten on its way into the settings."""
+    flags = {name: value for name, value in params.items() if name in SETTING_NAMES}
+    config = params.get("config")
+    return load_settings(
+        flags=flags,
+        env=environment(),
+        toml_path=config if isinstance(config, Path) else None,
+    )
 
 
 @app.command()
@@ -105,18 +119,7 @@ def onboard(
     from .jobs.onboarding import OnboardingJob
     from .runner import RunRequest, execute_request
 
-    settings = _settings(
-        config,
-        base_url=base_url,
-        ca_bundle=ca_bundle,
-        token_file=token_file,
-        run_dir=run_dir,
-        workers=workers,
-        read_limit=read_limit,
-        read_burst=read_burst,
-        write_limit=write_limit,
-        write_burst=write_burst,
-    )
+    settings = _settings(locals())
     request = RunRequest(
         job_factory=lambda meta: OnboardingJob(),
         kind="onboarding",
@@ -198,18 +201,7 @@ def payroll(
         pay_date=_parse_date("pay-date", pay_date),
     )
     control = ControlTotals(item_count=expected_count, total=_parse_total(expected_total))
-    settings = _settings(
-        config,
-        base_url=base_url,
-        ca_bundle=ca_bundle,
-        token_file=token_file,
-        run_dir=run_dir,
-        workers=workers,
-        read_limit=read_limit,
-        read_burst=read_burst,
-        write_limit=write_limit,
-        write_burst=write_burst,
-    )
+    settings = _settings(locals())
     request = RunRequest(
         job_factory=lambda meta: PayrollJob(
             period, meta=meta, submit=not no_submit, control=control
@@ -306,14 +298,7 @@ def paystubs(
     """Export a submitted run's paystubs (paginated reads) to CSV or JSONL."""
     from .jobs.paystubs import export_paystubs
 
-    settings = _settings(
-        config,
-        base_url=base_url,
-        ca_bundle=ca_bundle,
-        token_file=token_file,
-        read_limit=read_limit,
-        read_burst=read_burst,
-    )
+    settings = _settings(locals())
     token = load_token(settings.token_file, environment())
     count = anyio.run(export_paystubs, settings, token, run_id, out)
     print(f"wrote {count} paystubs to {out}")
@@ -340,17 +325,7 @@ def bench(
     """Measure achieved against allowed rates, 429s and latency (default: the sandbox)."""
     from .bench import run_bench
 
-    settings = _settings(
-        None,
-        base_url=base_url,
-        ca_bundle=ca_bundle,
-        token_file=token_file,
-        workers=workers,
-        read_limit=read_limit,
-        read_burst=read_burst,
-        write_limit=write_limit,
-        write_burst=write_burst,
-    )
+    settings = _settings(locals())
     # The sandbox unless a base URL was configured (flag, environment or TOML).
     use_sandbox = base_url is None and settings.base_url == DEFAULT_BASE_URL
     # Writes create objects; against a real organisation they are sent only when asked for.

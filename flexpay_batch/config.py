@@ -120,6 +120,10 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
 }
 
 
+#: The names a setting has as a flag (``--write-limit`` → ``write_limit``) and a TOML key.
+SETTING_NAMES = frozenset(_PARSERS)
+
+
 def load_settings(
     *,
     flags: Mapping[str, object | None],
