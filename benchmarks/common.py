@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flexpay_batch.limitspec import ClassLimits, LimitSettings, Rate
+from flexpay_batch.core.limitspec import ClassLimits, LimitSettings, Rate
 
 from .simproc import SimProcess
 

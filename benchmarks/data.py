@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from flexpay_batch.models import ONBOARDING_COLUMNS
+from flexpay_batch.input.models import ONBOARDING_COLUMNS
 
 COLUMNS = ONBOARDING_COLUMNS
 FIRST_NAMES = ("Olivia", "Liam", "Emma", "Noah", "Amelia", "Mateo", "Priya", "Wei", "Kwame")

@@ -34,12 +34,12 @@ from unittest import mock
 
 import psutil
 
-from flexpay_batch.config import Settings
+from flexpay_batch.core.limitspec import LimitSettings
+from flexpay_batch.core.settings import Settings
+from flexpay_batch.engine.report import write_outputs
+from flexpay_batch.engine.run import RunRequest, RunSummary, run_job
 from flexpay_batch.jobs.onboarding import OnboardingJob
-from flexpay_batch.journal import AsyncJournalWriter, Transition
-from flexpay_batch.limitspec import LimitSettings
-from flexpay_batch.report import write_outputs
-from flexpay_batch.runner import RunRequest, RunSummary, run_job
+from flexpay_batch.journal.store import AsyncJournalWriter, Transition
 
 from .simproc import RunningSim
 
@@ -96,7 +96,7 @@ def _timing_outputs(timed: _Timed) -> Iterator[None]:
             timed.wall += time.perf_counter() - started
             timed.cpu += cpu_seconds() - cpu_before
 
-    with mock.patch("flexpay_batch.runner.write_outputs", timed_write_outputs):
+    with mock.patch("flexpay_batch.engine.run.write_outputs", timed_write_outputs):
         yield
 
 

@@ -2,7 +2,7 @@
 
 The file (``Scale.memory_rows`` valid synthetic rows) is generated into the suite's temp dir
 and deleted afterwards. ``validate`` runs as a subprocess exactly as a user runs it (the console
-entry point ``flexpay_batch.cli:main``); so does the baseline, a plain ``csv.DictReader`` loop
+entry point ``flexpay_batch.cli.app:main``); so does the baseline, a plain ``csv.DictReader`` loop
 over the same file that only counts rows. Peak RSS is the kernel's high-water mark of the
 child's own address space (``VmHWM`` in ``/proc/PID/status``, read every 20 ms; it only ever
 grows, so the last reading before exit is the peak up to 20 ms before the end), MB = 2^20
@@ -26,7 +26,7 @@ from .common import Check, FigureResult, Suite, fmt
 from .data import write_onboarding_csv
 from .plots import bar_figure
 
-VALIDATE = "from flexpay_batch.cli import main; main()"
+VALIDATE = "from flexpay_batch.cli.app import main; main()"
 DICT_READER = (
     "import csv, sys\n"
     "n = 0\n"

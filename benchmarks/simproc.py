@@ -27,7 +27,7 @@ from typing import Any, Self
 
 import psutil
 
-from flexpay_batch.limitspec import EndpointClass
+from flexpay_batch.core.limitspec import EndpointClass
 from flexpay_batch.sim import SimConfig, Simulator
 from flexpay_batch.sim.buckets import Admission, BucketSet
 

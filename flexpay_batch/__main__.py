@@ -1,5 +1,5 @@
 """``python -m flexpay_batch`` is the ``flexpay-batch`` command."""
 
-from .entry import main
+from flexpay_batch.entry import main
 
 main()

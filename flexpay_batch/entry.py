@@ -11,9 +11,9 @@ import sys
 
 
 def main() -> None:
-    """Import and run ``flexpay_batch.cli.main``; an interrupt while importing exits 130."""
+    """Import and run ``flexpay_batch.cli.app.main``; an interrupt while importing exits 130."""
     try:
-        from .cli import main as cli_main
+        from flexpay_batch.cli.app import main as cli_main
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted before the run started; nothing was sent\n")
         sys.exit(130)

@@ -417,7 +417,7 @@ per hour (`24.75`).
 
 Row numbers are spreadsheet rows: the header is row 1, the first employee row 2. These {bad}
 rows are wrong on purpose; each should be listed in `rejects.csv` with its row number, field and
-code (the codes `flexpay_batch.validation` uses today), and every other row should go through:
+code (the codes `flexpay_batch.input.validation` uses today), and every other row should go through:
 
 | row | external_id | field | code | the problem | expected outcome |
 | --- | --- | --- | --- | --- | --- |

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from flexpay_batch.errors import InputFileError
-from flexpay_batch.models import OnboardingRow, PayrollRow, RowModel
-from flexpay_batch.sources import FIELD_SIZE_LIMIT, MAX_LINE_CHARS, count_rows, iter_records
-from flexpay_batch.validation import Rejection, ValidRow, format_rejection, validate_rows
+from flexpay_batch.core.errors import InputFileError
+from flexpay_batch.input.models import OnboardingRow, PayrollRow, RowModel
+from flexpay_batch.input.readers import FIELD_SIZE_LIMIT, MAX_LINE_CHARS, count_rows, iter_records
+from flexpay_batch.input.validation import Rejection, ValidRow, format_rejection, validate_rows
 
 DATA = Path(__file__).parent / "data"
 

@@ -21,18 +21,18 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from flexpay_batch import errors
-from flexpay_batch.client import (
+from flexpay_batch.api.client import (
     MAX_RESPONSE_BYTES,
     ApiResponse,
     FlexPayClient,
     _read_capped,
     error_for,
 )
-from flexpay_batch.executor import Attempts, execute
-from flexpay_batch.limits import LimiterSet
-from flexpay_batch.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
-from flexpay_batch.retry import RetryBudget, RetryPolicy
+from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.api.retry.loop import Attempts, execute
+from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.core import errors
+from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
 
 BASE = "https://api.example.test/v1/"
 TOKEN = "fps_admin_UNIT0TOKEN0c0ffee0deadbeef"

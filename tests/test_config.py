@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from flexpay_batch import config
-from flexpay_batch.config import DEFAULT_BASE_URL, load_settings, load_token
-from flexpay_batch.errors import ConfigError
-from flexpay_batch.limitspec import DEFAULT_LIMITS, Rate
+from flexpay_batch.core import settings as config
+from flexpay_batch.core.errors import ConfigError
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, Rate
+from flexpay_batch.core.settings import DEFAULT_BASE_URL, load_settings, load_token
 
 TOKEN = "fp_test_4f1c9e2a7b"
 

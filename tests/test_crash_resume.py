@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from flexpay_batch.journal import find_values_in_files
+from flexpay_batch.journal.store import find_values_in_files
 from flexpay_batch.sim import FaultConfig
 from tests.conftest import MakeSimulatorThread
 from tests.harness import (

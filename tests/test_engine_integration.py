@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from flexpay_batch.client import Timeouts
-from flexpay_batch.config import Settings
+from flexpay_batch.api.client import Timeouts
+from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.api.retry.policy import RetryPolicy
+from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
+from flexpay_batch.core.settings import Settings
+from flexpay_batch.engine.run import RunRequest, RunSummary, run_job
 from flexpay_batch.jobs.onboarding import OnboardingJob
-from flexpay_batch.limits import LimiterSet
-from flexpay_batch.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
-from flexpay_batch.retry import RetryPolicy
-from flexpay_batch.runner import RunRequest, RunSummary, run_job
 from flexpay_batch.sim import Simulator
 from tests.conftest import MakeSimulator
 from tests.harness import fast_limits, write_onboarding
@@ -254,7 +254,7 @@ async def test_employees_the_server_already_has_count_as_already_existed(
 async def test_limiter_statistics_show_the_adaptation(make_simulator: MakeSimulator) -> None:
     """Against a stricter server the write limiter records throttles and decreases and ends
     below its configured rate (the read class is untouched)."""
-    from flexpay_batch.client import FlexPayClient
+    from flexpay_batch.api.client import FlexPayClient
 
     configured = fast_limits(writes_per_second=200.0, write_burst=20)
     sim = await make_simulator(

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from flexpay_batch import errors
-from flexpay_batch.client import ApiResponse
-from flexpay_batch.executor import Attempts, execute
-from flexpay_batch.retry import RetryBudget, RetryPolicy
+from flexpay_batch.api.client import ApiResponse
+from flexpay_batch.api.retry.loop import Attempts, execute
+from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.core import errors
 
 OK = ApiResponse(status=201, body={"employee_id": "emp_1"}, request_id="req_ok")
 Outcome = ApiResponse | BaseException

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from flexpay_batch.headers import (
+from flexpay_batch.api.headers import (
     DEFAULT_CAP,
     NO_FEEDBACK,
     RateLimitFeedback,

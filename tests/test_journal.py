@@ -1,4 +1,4 @@
-"""Tests for flexpay_batch.journal: job identity, resume refusal, transitions, commits, status."""
+"""Tests for the journal store: job identity, resume refusal, transitions, commits, status."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from flexpay_batch import journal as journal_module
-from flexpay_batch.errors import ResumeRefused, UsageError
-from flexpay_batch.journal import (
+from flexpay_batch.core.errors import ResumeRefused, UsageError
+from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash, token_fingerprint
+from flexpay_batch.journal import store as journal_module
+from flexpay_batch.journal.store import (
     JOURNAL_NAME,
     AsyncJournalWriter,
     Done,
@@ -35,7 +36,6 @@ from flexpay_batch.journal import (
     journal_files,
     status_snapshot,
 )
-from flexpay_batch.keys import body_sha256, idempotency_key, keyed_hash, token_fingerprint
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -567,7 +567,7 @@ def test_grouped_commit_names_the_ignored_rows(
     for row in (2, 3, 4):
         journal.record(register(row))
     journal.record_now(Done(3, "emp_3", "created"))
-    with caplog.at_level("WARNING", logger="flexpay_batch.journal"):
+    with caplog.at_level("WARNING", logger="flexpay_batch.journal.store"):
         ignored = journal.commit_batch(
             [Done(2, "emp_2", "created"), Done(3, "emp_x", "replayed"), Done(4, "emp_4", "x")]
         )
@@ -613,7 +613,7 @@ def test_status_from_another_process(journal: Journal, run_dir: Path) -> None:
     journal.record_now(register(2))
     code = (
         "import sys\n"
-        "from flexpay_batch.journal import status_snapshot\n"
+        "from flexpay_batch.journal.store import status_snapshot\n"
         "print(status_snapshot(sys.argv[1]).total)\n"
     )
     result = subprocess.run(

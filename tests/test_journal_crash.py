@@ -1,4 +1,4 @@
-"""Crash test for flexpay_batch.journal: SIGKILL a writer many times; nothing committed is lost.
+"""Crash test for the journal store: SIGKILL a writer many times; nothing committed is lost.
 
 The child (this file run as a script) plays a resuming engine: it opens the journal, reads
 where every row stands, and drives rows through register → in_flight → (failed → in_flight)
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from flexpay_batch.journal import (
+from flexpay_batch.journal.store import (
     Done,
     Failed,
     InFlight,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from flexpay_batch.models import OnboardingRow
-from flexpay_batch.runner import run_job
+from flexpay_batch.engine.run import run_job
+from flexpay_batch.input.models import OnboardingRow
 from tests.conftest import MakeSimulator
 from tests.harness import fast_limits, write_onboarding
 from tests.test_engine_integration import (

@@ -1,4 +1,4 @@
-"""Tests for flexpay_batch.keys: deterministic, secret-dependent keys free of personal data."""
+"""Tests for flexpay_batch.core.keys: deterministic, secret-dependent keys free of personal data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flexpay_batch.keys import (
+from flexpay_batch.core.keys import (
     body_sha256,
     file_sha256,
     idempotency_key,

@@ -15,9 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flexpay_batch.headers import NO_FEEDBACK, RateLimitFeedback
-from flexpay_batch.limits import AimdSettings, ClassLimiter, LimiterSet, jitter_margin
-from flexpay_batch.limitspec import DEFAULT_LIMITS, ClassLimits, EndpointClass, Rate
+from flexpay_batch.api.headers import NO_FEEDBACK, RateLimitFeedback
+from flexpay_batch.api.ratelimit.limiter import (
+    AimdSettings,
+    ClassLimiter,
+    LimiterSet,
+    jitter_margin,
+)
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, EndpointClass, Rate
 
 # looptime rounds loop time to 1 µs; a window count may be off by that much of a token.
 _TIME_EPSILON = 1e-6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flexpay_batch.limitspec import ClassLimits, EndpointClass, Rate
+from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, Rate
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from flexpay_batch.models import (
+from flexpay_batch.input.models import (
     KNOWN_COLUMNS,
     MONEY_MAX,
     ONBOARDING_COLUMNS,

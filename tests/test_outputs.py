@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flexpay_batch.errors import ConfigError
-from flexpay_batch.outputs import (
+from flexpay_batch.core.errors import ConfigError
+from flexpay_batch.core.files import (
     RejectLine,
     RejectsWriter,
     ResultLine,
@@ -91,7 +91,7 @@ def test_ensure_private_dir_accepts_readable_dir_with_warning(
     target = tmp_path / "listed"
     target.mkdir()
     target.chmod(0o755)
-    with caplog.at_level(logging.WARNING, logger="flexpay_batch.outputs"):
+    with caplog.at_level(logging.WARNING, logger="flexpay_batch.core.files"):
         assert ensure_private_dir(target) == target
     assert mode_of(target) == 0o755
     assert "can be listed by other users" in caplog.text

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
-from flexpay_batch import errors
-from flexpay_batch.pipeline import READ_BATCH, StopControl, run_pipeline
+from flexpay_batch.core import errors
+from flexpay_batch.engine.pipeline import READ_BATCH, StopControl, run_pipeline
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 from rich.console import Console
 
-from flexpay_batch.progress import (
+from flexpay_batch.engine.progress import (
     JsonReporter,
     PlainReporter,
     RichReporter,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from flexpay_batch.redact import (
+from flexpay_batch.core.redact import (
     PLACEHOLDER,
     Redactor,
     format_exception_redacted,
@@ -137,7 +137,7 @@ def test_redact_text_without_installation_uses_patterns() -> None:
 @pytest.mark.usefixtures("installed")
 def test_token_in_log_args_is_redacted(log_output: io.StringIO) -> None:
     """The token passed as %s, %r, in an object's repr or a dict never reaches the handler."""
-    log = logging.getLogger("flexpay_batch.client")
+    log = logging.getLogger("flexpay_batch.api.client")
     log.info("token %s", TOKEN)
     log.warning("client %r", Carrier())
     log.debug("headers %s", {"Authorization": f"Bearer {TOKEN}"})
@@ -160,7 +160,7 @@ def test_bad_format_arguments_do_not_leak(
 @pytest.mark.usefixtures("installed")
 def test_token_in_exception_message_is_redacted(log_output: io.StringIO) -> None:
     """log.exception redacts the exception message and the traceback text."""
-    log = logging.getLogger("flexpay_batch.executor")
+    log = logging.getLogger("flexpay_batch.api.retry.loop")
     try:
         raise RuntimeError(f"request with {TOKEN} failed")
     except RuntimeError:

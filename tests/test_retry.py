@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flexpay_batch.errors import (
+from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy, plan_retry
+from flexpay_batch.core.errors import (
     ApiError,
     AuthenticationFailed,
     Conflict,
@@ -17,7 +18,6 @@ from flexpay_batch.errors import (
     TransportError,
     ValidationFailed,
 )
-from flexpay_batch.retry import RetryBudget, RetryPolicy, plan_retry
 
 POLICY = RetryPolicy()
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flexpay_batch.errors import InputFileError
-from flexpay_batch.sources import (
+from flexpay_batch.core.errors import InputFileError
+from flexpay_batch.input.readers import (
     SourceRecord,
     count_rows,
     detect_format,

@@ -10,9 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flexpay_batch.models import ONBOARDING_COLUMNS, PAYROLL_COLUMNS, OnboardingRow, PayrollRow
-from flexpay_batch.sources import RowProblem, SourceRecord, iter_records
-from flexpay_batch.validation import (
+from flexpay_batch.input.models import (
+    ONBOARDING_COLUMNS,
+    PAYROLL_COLUMNS,
+    OnboardingRow,
+    PayrollRow,
+)
+from flexpay_batch.input.readers import RowProblem, SourceRecord, iter_records
+from flexpay_batch.input.validation import (
     Rejection,
     ValidationSummary,
     ValidRow,

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
-from .. import errors
-from ..client import ApiResponse, FlexPayClient
-from ..models import RowModel
-from ..outputs import ResultStatus as Status
+from flexpay_batch.api.client import ApiResponse, FlexPayClient
+from flexpay_batch.core import errors
+from flexpay_batch.core.files import ResultStatus as Status
+from flexpay_batch.input.models import RowModel
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import errors
-from ..client import FlexPayClient
-from ..executor import execute
-from ..retry import RetryBudget, RetryPolicy
+from flexpay_batch.api.client import FlexPayClient
+from flexpay_batch.api.retry.loop import execute
+from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.core import errors
 
 #: Page size asked for on list endpoints; the server may return fewer.
 PAGE_SIZE = 100

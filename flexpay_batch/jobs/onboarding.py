@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from .. import errors
-from ..client import ApiResponse, FlexPayClient
-from ..models import OnboardingRow, RowModel
-from .base import RowRejection, RowTask
-from .lookups import list_all, read_ids
+from flexpay_batch.api.client import ApiResponse, FlexPayClient
+from flexpay_batch.core import errors
+from flexpay_batch.input.models import OnboardingRow, RowModel
+from flexpay_batch.jobs.base import RowRejection, RowTask
+from flexpay_batch.jobs.lookups import list_all, read_ids
 
 
 class OnboardingJob:

@@ -21,14 +21,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
-from .. import errors
-from ..client import ApiResponse, FlexPayClient
-from ..executor import execute
-from ..keys import keyed_hash
-from ..models import PayrollRow, RowModel
-from ..retry import RetryBudget, RetryPolicy
-from .base import RowRejection, RowTask
-from .lookups import list_all, read_page
+from flexpay_batch.api.client import ApiResponse, FlexPayClient
+from flexpay_batch.api.retry.loop import execute
+from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.core import errors
+from flexpay_batch.core.keys import keyed_hash
+from flexpay_batch.input.models import PayrollRow, RowModel
+from flexpay_batch.jobs.base import RowRejection, RowTask
+from flexpay_batch.jobs.lookups import list_all, read_page
 
 META_RUN_ID = "payroll_run_id"
 META_SUBMITTED = "payroll_submitted"

@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import errors
-from ..client import FlexPayClient
-from ..config import Settings
-from ..outputs import escape_formula, open_private
-from .lookups import PAGE_SIZE, read_page
+from flexpay_batch.api.client import FlexPayClient
+from flexpay_batch.core import errors
+from flexpay_batch.core.files import escape_formula, open_private
+from flexpay_batch.core.settings import Settings
+from flexpay_batch.jobs.lookups import PAGE_SIZE, read_page
 
 _MAX_PAGES = 100_000
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from flexpay_batch.limitspec import EndpointClass
+from flexpay_batch.core.limitspec import EndpointClass
 from flexpay_batch.sim import inspect, openapi
 from flexpay_batch.sim.auth import require_scope
 from flexpay_batch.sim.buckets import Admission, format_seconds

@@ -4,7 +4,7 @@
     admission = bucket.try_acquire()
     if not admission.allowed: answer 429 with Retry-After = admission.retry_after
 
-Semantics (the same as ``flexpay_batch.limitspec``): the bucket holds at most ``burst`` tokens,
+Semantics (the same as ``flexpay_batch.core.limitspec``): the bucket holds at most ``burst`` tokens,
 starts full, and refills continuously at ``rate.per_second`` tokens per second; a request is
 admitted when a whole token is available and then takes it. Refused requests take nothing
 (like nginx ``limit_req``). Hence in any interval of T seconds at most ``burst + rate * T``
@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flexpay_batch.limitspec import ClassLimits, EndpointClass, LimitSettings
+from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings
 
 # Float refills accumulate rounding error; a client spacing requests exactly 1/rate apart must
 # still find a whole token, so "almost one" counts as one. 1e-9 of a token is far below any

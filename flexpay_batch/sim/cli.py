@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from flexpay_batch.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
 from flexpay_batch.sim.config import UNLIMITED, FaultConfig, ResetStyle, SimConfig
 from flexpay_batch.sim.server import Simulator
 

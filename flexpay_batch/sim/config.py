@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from flexpay_batch.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
 
 ResetStyle = Literal["delta", "epoch", "absent"]
 

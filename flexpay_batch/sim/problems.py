@@ -1,6 +1,6 @@
 """The error responses the simulator sends, as one exception type and one envelope builder.
 
-These are server-side answers, not the engine's exceptions (``flexpay_batch.errors`` is what the
+These are server-side answers, not the engine's exceptions (``core.errors`` is what the
 engine raises when it *receives* one of these). A handler raises ``ApiProblem``; the app's
 middleware turns it into the contract's envelope::
 

@@ -10,7 +10,7 @@ import itertools
 import secrets
 import time
 
-from flexpay_batch.limitspec import EndpointClass
+from flexpay_batch.core.limitspec import EndpointClass
 from flexpay_batch.sim.auth import TokenRegistry
 from flexpay_batch.sim.buckets import BucketSet, format_per_minute
 from flexpay_batch.sim.config import FaultConfig, SimConfig, TokenSpec, generate_preset_tokens

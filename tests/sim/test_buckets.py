@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flexpay_batch.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
+from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
 from flexpay_batch.sim.buckets import BucketSet, TokenBucket, format_per_minute, format_seconds
 from flexpay_batch.sim.testing import FakeClock
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from flexpay_batch.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
 from flexpay_batch.sim import Simulator
 from flexpay_batch.sim.testing import FakeClock, SimClient, employee_body
 

@@ -31,7 +31,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import errors
+from flexpay_batch.core import errors
 
 W = TypeVar("W")
 R = TypeVar("R")

@@ -36,12 +36,30 @@ from typing import Any
 
 import anyio
 
-from . import errors
-from .client import FlexPayClient, validate_base_url
-from .config import Settings, environment, load_settings, load_token
-from .executor import Attempts, execute
-from .jobs.base import RowJob, RowOutcome, RowRejection, RowTask, Status
-from .journal import (
+from flexpay_batch.api.client import FlexPayClient, validate_base_url
+from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.api.retry.loop import Attempts, execute
+from flexpay_batch.api.retry.policy import RetryBudget
+from flexpay_batch.cli.status import META_INPUT_ROWS
+from flexpay_batch.core import errors
+from flexpay_batch.core.files import ensure_private_dir
+from flexpay_batch.core.keys import (
+    body_sha256,
+    file_sha256,
+    idempotency_key,
+    keyed_hash,
+    token_fingerprint,
+)
+from flexpay_batch.core.redact import install_redaction
+from flexpay_batch.core.settings import Settings, environment, load_settings, load_token
+from flexpay_batch.engine.pipeline import StopControl, run_pipeline
+from flexpay_batch.engine.progress import Reporter, make_reporter
+from flexpay_batch.engine.report import write_outputs
+from flexpay_batch.input.models import OnboardingRow
+from flexpay_batch.input.readers import count_rows, iter_records
+from flexpay_batch.input.validation import Rejection, validate_rows
+from flexpay_batch.jobs.base import RowJob, RowOutcome, RowRejection, RowTask, Status
+from flexpay_batch.journal.store import (
     AsyncJournalWriter,
     Done,
     Failed,
@@ -53,18 +71,6 @@ from .journal import (
     check_resumable,
     journal_files,
 )
-from .keys import body_sha256, file_sha256, idempotency_key, keyed_hash, token_fingerprint
-from .limits import LimiterSet
-from .models import OnboardingRow
-from .outputs import ensure_private_dir
-from .pipeline import StopControl, run_pipeline
-from .progress import Reporter, make_reporter
-from .redact import install_redaction
-from .report import write_outputs
-from .retry import RetryBudget
-from .sources import count_rows, iter_records
-from .status import META_INPUT_ROWS
-from .validation import Rejection, validate_rows
 
 JOURNAL_NAME = "journal.sqlite"
 SANDBOX = "sandbox"
@@ -181,7 +187,7 @@ async def _target(
         # would refuse the corrected command (the default run directory is the same).
         yield validate_base_url(request.settings.base_url), request.settings.ca_bundle, token
         return
-    from .sim import SimConfig, Simulator
+    from flexpay_batch.sim import SimConfig, Simulator
 
     async with Simulator(SimConfig(limits=request.settings.limits)) as sim:
         _banner(
@@ -734,7 +740,7 @@ def resume_request(
     allow_token_change: bool = False,
 ) -> RunRequest:
     """Rebuild the original request from the journal of ``run_dir``."""
-    from .journal import status_snapshot
+    from flexpay_batch.journal.store import status_snapshot
 
     snapshot = status_snapshot(run_dir)
     job = snapshot.job
@@ -773,10 +779,10 @@ def resume_request(
 
 def _job_factory(kind: str, parameters: dict[str, Any]) -> Callable[[JournalMeta], RowJob]:
     if kind == "onboarding":
-        from .jobs.onboarding import OnboardingJob
+        from flexpay_batch.jobs.onboarding import OnboardingJob
 
         return lambda meta: OnboardingJob()
-    from .jobs.payroll import payroll_job_from_parameters
+    from flexpay_batch.jobs.payroll import payroll_job_from_parameters
 
     return lambda meta: payroll_job_from_parameters(parameters, meta)
 

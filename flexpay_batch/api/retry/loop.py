@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from . import errors
-from .client import ApiResponse
-from .retry import RetryBudget, RetryPolicy
+from flexpay_batch.api.client import ApiResponse
+from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.core import errors
 
 Send = Callable[[], Awaitable[ApiResponse]]
 OnRetry = Callable[[int, errors.RetryableError, float], None]

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from flexpay_batch.errors import ConfigError
+from flexpay_batch.core.errors import ConfigError
 
 __all__ = [
     "PRIVATE_DIR_MODE",

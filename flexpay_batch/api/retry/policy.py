@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flexpay_batch.errors import (
+from flexpay_batch.core.errors import (
     ApiError,
     KeyInProgress,
     RetryableError,

@@ -78,8 +78,8 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from flexpay_batch.errors import ResumeRefused, UsageError
-from flexpay_batch.keys import new_job_secret
+from flexpay_batch.core.errors import ResumeRefused, UsageError
+from flexpay_batch.core.keys import new_job_secret
 
 __all__ = [
     "DEFAULT_MAX_BATCH",

@@ -12,11 +12,16 @@ import sys
 from itertools import chain
 from pathlib import Path
 
-from . import errors
-from .models import OnboardingRow, PayrollRow, RowModel
-from .outputs import RejectLine, RejectsWriter
-from .sources import iter_records
-from .validation import Rejection, ValidationSummary, format_rejection, validate_rows
+from flexpay_batch.core import errors
+from flexpay_batch.core.files import RejectLine, RejectsWriter
+from flexpay_batch.input.models import OnboardingRow, PayrollRow, RowModel
+from flexpay_batch.input.readers import iter_records
+from flexpay_batch.input.validation import (
+    Rejection,
+    ValidationSummary,
+    format_rejection,
+    validate_rows,
+)
 
 MAX_SHOWN = 50
 KINDS: dict[str, type[RowModel]] = {"onboarding": OnboardingRow, "payroll": PayrollRow}

@@ -15,7 +15,7 @@ Numbering: ``line`` is the physical line (1-based) where a record starts, counti
 header being row 1 and every record one row however many lines its quoted fields span (blank
 lines count as rows, as they do in a spreadsheet, but yield nothing); for JSONL the line number.
 
-Whole-file failures raise :class:`~flexpay_batch.errors.InputFileError` naming the file, on the
+Whole-file failures raise :class:`~flexpay_batch.core.errors.InputFileError` naming the file, on the
 first ``next()`` (the readers are lazy). A decoding failure is raised where the bad byte is, which
 may be after some records: call :func:`count_rows` first as a pre-flight check when nothing
 should be sent from a file that turns out unreadable.
@@ -32,7 +32,7 @@ CSV specifics:
 - The delimiter is sniffed from the header line only: ``,``, ``;`` or tab, whichever occurs most
   outside quotes (comma on a tie).
 - Header cells are normalised (:func:`normalise_column`) and mapped through
-  :data:`~flexpay_batch.models.COLUMN_ALIASES`. Two cells naming the same column, or a header
+  :data:`~flexpay_batch.input.models.COLUMN_ALIASES`. Two cells naming the same column, or a header
   with no known column at all (a file without a header row), raise ``InputFileError``.
   Unnamed (empty) header cells are allowed as long as the rows leave them empty.
 - An empty file raises ``InputFileError``; a header with no rows yields nothing (``count_rows``
@@ -61,8 +61,8 @@ from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
-from flexpay_batch.errors import InputFileError
-from flexpay_batch.models import COLUMN_ALIASES, KNOWN_COLUMNS, ONBOARDING_COLUMNS
+from flexpay_batch.core.errors import InputFileError
+from flexpay_batch.input.models import COLUMN_ALIASES, KNOWN_COLUMNS, ONBOARDING_COLUMNS
 
 __all__ = [
     "FIELD_SIZE_LIMIT",

@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .client import Timeouts
-from .errors import ConfigError
-from .limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
-from .retry import RetryPolicy
+from flexpay_batch.api.client import Timeouts
+from flexpay_batch.api.retry.policy import RetryPolicy
+from flexpay_batch.core.errors import ConfigError
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
 
 DEFAULT_BASE_URL = "https://api.flexpay.dev/v1/"
 DEFAULT_CONFIG_FILE = "flexpay-batch.toml"

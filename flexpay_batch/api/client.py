@@ -33,10 +33,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from . import __version__, errors
-from .headers import RateLimitFeedback, parse_feedback
-from .limits import LimiterSet
-from .limitspec import DEFAULT_LIMITS, EndpointClass, LimitSettings
+from flexpay_batch import __version__
+from flexpay_batch.api.headers import RateLimitFeedback, parse_feedback
+from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.core import errors
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, EndpointClass, LimitSettings
 
 #: A response body larger than this is refused: responses are untrusted input.
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024

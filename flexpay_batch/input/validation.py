@@ -35,8 +35,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from flexpay_batch.models import PayrollRow, RowModel
-from flexpay_batch.sources import SourceRecord
+from flexpay_batch.input.models import PayrollRow, RowModel
+from flexpay_batch.input.readers import SourceRecord
 
 __all__ = [
     "Rejection",

@@ -64,8 +64,8 @@ from typing import Literal
 
 from aiolimiter import AsyncLimiter
 
-from flexpay_batch.headers import RateLimitFeedback
-from flexpay_batch.limitspec import ClassLimits, EndpointClass, LimitSettings
+from flexpay_batch.api.headers import RateLimitFeedback
+from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings
 
 Start = Literal["conservative", "full"]
 

@@ -24,8 +24,9 @@ import anyio
 import click
 import typer
 
-from . import errors
-from .config import (
+from flexpay_batch.core import errors
+from flexpay_batch.core.redact import format_exception_redacted, redact_text
+from flexpay_batch.core.settings import (
     DEFAULT_BASE_URL,
     SETTING_NAMES,
     Settings,
@@ -33,8 +34,7 @@ from .config import (
     load_settings,
     load_token,
 )
-from .redact import format_exception_redacted, redact_text
-from .sim.cli import sim as sim_command
+from flexpay_batch.sim.cli import sim as sim_command
 
 app = typer.Typer(
     name="flexpay-batch",
@@ -116,8 +116,8 @@ def onboard(
     debug: Debug = False,
 ) -> int:
     """Create one employee per row of FILE (POST /employees), exactly once."""
-    from .jobs.onboarding import OnboardingJob
-    from .runner import RunRequest, execute_request
+    from flexpay_batch.engine.run import RunRequest, execute_request
+    from flexpay_batch.jobs.onboarding import OnboardingJob
 
     settings = _settings(locals())
     request = RunRequest(
@@ -191,8 +191,8 @@ def payroll(
     debug: Debug = False,
 ) -> int:
     """Add one payroll item per row of FILE to a new run, check the totals, then submit."""
-    from .jobs.payroll import ControlTotals, PayPeriod, PayrollJob, payroll_parameters
-    from .runner import RunRequest, execute_request
+    from flexpay_batch.engine.run import RunRequest, execute_request
+    from flexpay_batch.jobs.payroll import ControlTotals, PayPeriod, PayrollJob, payroll_parameters
 
     period = PayPeriod(
         pay_group_id=pay_group,
@@ -241,7 +241,7 @@ def resume(
     debug: Debug = False,
 ) -> int:
     """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys."""
-    from .runner import execute_request, resume_request
+    from flexpay_batch.engine.run import execute_request, resume_request
 
     request = resume_request(
         run_dir,
@@ -261,7 +261,7 @@ def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
     """Counts per state, rate and what is left, read from the journal (safe while running)."""
-    from .status import show_status
+    from flexpay_batch.cli.status import show_status
 
     return show_status(run_dir, as_json=json_output)
 
@@ -278,7 +278,7 @@ def validate(
     ] = None,
 ) -> int:
     """Check FILE with no network at all: schema, duplicates and totals. Needs no token."""
-    from .validate_cmd import validate_file
+    from flexpay_batch.cli.validate import validate_file
 
     return validate_file(file, kind=kind, encoding=encoding, rejects_path=rejects)
 
@@ -296,7 +296,7 @@ def paystubs(
     debug: Debug = False,
 ) -> int:
     """Export a submitted run's paystubs (paginated reads) to CSV or JSONL."""
-    from .jobs.paystubs import export_paystubs
+    from flexpay_batch.jobs.paystubs import export_paystubs
 
     settings = _settings(locals())
     token = load_token(settings.token_file, environment())
@@ -323,7 +323,7 @@ def bench(
     debug: Debug = False,
 ) -> int:
     """Measure achieved against allowed rates, 429s and latency (default: the sandbox)."""
-    from .bench import run_bench
+    from flexpay_batch.cli.bench import run_bench
 
     settings = _settings(locals())
     # The sandbox unless a base URL was configured (flag, environment or TOML).

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .journal import Journal, RowRecord, RowState
-from .outputs import (
+from flexpay_batch.core.files import (
     RejectLine,
     RejectsWriter,
     ResultLine,
@@ -24,10 +23,11 @@ from .outputs import (
     ResultsWriter,
     write_report_json,
 )
-from .sources import SourceRecord, iter_records
+from flexpay_batch.input.readers import SourceRecord, iter_records
+from flexpay_batch.journal.store import Journal, RowRecord, RowState
 
 if TYPE_CHECKING:
-    from .runner import RunRequest, RunSummary
+    from flexpay_batch.engine.run import RunRequest, RunSummary
 
 RESULTS_NAME = "results.csv"
 REJECTS_NAME = "rejects.csv"

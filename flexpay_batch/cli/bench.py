@@ -21,13 +21,13 @@ from pathlib import Path
 
 import anyio
 
-from . import errors
-from .client import ApiResponse, FlexPayClient
-from .config import Settings, environment, load_token
-from .executor import execute
-from .limits import LimiterSet
-from .limitspec import EndpointClass
-from .retry import RetryBudget, RetryPolicy
+from flexpay_batch.api.client import ApiResponse, FlexPayClient
+from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.api.retry.loop import execute
+from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.core import errors
+from flexpay_batch.core.limitspec import EndpointClass
+from flexpay_batch.core.settings import Settings, environment, load_token
 
 MAX_REQUESTS = 100_000
 
@@ -80,7 +80,7 @@ async def _endpoint(
         assert token is not None
         yield settings.base_url, settings.ca_bundle, token
         return
-    from .sim import SimConfig, Simulator
+    from flexpay_batch.sim import SimConfig, Simulator
 
     async with Simulator(SimConfig(limits=settings.limits)) as sim:
         print(

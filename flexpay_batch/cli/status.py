@@ -14,8 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .journal import RowState, StatusSnapshot, status_snapshot
-from .progress import format_duration
+from flexpay_batch.engine.progress import format_duration
+from flexpay_batch.journal.store import RowState, StatusSnapshot, status_snapshot
 
 META_INPUT_ROWS = "input_rows"
 
