@@ -39,7 +39,8 @@ from flexpay_batch.core.settings import Settings
 from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.run import RunRequest, RunSummary, run_job
 from flexpay_batch.jobs.onboarding import OnboardingJob
-from flexpay_batch.journal.store import AsyncJournalWriter, Transition
+from flexpay_batch.journal.transitions import Transition
+from flexpay_batch.journal.writer import AsyncJournalWriter
 
 from .simproc import RunningSim
 

@@ -22,7 +22,7 @@ from pathlib import Path
 #: (category, markers): a sample belongs to the first category with a marker in its stack.
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("count rows, hash input, write outputs", ("count_rows", "_input_sha", "write_outputs")),
-    ("journal (SQLite commits)", ("journal.py",)),
+    ("journal (SQLite commits)", ("journal/",)),
     ("read + validate rows, keys and bodies (reader thread)", ("_take_batch",)),
     ("aiohttp send/receive, TLS (the bare loop does this too)", ("FlexPayClient._send",
                                                                   "_read_ready")),

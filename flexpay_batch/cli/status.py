@@ -14,19 +14,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flexpay_batch.core.states import SETTLED, RowStatus
 from flexpay_batch.engine.progress import format_duration
-from flexpay_batch.journal.store import RowState, StatusSnapshot, status_snapshot
+from flexpay_batch.journal.status import StatusSnapshot, status_snapshot
 
 META_INPUT_ROWS = "input_rows"
 
 
 def status_report(snapshot: StatusSnapshot) -> dict[str, Any]:
     """The snapshot as plain data: counts per state, rate, what is left and the ETA."""
-    counts = {state.value: snapshot.counts.get(state, 0) for state in RowState}
+    counts = {status.value: snapshot.counts.get(status, 0) for status in RowStatus}
     input_rows = int(snapshot.meta.get(META_INPUT_ROWS, snapshot.total) or 0)
-    settled = counts["done"] + counts["rejected"]
+    settled = sum(counts[status.value] for status in SETTLED)
     left = max(0, input_rows - settled)
-    rate = snapshot.done_per_second
+    rate = snapshot.succeeded_per_second
     return {
         "job_id": snapshot.job.job_id,
         "kind": snapshot.job.kind,

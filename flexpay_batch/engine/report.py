@@ -23,8 +23,9 @@ from flexpay_batch.core.files import (
     ResultsWriter,
     write_report_json,
 )
+from flexpay_batch.core.states import RowStatus
 from flexpay_batch.input.readers import SourceRecord, iter_records
-from flexpay_batch.journal.store import Journal, RowRecord, RowState
+from flexpay_batch.journal.store import Journal, RowRecord
 
 if TYPE_CHECKING:
     from flexpay_batch.engine.run import RunRequest, RunSummary
@@ -34,6 +35,8 @@ REJECTS_NAME = "rejects.csv"
 REPORT_NAME = "report.json"
 
 _REFERENCE_COLUMNS = ("external_id", "employee_external_id", "employee_id")
+#: Rows that get a line in rejects.csv.
+_PROBLEMS = frozenset({RowStatus.REJECTED, RowStatus.FAILED})
 
 
 def write_outputs(
@@ -53,7 +56,7 @@ def write_outputs(
         for source in _input_rows(request):
             record = rows.get(source.row)
             results.write(_result_line(source, record))
-            if record is not None and record.state in {RowState.REJECTED, RowState.FAILED}:
+            if record is not None and record.status in _PROBLEMS:
                 rejects.write(_reject_line(source, record))
     write_report_json(run_dir / REPORT_NAME, _report(journal, request, summary))
 
@@ -101,22 +104,17 @@ def _reference(source: SourceRecord) -> str:
 
 
 def _status_of(record: RowRecord | None) -> ResultStatus:
-    if record is None or record.state in {RowState.PENDING, RowState.IN_FLIGHT}:
+    if record is None or record.status in {RowStatus.PENDING, RowStatus.IN_FLIGHT}:
         return ResultStatus.PENDING
-    if record.state is RowState.DONE:
-        try:
-            return ResultStatus(record.note or "created")
-        except ValueError:
-            return ResultStatus.CREATED
-    return ResultStatus.REJECTED if record.state is RowState.REJECTED else ResultStatus.FAILED
+    return ResultStatus(record.status.value)
 
 
 def _result_line(source: SourceRecord, record: RowRecord | None) -> ResultLine:
     status = _status_of(record)
     note = ""
-    if record is not None and record.state in {RowState.REJECTED, RowState.FAILED}:
+    if record is not None and record.status in _PROBLEMS:
         note = f"{record.code}: {record.field}" if record.field else str(record.code)
-    elif record is not None and record.state is RowState.IN_FLIGHT:
+    elif record is not None and record.status is RowStatus.IN_FLIGHT:
         note = "sent, outcome not yet known; resume settles it"
     return ResultLine(
         row=source.row,
@@ -132,9 +130,9 @@ def _reject_line(source: SourceRecord, record: RowRecord) -> RejectLine:
         row=record.row,
         line=source.line,
         field=record.field,
-        code=record.code or record.state.value,
+        code=record.code or record.status.value,
         reason=record.reason or "",
-        request_id=record.note,  # rejected and failed rows keep the request id in ``note``
+        request_id=record.request_id,
     )
 
 

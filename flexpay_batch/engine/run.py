@@ -20,15 +20,13 @@ The order of one invocation (a fresh run or a resume, they are the same code):
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
-import sqlite3
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +40,6 @@ from flexpay_batch.api.retry.loop import Attempts, execute
 from flexpay_batch.api.retry.policy import RetryBudget
 from flexpay_batch.cli.status import META_INPUT_ROWS
 from flexpay_batch.core import errors
-from flexpay_batch.core.files import ensure_private_dir
 from flexpay_batch.core.keys import (
     body_sha256,
     file_sha256,
@@ -52,6 +49,7 @@ from flexpay_batch.core.keys import (
 )
 from flexpay_batch.core.redact import install_redaction
 from flexpay_batch.core.settings import Settings, environment, load_settings, load_token
+from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.progress import Reporter, make_reporter
 from flexpay_batch.engine.report import write_outputs
@@ -59,20 +57,13 @@ from flexpay_batch.input.models import OnboardingRow
 from flexpay_batch.input.readers import count_rows, iter_records
 from flexpay_batch.input.validation import Rejection, validate_rows
 from flexpay_batch.jobs.base import RowJob, RowOutcome, RowRejection, RowTask, Status
-from flexpay_batch.journal.store import (
-    AsyncJournalWriter,
-    Done,
-    Failed,
-    JobInfo,
-    Journal,
-    Register,
-    Rejected,
-    Transition,
-    check_resumable,
-    journal_files,
-)
+from flexpay_batch.journal.files import JOURNAL_NAME
+from flexpay_batch.journal.jobinfo import JobInfo
+from flexpay_batch.journal.run_journal import open_run_journal
+from flexpay_batch.journal.store import Journal
+from flexpay_batch.journal.transitions import Done, Failed, Register, Rejected, Transition
+from flexpay_batch.journal.writer import AsyncJournalWriter
 
-JOURNAL_NAME = "journal.sqlite"
 SANDBOX = "sandbox"
 
 
@@ -242,50 +233,13 @@ def _job_info(request: RunRequest, *, input_sha: str, base_url: str, token: str)
 
 def open_journal(request: RunRequest, run_dir: Path, wanted: JobInfo) -> Journal:
     """Create the run's journal, or open it and check that this invocation may continue it."""
-    ensure_private_dir(run_dir)
-    path = run_dir / JOURNAL_NAME
-    if request.restart and path.exists():
-        _archive_previous(run_dir)
-    if path.exists():
-        _discard_unborn_journal(path)
-    if not path.exists():
-        return Journal.create(path, wanted)
-    journal = Journal.open(path)
-    try:
-        check_resumable(journal.job, wanted, allow_token_change=request.allow_token_change)
-        _check_same_parameters(journal.job, wanted)
-    except errors.ResumeRefused:
-        journal.close()
-        raise
-    return journal
-
-
-def _discard_unborn_journal(path: Path) -> None:
-    """Delete the empty database a crash inside ``Journal.create`` leaves behind.
-
-    ``Journal.create`` makes the file, then commits the schema and the job (with the secret
-    every idempotency key derives from) in one transaction, and only then is a request sent.
-    A database without a single table therefore belongs to a job that never began: without
-    this, a SIGKILL in that window would leave a run directory nothing but ``--restart``
-    could use. Done under the journal's writer lock (``<db>.lock``), so a journal another
-    process is creating right now is left alone.
-    """
-    lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # a live writer: Journal.open reports it
-        try:
-            with closing(sqlite3.connect(path)) as conn:
-                (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.Error:
-            return  # not an SQLite database: Journal.open says so
-        if tables == 0:
-            for file in journal_files(path):
-                file.unlink(missing_ok=True)
-    finally:
-        os.close(lock_fd)
+    return open_run_journal(
+        run_dir / JOURNAL_NAME,
+        wanted,
+        restart=request.restart,
+        allow_token_change=request.allow_token_change,
+        same_parameters_check=_check_same_parameters,
+    )
 
 
 #: Job settings an invocation may change when it continues a run: none of them changes what a
@@ -308,15 +262,6 @@ def _comparable(parameters: object) -> object:
     if isinstance(parameters, dict):
         return {k: v for k, v in parameters.items() if k not in _CHANGEABLE_PARAMETERS}
     return parameters
-
-
-def _archive_previous(run_dir: Path) -> None:
-    """Keep the old job's files (an audit trail) under ``previous-<time>/``, never delete."""
-    archive = run_dir / time.strftime("previous-%Y%m%dT%H%M%S")
-    ensure_private_dir(archive)
-    for child in run_dir.iterdir():
-        if child.is_file():
-            child.rename(archive / child.name)
 
 
 async def run_job(
@@ -504,7 +449,12 @@ def _transition(outcome: RowOutcome) -> Transition:
             reason=outcome.reason or "",
             request_id=outcome.request_id,
         )
-    return Done(row=outcome.row, server_id=outcome.server_id, note=str(outcome.status))
+    return Done(
+        row=outcome.row,
+        server_id=outcome.server_id,
+        status=RowStatus(outcome.status),
+        request_id=outcome.request_id,
+    )
 
 
 async def _finish(
@@ -740,7 +690,7 @@ def resume_request(
     allow_token_change: bool = False,
 ) -> RunRequest:
     """Rebuild the original request from the journal of ``run_dir``."""
-    from flexpay_batch.journal.store import status_snapshot
+    from flexpay_batch.journal.status import status_snapshot
 
     snapshot = status_snapshot(run_dir)
     job = snapshot.job
