@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import random
 import sqlite3
 import stat
@@ -18,25 +19,24 @@ import pytest
 
 from flexpay_batch.core.errors import ResumeRefused, UsageError
 from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash, token_fingerprint
-from flexpay_batch.journal import store as journal_module
-from flexpay_batch.journal.store import (
-    JOURNAL_NAME,
-    AsyncJournalWriter,
+from flexpay_batch.core.states import RowStatus
+from flexpay_batch.journal import statements
+from flexpay_batch.journal.files import JOURNAL_NAME, find_values_in_files, journal_files
+from flexpay_batch.journal.jobinfo import JobInfo, check_resumable
+from flexpay_batch.journal.run_journal import open_run_journal
+from flexpay_batch.journal.status import status_snapshot
+from flexpay_batch.journal.store import Journal
+from flexpay_batch.journal.transitions import (
     Done,
     Failed,
     InFlight,
-    JobInfo,
-    Journal,
     Register,
     Rejected,
-    RowState,
     Transition,
-    check_resumable,
-    find_values_in_files,
-    journal_files,
-    status_snapshot,
 )
+from flexpay_batch.journal.writer import AsyncJournalWriter
 
+CREATED = RowStatus.CREATED
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 
@@ -84,8 +84,8 @@ def run_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def journal(run_dir: Path) -> Iterator[Journal]:
-    """A fresh journal that only commits when asked (or every 1000 transitions)."""
-    with Journal.create(run_dir, make_job(), max_batch=1000, max_delay=3600.0) as opened:
+    """A fresh journal in a run directory it created."""
+    with Journal.create(run_dir, make_job()) as opened:
         yield opened
 
 
@@ -94,7 +94,7 @@ def journal(run_dir: Path) -> Iterator[Journal]:
 
 def test_files_are_owner_only(journal: Journal, run_dir: Path) -> None:
     """The run directory is 0700; the database, -wal, -shm and lock files are 0600."""
-    journal.record_now(register(2))
+    journal.commit_batch([register(2)])
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
     names = {p.name for p in run_dir.iterdir()}
     assert {JOURNAL_NAME, f"{JOURNAL_NAME}-wal", f"{JOURNAL_NAME}-shm"} <= names
@@ -184,11 +184,11 @@ def test_other_schema_version_is_refused(journal: Journal, run_dir: Path) -> Non
         Journal.open(run_dir)
 
 
-def test_open_or_create_resumes_with_the_stored_secret(run_dir: Path) -> None:
+def test_open_run_journal_resumes_with_the_stored_secret(run_dir: Path) -> None:
     """Resuming keeps the first job's id and secret, so keys come out the same."""
     first = make_job()
-    Journal.open_or_create(run_dir, first).close()
-    with Journal.open_or_create(run_dir, make_job()) as resumed:
+    open_run_journal(run_dir, first).close()
+    with open_run_journal(run_dir, make_job()) as resumed:
         assert resumed.job.job_id == first.job_id
         assert resumed.job.secret == first.secret
 
@@ -206,9 +206,9 @@ def test_resume_is_refused_when_the_job_differs(
     run_dir: Path, changes: dict[str, object], message: str
 ) -> None:
     """Another input, kind, base URL or token refuses the resume with a clear message."""
-    Journal.open_or_create(run_dir, make_job()).close()
+    open_run_journal(run_dir, make_job()).close()
     with pytest.raises(ResumeRefused, match=message) as refused:
-        Journal.open_or_create(run_dir, make_job(**changes))
+        open_run_journal(run_dir, make_job(**changes))
     assert "--restart" in refused.value.hint
     Journal.open(run_dir).close()  # the refused attempt released the writer lock
 
@@ -233,17 +233,20 @@ def test_row_lifecycle_is_recorded(journal: Journal) -> None:
     """Register, in-flight and done leave one row with its key, attempts and server id."""
     reg = register(2)
     assert reg.idempotency_key is not None
-    journal.record(reg)
-    journal.record(InFlight(2, reg.idempotency_key, 1, at=1_700_000_100.0))
-    journal.record(Done(2, "emp_123", "created"))
-    journal.flush()
+    journal.commit_batch(
+        [
+            reg,
+            InFlight(2, reg.idempotency_key, 1, at=1_700_000_100.0),
+            Done(2, "emp_123", RowStatus.REPLAYED, "req_7"),
+        ]
+    )
     record = journal.row(2)
     assert record is not None
-    assert (record.state, record.attempts, record.server_id, record.note) == (
-        RowState.DONE,
+    assert (record.status, record.attempts, record.server_id, record.request_id) == (
+        RowStatus.REPLAYED,
         1,
         "emp_123",
-        "created",
+        "req_7",
     )
     assert record.idempotency_key == reg.idempotency_key
     assert record.row_key == reg.row_key
@@ -253,24 +256,21 @@ def test_row_lifecycle_is_recorded(journal: Journal) -> None:
 @pytest.mark.parametrize(
     ("final", "later"),
     [
-        (Done(2, "emp_1", "created"), InFlight(2, "fpb_x", 2, at=5.0)),
-        (Done(2, "emp_1", "created"), Rejected(2, "email", "invalid", "email malformed")),
-        (Done(2, "emp_1", "created"), Failed(2, "api_error", "retries exhausted")),
-        (Done(2, "emp_1", "created"), Done(2, "emp_2", "replayed")),
+        (Done(2, "emp_1", CREATED), InFlight(2, "fpb_x", 2, at=5.0)),
+        (Done(2, "emp_1", CREATED), Rejected(2, "email", "invalid", "email malformed")),
+        (Done(2, "emp_1", CREATED), Failed(2, "api_error", "retries exhausted")),
+        (Done(2, "emp_1", CREATED), Done(2, "emp_2", RowStatus.REPLAYED)),
         (Rejected(2, "email", "invalid", "email malformed"), InFlight(2, "fpb_x", 2, at=5.0)),
-        (Rejected(2, "email", "invalid", "email malformed"), Done(2, "emp_1", "created")),
+        (Rejected(2, "email", "invalid", "email malformed"), Done(2, "emp_1", CREATED)),
     ],
 )
 def test_settled_rows_never_move_back(
     journal: Journal, final: Transition, later: Transition
 ) -> None:
     """After done or rejected, a later transition is ignored and counted, not applied."""
-    journal.record(register(2))
-    journal.record(final)
-    journal.flush()
+    journal.commit_batch([register(2), final])
     before = journal.row(2)
-    journal.record(later)
-    journal.flush()
+    journal.commit_batch([later])
     assert journal.row(2) == before
     assert journal.statistics().ignored == 1
 
@@ -279,46 +279,50 @@ def test_failed_rows_go_back_in_flight_with_the_same_key(journal: Journal) -> No
     """A failed row is retried: attempts grow, first_sent_at and the first key stay."""
     reg = register(2)
     assert reg.idempotency_key is not None
-    journal.record(reg)
-    journal.record(InFlight(2, reg.idempotency_key, 3, at=10.0))
-    journal.record(Failed(2, "timeout", "no answer after 3 attempts"))
-    journal.record(InFlight(2, "fpb_other", 1, at=20.0))
-    journal.flush()
+    journal.commit_batch(
+        [
+            reg,
+            InFlight(2, reg.idempotency_key, 3, at=10.0),
+            Failed(2, "timeout", "no answer after 3 attempts", "req_3"),
+            InFlight(2, "fpb_other", 1, at=20.0),
+        ]
+    )
     record = journal.row(2)
     assert record is not None
-    assert (record.state, record.attempts, record.first_sent_at) == (RowState.IN_FLIGHT, 3, 10.0)
+    assert (record.status, record.attempts, record.first_sent_at) == (RowStatus.IN_FLIGHT, 3, 10.0)
     assert record.idempotency_key == reg.idempotency_key
     assert record.code is None
+    assert record.request_id == "req_3"  # the last response's, until another one comes
 
 
 def test_register_of_a_known_row_changes_nothing(journal: Journal) -> None:
     """Re-registering on resume keeps the row's state and is not counted as ignored."""
-    journal.record(register(2))
-    journal.record(Done(2, "emp_1", "created"))
-    journal.record(register(2))
-    journal.flush()
+    journal.commit_batch([register(2), Done(2, "emp_1", CREATED), register(2)])
     record = journal.row(2)
     assert record is not None
-    assert record.state is RowState.DONE
+    assert record.status is RowStatus.CREATED
     assert journal.statistics().ignored == 0
 
 
 def test_transition_of_an_unknown_row_is_ignored(journal: Journal) -> None:
     """A transition naming a row never registered creates nothing."""
-    journal.record_now(Done(99, "emp_1", "created"))
+    journal.commit_batch([Done(99, "emp_1", CREATED)])
     assert journal.row(99) is None
     assert journal.statistics().ignored == 1
 
 
 def test_pending_row_can_be_rejected_directly(journal: Journal) -> None:
     """Local validation rejects a row that never had a request body."""
-    journal.record(Register(3, keyed_hash(b"s" * 32, "E3"), None, None))
-    journal.record(Rejected(3, "tax_id", "invalid_format", "tax_id must have 9 digits"))
-    journal.flush()
+    journal.commit_batch(
+        [
+            Register(3, keyed_hash(b"s" * 32, "E3"), None, None),
+            Rejected(3, "tax_id", "invalid_format", "tax_id must have 9 digits"),
+        ]
+    )
     record = journal.row(3)
     assert record is not None
-    assert (record.state, record.field, record.code) == (
-        RowState.REJECTED,
+    assert (record.status, record.field, record.code) == (
+        RowStatus.REJECTED,
         "tax_id",
         "invalid_format",
     )
@@ -326,48 +330,60 @@ def test_pending_row_can_be_rejected_directly(journal: Journal) -> None:
 
 def test_reset_rejected_makes_rejected_rows_pending(journal: Journal) -> None:
     """--retry-rejected moves rejected rows, and only them, back to pending."""
-    for row in (2, 3, 4):
-        journal.record(register(row))
-    journal.record(Rejected(2, "email", "invalid", "email malformed"))
-    journal.record(Done(3, "emp_3", "created"))
+    journal.commit_batch(
+        [
+            *(register(row) for row in (2, 3, 4)),
+            Rejected(2, "email", "invalid", "email malformed"),
+            Done(3, "emp_3", CREATED),
+        ]
+    )
     assert journal.reset_rejected() == 1
-    assert journal.row_states() == {2: RowState.PENDING, 3: RowState.DONE, 4: RowState.PENDING}
+    assert journal.row_statuses() == {
+        2: RowStatus.PENDING,
+        3: RowStatus.CREATED,
+        4: RowStatus.PENDING,
+    }
     record = journal.row(2)
     assert record is not None
     assert record.reason is None
 
 
 def test_resume_queries_report_committed_states(journal: Journal) -> None:
-    """row_states, settled_rows and counts agree on what a resume would skip."""
-    for row in range(2, 7):
-        journal.record(register(row))
-    journal.record(Done(2, "emp_2", "created"))
-    journal.record(Rejected(3, None, "employee_exists", "conflict"))
-    journal.record(Failed(4, "api_error", "retries exhausted"))
-    journal.record(InFlight(5, "fpb_x", 1, at=1.0))
-    journal.flush()
-    assert journal.settled_rows() == {2, 3}
+    """row_statuses, settled_rows and counts agree on what a resume would skip; every
+    status is a key of counts(), zero included."""
+    journal.commit_batch(
+        [
+            *(register(row) for row in range(2, 9)),
+            Done(2, "emp_2", CREATED),
+            Rejected(3, None, "employee_exists", "conflict"),
+            Failed(4, "api_error", "retries exhausted"),
+            InFlight(5, "fpb_x", 1, at=1.0),
+            Done(7, "emp_7", RowStatus.ALREADY_EXISTED),
+            Done(8, "emp_8", RowStatus.ALREADY_EXISTED),
+        ]
+    )
+    assert journal.settled_rows() == {2, 3, 7, 8}
     assert journal.counts() == {
-        RowState.PENDING: 1,
-        RowState.IN_FLIGHT: 1,
-        RowState.DONE: 1,
-        RowState.REJECTED: 1,
-        RowState.FAILED: 1,
+        RowStatus.PENDING: 1,
+        RowStatus.IN_FLIGHT: 1,
+        RowStatus.CREATED: 1,
+        RowStatus.REPLAYED: 0,
+        RowStatus.ALREADY_EXISTED: 2,
+        RowStatus.REJECTED: 1,
+        RowStatus.FAILED: 1,
     }
-    assert journal.row_states()[4] is RowState.FAILED
+    assert journal.row_statuses()[4] is RowStatus.FAILED
 
 
 def test_iter_rows_pages_through_every_row_in_order(journal: Journal) -> None:
     """iter_rows yields all rows in row order across pages."""
-    for row in range(2, 2502):
-        journal.record(register(row))
-    journal.flush()
+    journal.commit_batch([register(row) for row in range(2, 2502)])
     assert [r.row for r in journal.iter_rows()] == list(range(2, 2502))
 
 
 def test_integrity_check_is_ok(journal: Journal) -> None:
     """A fresh journal passes PRAGMA integrity_check."""
-    journal.record_now(register(2))
+    journal.commit_batch([register(2)])
     assert journal.integrity_check() == ["ok"]
 
 
@@ -379,53 +395,23 @@ def committed_total(run_dir: Path) -> int:
     return status_snapshot(run_dir).total
 
 
-def test_group_commit_by_size(run_dir: Path) -> None:
-    """With max_batch=3 the third record commits all three; nothing earlier is visible."""
-    with Journal.create(run_dir, make_job(), max_batch=3, max_delay=3600.0) as journal:
-        assert journal.record(register(2)) is False
-        assert journal.record(register(3)) is False
-        assert committed_total(run_dir) == 0
-        assert journal.record(register(4)) is True
-        assert committed_total(run_dir) == 3
-        assert journal.statistics().commits == 1
-
-
-def test_group_commit_by_time(run_dir: Path) -> None:
-    """Once the oldest buffered transition waited max_delay, the buffer is committed."""
-    clock = FakeClock()
-    with Journal.create(run_dir, make_job(), max_batch=100, max_delay=0.5, clock=clock) as j:
-        assert j.record(register(2)) is False
-        clock.now += 0.25
-        assert j.flush_if_due() is False
-        clock.now += 0.25
-        assert j.flush_if_due() is True
-        assert committed_total(run_dir) == 1
-        assert j.record(register(3)) is False  # a new batch starts its own timer
-        clock.now += 0.5
-        assert j.record(register(4)) is True
-        assert committed_total(run_dir) == 3
-
-
-def test_record_now_and_set_meta_commit_at_once(journal: Journal, run_dir: Path) -> None:
-    """record_now and set_meta commit immediately, along with everything buffered before."""
-    journal.record(register(2))
-    journal.record_now(register(3))
-    assert committed_total(run_dir) == 2
-    journal.record(register(4))
+def test_set_meta_commits_at_once(journal: Journal, run_dir: Path) -> None:
+    """set_meta is committed when it returns; get_meta reads it back, None when absent."""
+    journal.commit_batch([register(2), register(3)])
     journal.set_meta("payroll_run_id", "pr_123")
     snapshot = status_snapshot(run_dir)
-    assert snapshot.total == 3
+    assert snapshot.total == 2
     assert snapshot.meta == {"payroll_run_id": "pr_123"}
     assert journal.get_meta("payroll_run_id") == "pr_123"
     assert journal.get_meta("absent") is None
 
 
-def test_close_commits_the_buffer(journal: Journal, run_dir: Path) -> None:
-    """Closing the journal commits whatever was still buffered."""
-    journal.record(register(2))
+def test_close_is_idempotent(journal: Journal, run_dir: Path) -> None:
+    """Closing twice is harmless, and what was committed stays readable."""
+    journal.commit_batch([register(2)])
+    journal.close()
     journal.close()
     assert committed_total(run_dir) == 1
-    journal.close()  # idempotent
 
 
 def _rows_without_time(journal: Journal) -> list[tuple[object, ...]]:
@@ -439,7 +425,7 @@ PRIOR_STATES: dict[str, list[Transition]] = {
     "pending": [register(2)],
     "in_flight": [register(2), InFlight(2, "fpb_first", 2, at=10.0)],
     "failed": [register(2), InFlight(2, "fpb_first", 3, at=10.0), Failed(2, "timeout", "x")],
-    "done": [register(2), Done(2, "emp_1", "created")],
+    "done": [register(2), Done(2, "emp_1", CREATED)],
     "rejected": [register(2), Rejected(2, "email", "invalid", "email malformed")],
 }
 
@@ -458,10 +444,8 @@ def test_register_with_send_is_register_then_in_flight(tmp_path: Path, prior: st
     for name, sending in ways:
         with Journal.create(tmp_path / name, make_job(), wall_clock=FakeClock()) as journal:
             for t in PRIOR_STATES[prior]:
-                journal.record_now(t)
-            for t in sending:
-                journal.record(t)
-            journal.flush()  # one batch: the grouped path
+                journal.commit_batch([t])
+            journal.commit_batch(sending)  # one batch: the grouped path
             outcomes.append((_rows_without_time(journal), journal.statistics().ignored))
     assert outcomes[0] == outcomes[1]
 
@@ -482,7 +466,7 @@ def test_grouped_commit_leaves_what_one_by_one_commits_leave(tmp_path: Path) -> 
         elif choice == 2:
             transitions.append(InFlight(row, f"fpb_{row}", rng.randrange(1, 4), at=rng.random()))
         elif choice == 3:
-            transitions.append(Done(row, f"emp_{row}_{rng.randrange(9)}", "created"))
+            transitions.append(Done(row, f"emp_{row}_{rng.randrange(9)}", CREATED))
         elif choice == 4:
             transitions.append(Rejected(row, "email", "invalid", "email malformed", "req_1"))
         elif choice == 5:
@@ -515,7 +499,7 @@ def engine_like_stream(rng: random.Random, rows: int) -> list[Transition]:
             life += [Failed(row, "timeout", "no answer"), InFlight(row, "fpb_k", 2, at=9.0)]
         end = rng.random()
         if end < 0.8:
-            life.append(Done(row, f"emp_{row}", "created"))
+            life.append(Done(row, f"emp_{row}", CREATED))
         elif end < 0.9:
             life.append(Rejected(row, "email", "invalid", "email malformed", "req_9"))
         else:
@@ -550,7 +534,7 @@ def test_grouped_commit_of_an_engine_stream_takes_the_grouped_path(
     def no_replay(*args: object) -> list[int]:
         raise AssertionError("the grouped path fell back on one-by-one")
 
-    monkeypatch.setattr(journal_module, "_apply_in_order", no_replay)
+    monkeypatch.setattr(statements, "apply_in_order", no_replay)
     with Journal.create(tmp_path / "grouped", make_job(), wall_clock=FakeClock()) as journal:
         for start in range(0, len(stream), 150):
             assert journal.commit_batch(stream[start : start + 150]) == 0
@@ -564,16 +548,22 @@ def test_grouped_commit_names_the_ignored_rows(
 ) -> None:
     """When a grouped batch holds ignored transitions, the warning still names their rows and
     the valid transitions of the batch are applied."""
-    for row in (2, 3, 4):
-        journal.record(register(row))
-    journal.record_now(Done(3, "emp_3", "created"))
+    journal.commit_batch([register(2), register(3), register(4), Done(3, "emp_3", CREATED)])
     with caplog.at_level("WARNING", logger="flexpay_batch.journal.store"):
         ignored = journal.commit_batch(
-            [Done(2, "emp_2", "created"), Done(3, "emp_x", "replayed"), Done(4, "emp_4", "x")]
+            [
+                Done(2, "emp_2", CREATED),
+                Done(3, "emp_x", RowStatus.REPLAYED),
+                Done(4, "emp_4", RowStatus.ALREADY_EXISTED),
+            ]
         )
     assert ignored == 1
     assert "rows 3" in caplog.text
-    assert journal.row_states() == {2: RowState.DONE, 3: RowState.DONE, 4: RowState.DONE}
+    assert journal.row_statuses() == {
+        2: RowStatus.CREATED,
+        3: RowStatus.CREATED,
+        4: RowStatus.ALREADY_EXISTED,
+    }
     record = journal.row(3)
     assert record is not None
     assert record.server_id == "emp_3"
@@ -581,13 +571,13 @@ def test_grouped_commit_names_the_ignored_rows(
 
 def test_failed_commit_applies_nothing(journal: Journal) -> None:
     """If one statement of a batch fails, the whole batch rolls back and the error surfaces."""
-    journal.record_now(register(2))
+    journal.commit_batch([register(2)])
     bad = Register(3, None, None, None)  # type: ignore[arg-type]  # row_key is NOT NULL
     with pytest.raises(sqlite3.IntegrityError):
-        journal.commit_batch([Done(2, "emp_2", "created"), bad])
+        journal.commit_batch([Done(2, "emp_2", CREATED), bad])
     record = journal.row(2)
     assert record is not None
-    assert record.state is RowState.PENDING
+    assert record.status is RowStatus.PENDING
 
 
 # ── status from another connection or process ─────────────────────────────────────────────
@@ -595,25 +585,25 @@ def test_failed_commit_applies_nothing(journal: Journal) -> None:
 
 def test_status_reads_beside_an_open_write_transaction(journal: Journal, run_dir: Path) -> None:
     """A reader sees the last commit while another connection holds a write transaction."""
-    journal.record_now(register(2))
+    journal.commit_batch([register(2)])
     writer = sqlite3.connect(run_dir / JOURNAL_NAME, isolation_level=None)
     try:
         writer.execute("BEGIN IMMEDIATE")
-        writer.execute("UPDATE rows SET state = 'done'")
+        writer.execute("UPDATE rows SET state = 'created'")
         snapshot = status_snapshot(run_dir)
-        assert snapshot.counts[RowState.PENDING] == 1
+        assert snapshot.counts[RowStatus.PENDING] == 1
         writer.execute("COMMIT")
     finally:
         writer.close()
-    assert status_snapshot(run_dir).counts[RowState.DONE] == 1
+    assert status_snapshot(run_dir).counts[RowStatus.CREATED] == 1
 
 
 def test_status_from_another_process(journal: Journal, run_dir: Path) -> None:
     """A second process reads the counts while this one holds the journal open."""
-    journal.record_now(register(2))
+    journal.commit_batch([register(2)])
     code = (
         "import sys\n"
-        "from flexpay_batch.journal.store import status_snapshot\n"
+        "from flexpay_batch.journal.status import status_snapshot\n"
         "print(status_snapshot(sys.argv[1]).total)\n"
     )
     result = subprocess.run(
@@ -627,22 +617,19 @@ def test_status_from_another_process(journal: Journal, run_dir: Path) -> None:
 
 
 def test_status_reports_rate_times_and_no_secret(run_dir: Path) -> None:
-    """Status gives done per second over the last minute, times, and a job without secret."""
+    """Status gives succeeded rows per second over the last minute, times, and no secret."""
     wall = FakeClock(1_700_000_000.0)
     job = make_job()
     with Journal.create(run_dir, job, wall_clock=wall) as journal:
-        for row in range(2, 12):
-            journal.record(register(row))
+        journal.commit_batch([register(row) for row in range(2, 12)])
         wall.now += 100.0
-        for row in range(2, 5):  # three rows done long ago
-            journal.record(Done(row, f"emp_{row}", "created"))
-        journal.flush()
+        # three rows succeeded long ago, six within the last minute (two ways of succeeding)
+        journal.commit_batch([Done(row, f"emp_{row}", CREATED) for row in range(2, 5)])
         wall.now += 100.0
-        for row in range(5, 11):  # six rows done within the last minute
-            journal.record(Done(row, f"emp_{row}", "created"))
-        journal.flush()
+        journal.commit_batch([Done(row, f"emp_{row}", CREATED) for row in range(5, 8)])
+        journal.commit_batch([Done(row, f"emp_{row}", RowStatus.REPLAYED) for row in range(8, 11)])
     snapshot = status_snapshot(run_dir, now=wall.now + 30.0)
-    assert snapshot.done_per_second == pytest.approx(6 / 60)
+    assert snapshot.succeeded_per_second == pytest.approx(6 / 60)
     assert (snapshot.total, snapshot.remaining) == (10, 1)
     assert snapshot.started_at == job.created_at
     assert snapshot.updated_at == wall.now
@@ -681,6 +668,21 @@ async def test_async_writer_commits_by_size_off_the_event_loop(
     assert threading.main_thread() not in threads
 
 
+async def test_async_writer_commits_by_size(journal: Journal, run_dir: Path) -> None:
+    """With max_batch=3 nothing is committed before the third record, then all three at once."""
+    async with AsyncJournalWriter(journal, max_batch=3, max_delay=3600.0) as writer:
+        await writer.record(register(2))
+        await writer.record(register(3))
+        await anyio.wait_all_tasks_blocked()
+        assert committed_total(run_dir) == 0
+        await writer.record(register(4))
+        with anyio.fail_after(5):
+            while journal.statistics().commits == 0:
+                await anyio.sleep(0.005)
+        assert committed_total(run_dir) == 3
+        assert journal.statistics().commits == 1
+
+
 async def test_async_writer_commits_by_time(journal: Journal, run_dir: Path) -> None:
     """A lone transition is committed once max_delay has passed, without a flush."""
     async with AsyncJournalWriter(journal, max_batch=100, max_delay=0.01) as writer:
@@ -688,6 +690,34 @@ async def test_async_writer_commits_by_time(journal: Journal, run_dir: Path) -> 
         with anyio.fail_after(5):
             while journal.statistics().commits == 0:
                 await anyio.sleep(0.005)
+    assert committed_total(run_dir) == 1
+
+
+async def test_async_writer_times_each_batch_from_its_first_record(
+    journal: Journal, run_dir: Path
+) -> None:
+    """A batch waits max_delay from its own first record: not before, and a new batch
+    after a commit starts its own timer."""
+    delay = 0.5
+    async with AsyncJournalWriter(journal, max_batch=100, max_delay=delay) as writer:
+        for row in (2, 3):
+            started = anyio.current_time()
+            await writer.record(register(row))
+            await anyio.sleep(delay / 10)
+            if anyio.current_time() - started < delay:  # not stalled past the deadline
+                assert journal.statistics().commits == row - 2
+            with anyio.fail_after(5):
+                while journal.statistics().commits < row - 1:
+                    await anyio.sleep(0.005)
+            assert anyio.current_time() - started >= delay
+            assert committed_total(run_dir) == row - 1
+
+
+async def test_async_writer_commits_the_rest_on_exit(journal: Journal, run_dir: Path) -> None:
+    """Leaving the writer commits whatever was still buffered."""
+    async with AsyncJournalWriter(journal, max_batch=100, max_delay=3600.0) as writer:
+        await writer.record(register(2))
+        assert committed_total(run_dir) == 0
     assert committed_total(run_dir) == 1
 
 
@@ -769,16 +799,17 @@ def personal_values() -> list[str]:
 def journal_people(journal: Journal) -> None:
     """Journal PEOPLE the way the engine does: keys and hashes in, ids and reasons out."""
     secret = journal.job.secret
+    batch: list[Transition] = []
     for row, person in enumerate(PEOPLE, start=2):
         identity = str(person["external_id"])
         body_hash = body_sha256(person)
         key = idempotency_key(secret, "onboarding", identity, body_hash)
-        journal.record(Register(row, keyed_hash(secret, identity), body_hash, key))
-        journal.record(InFlight(row, key, 1, at=1_700_000_000.0))
-    journal.record(Done(2, "emp_8812", "created"))
-    journal.record(Rejected(3, "tax_id", "invalid_format", "tax_id must have 9 digits"))
-    journal.record(Failed(4, "timeout", "no answer after 3 attempts"))
-    journal.flush()
+        batch.append(Register(row, keyed_hash(secret, identity), body_hash, key))
+        batch.append(InFlight(row, key, 1, at=1_700_000_000.0))
+    batch.append(Done(2, "emp_8812", CREATED, "req_1"))
+    batch.append(Rejected(3, "tax_id", "invalid_format", "tax_id must have 9 digits", "req_2"))
+    batch.append(Failed(4, "timeout", "no answer after 3 attempts"))
+    journal.commit_batch(batch)
     journal.set_meta("payroll_run_id", "pr_551")
 
 
@@ -794,12 +825,24 @@ def test_journal_bytes_hold_no_personal_data(journal: Journal, run_dir: Path) ->
 
 def test_personal_value_scan_finds_a_planted_value(journal: Journal, run_dir: Path) -> None:
     """The scan is not vacuous: a reason that quotes a value is caught."""
-    journal.record(register(2))
-    journal.record_now(Rejected(2, "email", "invalid", "bad email zofia.wisniewska@example.org"))
+    planted = Rejected(2, "email", "invalid", "bad email zofia.wisniewska@example.org")
+    journal.commit_batch([register(2), planted])
     found = find_values_in_files(run_dir / JOURNAL_NAME, personal_values())
     assert ("journal.sqlite-wal", "zofia.wisniewska@example.org") in found
 
 
-def test_module_exports_exist() -> None:
-    """Every name in __all__ is defined (the public API the engine imports)."""
-    assert all(hasattr(journal_module, name) for name in journal_module.__all__)
+@pytest.mark.parametrize(
+    "module",
+    ["connection", "files", "jobinfo", "run_journal", "schema", "statements", "status",
+     "store", "transitions", "writer"],
+)  # fmt: skip
+def test_module_exports_exist(module: str) -> None:
+    """Every name in each journal module's __all__ is defined."""
+    imported = importlib.import_module(f"flexpay_batch.journal.{module}")
+    assert all(hasattr(imported, name) for name in imported.__all__)
+
+
+def test_done_needs_a_succeeded_status() -> None:
+    """A Done transition only carries created, replayed or already_existed."""
+    with pytest.raises(ValueError, match="succeeded status"):
+        Done(2, "emp_1", RowStatus.FAILED)

@@ -21,17 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from flexpay_batch.journal.store import (
-    Done,
-    Failed,
-    InFlight,
-    JobInfo,
-    Journal,
-    Register,
-    Rejected,
-    RowState,
-    Transition,
-)
+from flexpay_batch.core.states import RowStatus
+from flexpay_batch.journal.jobinfo import JobInfo
+from flexpay_batch.journal.run_journal import open_run_journal
+from flexpay_batch.journal.store import Journal
+from flexpay_batch.journal.transitions import Done, Failed, InFlight, Register, Rejected, Transition
 
 ROWS = 3000
 ACTIVE_ROWS = 64  # rows in flight at once, as with concurrent workers
@@ -44,11 +38,11 @@ KILL_AFTER_COMMITS = (0, 8)
 KILL_JITTER = (0.0, 0.005)
 # Progress order of a row: (attempts, rank); a row's progress never decreases.
 _RANK = {
-    RowState.PENDING: 0,
-    RowState.IN_FLIGHT: 1,
-    RowState.FAILED: 2,
-    RowState.DONE: 3,
-    RowState.REJECTED: 3,
+    RowStatus.PENDING: 0,
+    RowStatus.IN_FLIGHT: 1,
+    RowStatus.FAILED: 2,
+    RowStatus.CREATED: 3,
+    RowStatus.REJECTED: 3,
 }
 Progress = tuple[int, int]
 
@@ -58,35 +52,35 @@ def plan(row: int) -> str:
     return ("fail_once", "reject", "done", "done", "done")[row % 5]
 
 
-def next_step(row: int, state: RowState | None, attempts: int) -> Transition | None:
+def next_step(row: int, state: RowStatus | None, attempts: int) -> Transition | None:
     """The transition an engine would record next for a row in ``state``; None if settled."""
     key = f"fpb_{row:048x}"
     if state is None:
         return Register(row, f"{row:032x}", "0" * 64, key)
-    if state in (RowState.PENDING, RowState.FAILED):
+    if state in (RowStatus.PENDING, RowStatus.FAILED):
         return InFlight(row, key, attempts + 1, at=1_700_000_000.0 + row)
-    if state is RowState.IN_FLIGHT:
+    if state is RowStatus.IN_FLIGHT:
         if plan(row) == "fail_once" and attempts == 1:
             return Failed(row, "timeout", "no answer")
         if plan(row) == "reject":
             return Rejected(row, "email", "invalid", "email malformed")
-        return Done(row, f"emp_{row}", "created")
+        return Done(row, f"emp_{row}", RowStatus.CREATED)
     return None
 
 
-def apply_step(state: RowState | None, attempts: int, step: Transition) -> tuple[RowState, int]:
+def apply_step(state: RowStatus | None, attempts: int, step: Transition) -> tuple[RowStatus, int]:
     """The state and attempts a row has after ``step``."""
     match step:
         case Register():
-            return RowState.PENDING, 0
+            return RowStatus.PENDING, 0
         case InFlight():
-            return RowState.IN_FLIGHT, max(attempts, step.attempt)
+            return RowStatus.IN_FLIGHT, max(attempts, step.attempt)
         case Failed():
-            return RowState.FAILED, attempts
+            return RowStatus.FAILED, attempts
         case Rejected():
-            return RowState.REJECTED, attempts
+            return RowStatus.REJECTED, attempts
         case Done():
-            return RowState.DONE, attempts
+            return RowStatus.CREATED, attempts
 
 
 def crash_job(db: Path) -> JobInfo:
@@ -106,10 +100,11 @@ class ChildEngine:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.states: dict[int, tuple[RowState, int]] = {
-            r.row: (r.state, r.attempts) for r in journal.iter_rows()
+        self.states: dict[int, tuple[RowStatus, int]] = {
+            r.row: (r.status, r.attempts) for r in journal.iter_rows()
         }
-        self.touched: dict[int, tuple[RowState, int]] = {}
+        self.touched: dict[int, tuple[RowStatus, int]] = {}
+        self.batch: list[Transition] = []
 
     def run(self) -> None:
         todo = iter(range(2, ROWS + 2))
@@ -123,11 +118,11 @@ class ChildEngine:
                 self._refill(active, todo)
                 continue
             self.states[row] = self.touched[row] = apply_step(state, attempts, step)
-            if self.journal.record(step):
-                self._report()
+            self.batch.append(step)
+            if len(self.batch) >= MAX_BATCH:
+                self._commit()
             active.append(row)
-        self.journal.flush()
-        self._report()
+        self._commit()
 
     def _refill(self, active: deque[int], todo: Iterator[int]) -> None:
         while len(active) < ACTIVE_ROWS:
@@ -135,6 +130,13 @@ class ChildEngine:
             if row is None:
                 return
             active.append(row)
+
+    def _commit(self) -> None:
+        """Group-commit the batch (one fsynced transaction), then report it on stdout."""
+        if self.batch:
+            self.journal.commit_batch(self.batch)
+            self.batch = []
+        self._report()
 
     def _report(self) -> None:
         if self.touched:
@@ -145,7 +147,7 @@ class ChildEngine:
 
 def child_main(db: Path) -> None:
     """Entry point of the child process."""
-    journal = Journal.open_or_create(db, crash_job(db), max_batch=MAX_BATCH, max_delay=3600.0)
+    journal = open_run_journal(db, crash_job(db))
     print("ready", flush=True)
     ChildEngine(journal).run()
     journal.close()
@@ -182,7 +184,7 @@ class ChildRun:
             if line.startswith("C "):
                 for item in line[2:].split():
                     row, attempts, state = item.split(":")
-                    result[int(row)] = (int(attempts), _RANK[RowState(state)])
+                    result[int(row)] = (int(attempts), _RANK[RowStatus(state)])
         return result
 
 
@@ -239,7 +241,7 @@ def journal_progress(db: Path) -> dict[int, Progress]:
         counts = journal.counts()
     assert sum(counts.values()) == len(records) == len({r.row for r in records})
     assert all(2 <= r.row < ROWS + 2 for r in records)
-    return {r.row: (r.attempts, _RANK[r.state]) for r in records}
+    return {r.row: (r.attempts, _RANK[r.status]) for r in records}
 
 
 def assert_no_regression(before: dict[int, Progress], after: dict[int, Progress]) -> None:
@@ -280,8 +282,8 @@ def assert_planned_outcomes(db: Path) -> None:
         records = {r.row: r for r in journal.iter_rows()}
     assert sorted(records) == list(range(2, ROWS + 2))
     for row, record in records.items():
-        expected = RowState.REJECTED if plan(row) == "reject" else RowState.DONE
-        assert record.state is expected, row
+        expected = RowStatus.REJECTED if plan(row) == "reject" else RowStatus.CREATED
+        assert record.status is expected, row
         assert record.attempts >= (2 if plan(row) == "fail_once" else 1), row
         assert record.row_key == f"{row:032x}"
 
@@ -289,14 +291,14 @@ def assert_planned_outcomes(db: Path) -> None:
 def test_child_plan_is_well_formed() -> None:
     """The child's steps walk every plan to a settled state in a few transitions."""
     for row in range(2, 12):
-        state: RowState | None = None
+        state: RowStatus | None = None
         attempts = 0
         for _ in range(6):
             step = next_step(row, state, attempts)
             if step is None:
                 break
             state, attempts = apply_step(state, attempts, step)
-        assert state in (RowState.DONE, RowState.REJECTED)
+        assert state in (RowStatus.CREATED, RowStatus.REJECTED)
 
 
 def test_journal_file_is_sqlite_in_wal_mode(tmp_path: Path) -> None:

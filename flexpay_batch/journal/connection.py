@@ -40,6 +40,9 @@ def connect(db: Path) -> sqlite3.Connection:
         # batches of 200): 1.8 ms per commit with FULL against 1.2 ms with NORMAL, ~12 us per
         # transition, hundreds of times what the API's rate limits let a run send.
         conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise UsageError(f"{db} is not a flexpay-batch journal ({exc}).") from exc
     except BaseException:
         conn.close()
         raise

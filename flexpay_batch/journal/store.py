@@ -160,6 +160,8 @@ class Journal:
         overwritten), ``ResumeRefused`` if another process holds its writer lock.
         """
         db = resolve_db(path)
+        if db.exists():  # before the lock: a journal in use is still "already there"
+            raise FileExistsError(f"A journal already exists at {db}.")
         lock = WriterLock.take(db)
         try:
             return cls.create_locked(db, job, lock, wall_clock=wall_clock)
