@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flexpay_batch.core.limitspec import ClassLimits, LimitSettings, Rate
+from flexpay_batch.core.states import SUCCEEDED
 from flexpay_batch.input.models import ONBOARDING_COLUMNS
 from flexpay_batch.sim import FaultConfig, SimulatorThread
 
@@ -186,6 +187,11 @@ def list_all(sim: SimulatorThread, path: str, params: dict[str, str] | None = No
         if not page.get("next_cursor"):
             return items
         query["cursor"] = page["next_cursor"]
+
+
+def succeeded(counts: Mapping[str, int]) -> int:
+    """Rows that took effect (created, replayed or already existed) in counts keyed by status."""
+    return sum(counts.get(status.value, 0) for status in SUCCEEDED)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -29,6 +29,7 @@ from tests.harness import (
     read_csv,
     run_cli,
     start_cli,
+    succeeded,
     write_onboarding,
 )
 
@@ -124,7 +125,9 @@ def test_sample_onboarding_creates_494_rejects_6_with_private_outputs_and_never_
     assert report["rows"]["journal"] == {
         "pending": 0,
         "in_flight": 0,
-        "done": 494,
+        "created": 494,
+        "replayed": 0,
+        "already_existed": 0,
         "rejected": 6,
         "failed": 0,
     }
@@ -271,14 +274,14 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
         while time.monotonic() < deadline and proc.poll() is None:
             if (run_dir / "journal.sqlite").exists():
                 code, report = status_json(run_dir, tmp_path)
-                if report["counts"]["done"] > 0:
+                if succeeded(report["counts"]) > 0:
                     break
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before status could watch it"
         assert code == 1  # rows left
         assert report["rows_in_input"] == 120
-        assert 0 < report["counts"]["done"] < 120
-        assert report["left"] == 120 - report["counts"]["done"] - report["counts"]["rejected"]
+        assert 0 < succeeded(report["counts"]) < 120
+        assert report["left"] == 120 - succeeded(report["counts"]) - report["counts"]["rejected"]
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -297,7 +300,7 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
     assert resumed.returncode == 0, resumed.stderr
     table = run_cli(["status", str(run_dir)], env=cli_env_offline(), cwd=tmp_path)
     assert table.returncode == 0, table.stderr
-    assert "done" in table.stdout
+    assert "created" in table.stdout
     assert "120" in table.stdout
     assert set(sim.effects()["employees"]["by_external_id"].values()) == {1}
     assert sim.effects()["employees"]["created"] == 120

@@ -28,6 +28,7 @@ from tests.harness import (
     limit_flags,
     run_cli,
     start_cli,
+    succeeded,
     write_onboarding,
 )
 from tests.test_engine_integration import (
@@ -163,7 +164,7 @@ async def test_long_outage_stops_resumably_then_resume_finishes(
     assert "could not connect" in message, message
     counts = stopped.journal_counts
     assert counts.get("rejected", 0) == 0
-    assert 20 <= counts.get("done", 0) < ROWS
+    assert 20 <= succeeded(counts) < ROWS
 
     await sim.start()
     resumed = await run_onboarding(sim, tmp_path / "people.csv", tmp_path / "run", limits=LIMITS)
