@@ -6,6 +6,10 @@
   thread, for sync code (subprocess CLI tests, schemathesis).
 - ``fake_clock``: a ``FakeClock``; pass it as ``clock=`` to make the buckets and idempotency
   TTL move only when the test says so.
+- ``FakeTime``: a clock and a recording ``sleep`` for the retry loop (``execute(clock=...,
+  sleep=...)``): time moves only when the loop sleeps, and no test really sleeps.
+- ``mocked`` / ``client``: aioresponses active, and a ``FlexPayClient`` for
+  ``tests.fake_api.BASE`` whose limiters never wait (helpers in ``tests/fake_api.py``).
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+from aioresponses import aioresponses
 
+from flexpay_batch.api.client import FlexPayClient
+from flexpay_batch.api.ratelimit.limiter import LimiterSet
 from flexpay_batch.sim import SimConfig, Simulator, SimulatorThread
 from flexpay_batch.sim.testing import FakeClock
+from tests.fake_api import BASE, NO_LIMITS, TOKEN, CompatResponse
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 MakeSimulatorThread = Callable[..., SimulatorThread]
@@ -30,6 +38,37 @@ MakeSimulatorThread = Callable[..., SimulatorThread]
 def fake_clock() -> FakeClock:
     """A monotonic clock that only moves on ``advance(seconds)``."""
     return FakeClock()
+
+
+class FakeTime:
+    """A clock that only moves when the fake ``sleep`` is awaited; every sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    """aioresponses active for the test (every unmatched request raises)."""
+    monkeypatch.setattr("aioresponses.core.ClientResponse", CompatResponse)
+    with aioresponses() as mock:
+        yield mock
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[FlexPayClient]:
+    """A client for ``tests.fake_api.BASE`` whose limiters never wait."""
+    limiters = LimiterSet(NO_LIMITS, start="full")
+    async with FlexPayClient(BASE, TOKEN, limiters=limiters) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -1,17 +1,31 @@
-"""Settings precedence (flags > environment > TOML > defaults) and where the token may come from."""
+"""Settings precedence (flags > environment > TOML > defaults), where the token may come from,
+and the settings' round trip through the journal."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flexpay_batch.core import settings as config
 from flexpay_batch.core.errors import ConfigError
-from flexpay_batch.core.limitspec import DEFAULT_LIMITS, Rate
-from flexpay_batch.core.settings import DEFAULT_BASE_URL, load_settings, load_token
+from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
+from flexpay_batch.core.policies import RetryPolicy, Timeouts
+from flexpay_batch.core.settings import (
+    DEFAULT_BASE_URL,
+    Settings,
+    load_settings,
+    load_token,
+    settings_from_journal,
+    settings_to_journal,
+)
 
 TOKEN = "fp_test_4f1c9e2a7b"
 
@@ -111,3 +125,111 @@ def test_token_with_white_space_or_controls_is_refused(bad: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_token(None, {"FLEXPAY_TOKEN": bad})
     assert bad not in str(caught.value)
+
+
+# ── to and from the journal ──────────────────────────────────────────────────────────────
+
+_seconds = st.floats(min_value=0.001, max_value=1e6, allow_nan=False, allow_infinity=False)
+_paths = st.none() | st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20
+).map(Path)
+
+#: One strategy per field. Adding a field to one of these classes without a strategy here
+#: fails ``test_every_settings_field_has_a_strategy``; with one, the round trip below fails
+#: until ``settings_to_journal``/``settings_from_journal`` carry it.
+FIELD_STRATEGIES: dict[type, dict[str, st.SearchStrategy[Any]]] = {
+    Rate: {"count": _seconds, "period": _seconds},
+    Timeouts: {"connect": _seconds, "read": _seconds, "total": _seconds},
+    RetryPolicy: {
+        "max_attempts": st.integers(1, 100),
+        "base_delay": _seconds,
+        "max_delay": _seconds,
+        "deadline": _seconds,
+        "max_retry_after": _seconds,
+    },
+    Settings: {
+        "base_url": st.text(max_size=40),
+        "ca_bundle": _paths,
+        "run_dir": _paths,
+        "token_file": _paths,
+        "workers": st.integers(1, 512),
+        "key_ttl": _seconds,
+    },
+}
+FIELD_STRATEGIES[ClassLimits] = {
+    "rate": st.builds(Rate, **FIELD_STRATEGIES[Rate]),
+    "burst": st.integers(1, 10_000),
+}
+_class_limits = st.builds(ClassLimits, **FIELD_STRATEGIES[ClassLimits])
+FIELD_STRATEGIES[LimitSettings] = {"read": _class_limits, "write": _class_limits}
+FIELD_STRATEGIES[Settings] |= {
+    "limits": st.builds(LimitSettings, **FIELD_STRATEGIES[LimitSettings]),
+    "timeouts": st.builds(Timeouts, **FIELD_STRATEGIES[Timeouts]),
+    "retry": st.builds(RetryPolicy, **FIELD_STRATEGIES[RetryPolicy]),
+}
+
+
+@pytest.mark.parametrize("cls", list(FIELD_STRATEGIES))
+def test_every_settings_field_has_a_strategy(cls: type) -> None:
+    """The round-trip property below generates every field of Settings and of the values it
+    holds; a new field must be added to it (and so to the journal functions)."""
+    assert set(FIELD_STRATEGIES[cls]) == {f.name for f in dataclasses.fields(cls)}
+
+
+@given(st.builds(Settings, **FIELD_STRATEGIES[Settings]))
+def test_every_setting_survives_the_journal(settings: Settings) -> None:
+    """``settings_from_journal(settings_to_journal(s)) == s`` through JSON, for every field."""
+    stored = json.loads(json.dumps(settings_to_journal(settings)))
+    assert settings_from_journal(stored) == settings
+
+
+def test_the_journal_keys_are_stable_and_hold_no_token() -> None:
+    """What the journal holds (and report.json shows), key by key; no token in it."""
+    settings = load_settings(flags={"row_deadline": 90, "key_ttl": 3600}, env={})
+    stored = settings_to_journal(settings)
+    assert set(stored) == {
+        "settings_format",
+        "base_url",
+        "ca_bundle",
+        "run_dir",
+        "token_file",
+        "workers",
+        "limits",
+        "timeouts",
+        "retry",
+        "key_ttl",
+    }
+    assert stored["key_ttl"] == 3600.0
+    assert json.loads(json.dumps(stored))["retry"]["deadline"] == 90.0
+    assert "token" not in json.dumps(stored).replace("token_file", "")
+
+
+def test_journals_of_earlier_versions_still_resume() -> None:
+    """A configuration stored by the former ``Settings.describe()`` (rates as text,
+    ``key_ttl_seconds``, no row deadline) is read with defaults for what it lacks."""
+    old = {
+        "base_url": "https://api.example.test/v1/",
+        "ca_bundle": "/etc/ca.pem",
+        "workers": 3,
+        "read_limit": "120/min",
+        "read_burst": 10,
+        "write_limit": "30/min",
+        "write_burst": 5,
+        "timeouts": {"connect": 2.0, "read": 7.0, "total": 20.0},
+        "max_attempts": 4,
+        "key_ttl_seconds": 7200.0,
+        "encoding": None,
+        "job": {},
+    }
+    settings = settings_from_journal(old)
+    assert settings == Settings(
+        base_url="https://api.example.test/v1/",
+        ca_bundle=Path("/etc/ca.pem"),
+        workers=3,
+        limits=LimitSettings(
+            read=ClassLimits(Rate(120, 60.0), 10), write=ClassLimits(Rate(30, 60.0), 5)
+        ),
+        timeouts=Timeouts(connect=2.0, read=7.0, total=20.0),
+        retry=RetryPolicy(max_attempts=4),
+        key_ttl=7200.0,
+    )

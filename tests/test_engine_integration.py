@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from flexpay_batch.api.client import Timeouts
 from flexpay_batch.api.ratelimit.limiter import LimiterSet
-from flexpay_batch.api.retry.policy import RetryPolicy
 from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
+from flexpay_batch.core.policies import RetryPolicy, Timeouts
 from flexpay_batch.core.settings import Settings
 from flexpay_batch.engine.run import RunRequest, RunSummary, run_job
 from flexpay_batch.jobs.onboarding import OnboardingJob

@@ -1,20 +1,43 @@
-"""``executor.execute``, the retry loop, with a scripted ``send``, a fake clock and fake sleep.
+"""``api.retry.loop.execute``, the retry loop, with a fake clock and a recording fake sleep.
 
-No HTTP here (tests/test_client.py covers the client): each test scripts what successive
-attempts return or raise and checks the loop's decisions — how many attempts, which sleeps,
-what the run-wide budget is charged, what ``Attempts`` records and what finally escapes.
+First with a scripted ``send``: each test scripts what successive attempts return or raise
+and checks the loop's decisions — how many attempts, which sleeps, what the run-wide budget
+is charged, what ``Attempts`` records and what finally escapes. Then driving the real
+``FlexPayClient`` against aioresponses, for what the loop promises about real replies
+(Retry-After from header or envelope, 429s paused by the limiter, the same idempotency key on
+every attempt). ``rng = lambda: 1.0`` throughout, so delays are exact.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from typing import Any
 
+import aiohttp
 import pytest
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
 
-from flexpay_batch.api.client import ApiResponse
+from flexpay_batch.api.client import ApiResponse, FlexPayClient
+from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.api.retry.loop import Attempts, execute
-from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
 from flexpay_batch.core import errors
+from flexpay_batch.core.limitspec import EndpointClass
+from flexpay_batch.core.policies import RetryPolicy
+from tests.conftest import FakeTime
+from tests.fake_api import (
+    BASE,
+    CREATED,
+    EMPLOYEES,
+    NGINX_503,
+    NO_LIMITS,
+    TOKEN,
+    envelope,
+    post,
+    sent_headers,
+)
 
 OK = ApiResponse(status=201, body={"employee_id": "emp_1"}, request_id="req_ok")
 Outcome = ApiResponse | BaseException
@@ -33,21 +56,6 @@ class Script:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
-
-
-class FakeTime:
-    """A clock moved only by the fake sleep (and by ``tick`` per attempt, if set)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def server_error(status: int = 503, retry_after: float | None = None) -> errors.ServerError:
@@ -210,13 +218,16 @@ async def test_timeouts_cost_more_budget_than_other_failures() -> None:
 
 
 async def test_retry_after_longer_than_the_deadline_gives_up_without_sleeping() -> None:
-    """A 503 asking for 60 s on a row with a 30 s deadline fails the row now, unslept."""
+    """A 503 asking for 60 s on a row with a 30 s deadline fails the row now, unslept, and
+    the retry that is not made costs the run's budget nothing."""
     time = FakeTime()
+    budget = RetryBudget()
     script = Script([server_error(retry_after=60.0), OK])
     with pytest.raises(errors.ServerError):
-        await run(script, policy=RetryPolicy(deadline=30.0), time=time)
+        await run(script, policy=RetryPolicy(deadline=30.0), budget=budget, time=time)
     assert time.sleeps == []
     assert script.calls == 1
+    assert budget.available == budget.capacity
 
 
 async def test_retry_after_is_capped_by_the_policy() -> None:
@@ -247,3 +258,281 @@ async def test_deadline_ends_retries_even_with_attempts_left() -> None:
         await run(script, policy=policy, time=time)
     assert time.sleeps == [4.0, 4.0]
     assert script.calls == 3
+
+
+# ── the loop driving the real client (aioresponses) ─────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "text"),
+    [
+        (401, errors.AuthenticationFailed, "rejected the token"),
+        (403, errors.PermissionDenied, "needs scope write:employees"),
+    ],
+)
+async def test_401_and_403_abort_the_run_and_are_never_retried(
+    client: FlexPayClient,
+    mocked: aioresponses,
+    status: int,
+    expected: type[errors.RunAborted],
+    text: str,
+) -> None:
+    """401/403 raise AuthenticationFailed/PermissionDenied at the first attempt, with no sleep."""
+    body = envelope(status, "token_revoked", required_scope="write:employees")
+    mocked.post(EMPLOYEES, status=status, payload=body, repeat=True)
+    time = FakeTime()
+    attempts = Attempts()
+    budget = RetryBudget()
+    with pytest.raises(expected) as caught:
+        await execute(
+            post(client),
+            policy=RetryPolicy(),
+            budget=budget,
+            attempts=attempts,
+            clock=time.clock,
+            sleep=time.sleep,
+            rng=lambda: 1.0,
+        )
+    assert isinstance(caught.value, errors.RunAborted)
+    assert caught.value.exit_code == 3
+    assert text in str(caught.value)
+    assert attempts.count == 1
+    assert time.sleeps == []
+    assert len(mocked.requests[("POST", URL(EMPLOYEES))]) == 1
+    assert budget.available == budget.capacity
+
+
+async def test_backoff_sequence_is_exact_with_identity_jitter(
+    client: FlexPayClient, mocked: aioresponses
+) -> None:
+    """Five 500s then a 201: sleeps are base·2^n capped (0.5, 1, 2, 4, 4) with rng() = 1."""
+    for _ in range(5):
+        mocked.post(EMPLOYEES, status=500, payload=envelope(500, "internal_error"))
+    mocked.post(EMPLOYEES, status=201, payload=CREATED)
+    time = FakeTime()
+    attempts = Attempts()
+    policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=4.0, deadline=300.0)
+    reply = await execute(
+        post(client),
+        policy=policy,
+        budget=RetryBudget(),
+        attempts=attempts,
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=lambda: 1.0,
+    )
+    assert reply.status == 201
+    assert time.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert attempts.count == 6
+    assert attempts.request_ids == [*(["req_500_internal_error"] * 5)]
+
+
+async def test_jitter_scales_every_delay(client: FlexPayClient, mocked: aioresponses) -> None:
+    """Full jitter: each delay is rng() times the capped exponential."""
+    for _ in range(3):
+        mocked.post(EMPLOYEES, status=502, payload=envelope(502, "bad_gateway"))
+    mocked.post(EMPLOYEES, status=201, payload=CREATED)
+    time = FakeTime()
+    draws = iter([0.25, 0.5, 0.0])
+    await execute(
+        post(client),
+        policy=RetryPolicy(base_delay=1.0, max_delay=20.0),
+        budget=RetryBudget(),
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=lambda: next(draws),
+    )
+    assert time.sleeps == [0.25, 1.0]  # the third delay is 0: no sleep call at all
+
+
+async def test_attempts_are_bounded_and_the_last_error_escapes(
+    client: FlexPayClient, mocked: aioresponses
+) -> None:
+    """A server answering 503 forever gets exactly max_attempts requests, then ServerError."""
+    mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable"), repeat=True)
+    time = FakeTime()
+    with pytest.raises(errors.ServerError):
+        await execute(
+            post(client),
+            policy=RetryPolicy(max_attempts=3, base_delay=1.0),
+            budget=RetryBudget(),
+            clock=time.clock,
+            sleep=time.sleep,
+            rng=lambda: 1.0,
+        )
+    assert len(mocked.requests[("POST", URL(EMPLOYEES))]) == 3
+    assert time.sleeps == [1.0, 2.0]
+
+
+async def test_no_retry_sleeps_past_the_row_deadline(
+    client: FlexPayClient, mocked: aioresponses
+) -> None:
+    """A retry whose wait would end past the row's deadline is not made (no pointless sleep)."""
+    mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable"), repeat=True)
+    time = FakeTime()
+    with pytest.raises(errors.ServerError):
+        await execute(
+            post(client),
+            policy=RetryPolicy(max_attempts=20, base_delay=1.0, max_delay=100.0, deadline=10.0),
+            budget=RetryBudget(),
+            clock=time.clock,
+            sleep=time.sleep,
+            rng=lambda: 1.0,
+        )
+    assert time.sleeps == [1.0, 2.0, 4.0]  # 7 s spent; the next 8 s wait would end at 15 s
+    assert time.now <= 10.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), ("0.25", 0.25), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+async def test_retry_after_on_503_is_honoured(
+    client: FlexPayClient, mocked: aioresponses, header: str, expected: float
+) -> None:
+    """A 503's Retry-After (seconds, fractional or a past HTTP-date) replaces the backoff."""
+    mocked.post(
+        EMPLOYEES,
+        status=503,
+        payload=envelope(503, "service_unavailable"),
+        headers={"Retry-After": header},
+    )
+    mocked.post(EMPLOYEES, status=201, payload=CREATED)
+    time = FakeTime()
+    await execute(
+        post(client),
+        policy=RetryPolicy(base_delay=3.0),
+        budget=RetryBudget(),
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=lambda: 1.0,
+    )
+    assert time.sleeps == ([expected] if expected else [])
+
+
+async def test_retry_after_from_the_envelope_is_used_without_the_header(
+    client: FlexPayClient, mocked: aioresponses
+) -> None:
+    """The envelope's retry_after stands in when the header is missing."""
+    mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable", retry_after=1.5))
+    mocked.post(EMPLOYEES, status=201, payload=CREATED)
+    time = FakeTime()
+    await execute(
+        post(client),
+        policy=RetryPolicy(base_delay=3.0),
+        budget=RetryBudget(),
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=lambda: 1.0,
+    )
+    assert time.sleeps == [1.5]
+
+
+@pytest.mark.looptime
+async def test_429_is_fed_to_the_limiter_and_the_worker_does_not_sleep(
+    mocked: aioresponses,
+) -> None:
+    """A 429 with Retry-After 5 pauses the write class in the limiter: the executor never
+    sleeps itself, and the retry is sent only when the shared pause is over (loop time)."""
+    loop = asyncio.get_running_loop()
+    sent_at: list[float] = []
+
+    def answer(status: int, payload: dict[str, Any], headers: dict[str, str]) -> Any:
+        def callback(url: URL, **kwargs: Any) -> CallbackResult:
+            sent_at.append(loop.time())
+            return CallbackResult(status=status, payload=payload, headers=headers)
+
+        return callback
+
+    mocked.post(
+        EMPLOYEES,
+        callback=answer(429, envelope(429, "rate_limited", retry_after=5), {"Retry-After": "5"}),
+    )
+    mocked.post(EMPLOYEES, callback=answer(201, CREATED, {}))
+    limiters = LimiterSet(NO_LIMITS, start="full")
+    time = FakeTime()
+    attempts = Attempts()
+    budget = RetryBudget()
+    async with FlexPayClient(BASE, TOKEN, limiters=limiters) as client:
+        reply = await execute(
+            post(client),
+            policy=RetryPolicy(),
+            budget=budget,
+            attempts=attempts,
+            clock=time.clock,
+            sleep=time.sleep,
+            rng=lambda: 1.0,
+        )
+    assert reply.status == 201
+    assert time.sleeps == []
+    assert (attempts.count, attempts.throttled) == (2, 1)
+    stats = limiters.for_class(EndpointClass.WRITE).statistics()
+    assert (stats.throttled, stats.decreases) == (1, 1)
+    assert len(sent_at) == 2
+    assert sent_at[1] - sent_at[0] >= 5.0
+
+
+async def test_bare_nginx_503_is_retried_as_throttling(
+    client: FlexPayClient, mocked: aioresponses
+) -> None:
+    """An HTML 503 (nginx's default refusal) is a ServerError the limiter counts as a throttle,
+    and execute retries it with backoff until it succeeds."""
+    mocked.post(EMPLOYEES, status=503, body=NGINX_503, content_type="text/html")
+    mocked.post(EMPLOYEES, status=201, payload=CREATED)
+    time = FakeTime()
+    reply = await execute(
+        post(client),
+        policy=RetryPolicy(base_delay=0.5),
+        budget=RetryBudget(),
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=lambda: 1.0,
+    )
+    assert reply.status == 201
+    assert time.sleeps == [0.5]
+    assert client.limiters.for_class(EndpointClass.WRITE).statistics().throttled == 1
+
+
+async def test_idempotency_in_progress_409_is_retried(
+    client: FlexPayClient, mocked: aioresponses
+) -> None:
+    """409 idempotency_in_progress (our earlier attempt still runs) is retried, not rejected."""
+    mocked.post(EMPLOYEES, status=409, payload=envelope(409, "idempotency_in_progress"))
+    mocked.post(EMPLOYEES, status=409, payload=envelope(409, "idempotency_in_progress"))
+    mocked.post(EMPLOYEES, status=201, payload=CREATED, headers={"Idempotent-Replayed": "true"})
+    time = FakeTime()
+    reply = await execute(
+        post(client),
+        policy=RetryPolicy(base_delay=0.5),
+        budget=RetryBudget(),
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=lambda: 1.0,
+    )
+    assert reply.replayed
+    assert time.sleeps == [0.5, 1.0]
+
+
+async def test_idempotency_key_is_identical_on_every_retry(
+    client: FlexPayClient, mocked: aioresponses
+) -> None:
+    """The same Idempotency-Key goes out on every attempt, across 500, reset, 429 and 409."""
+    mocked.post(EMPLOYEES, status=500, payload=envelope(500, "internal_error"))
+    mocked.post(EMPLOYEES, exception=aiohttp.ServerDisconnectedError())
+    mocked.post(EMPLOYEES, status=429, payload=envelope(429, "rate_limited"))
+    mocked.post(EMPLOYEES, status=409, payload=envelope(409, "idempotency_in_progress"))
+    mocked.post(EMPLOYEES, status=201, payload=CREATED)
+    time = FakeTime()
+    attempts = Attempts()
+    await execute(
+        post(client, key="fpb_stable_key"),
+        policy=RetryPolicy(base_delay=0.01),
+        budget=RetryBudget(),
+        attempts=attempts,
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=lambda: 1.0,
+    )
+    keys = [headers.get("Idempotency-Key") for headers in sent_headers(mocked)]
+    assert keys == ["fpb_stable_key"] * 5
+    assert attempts.indeterminate  # the reset came after sending: its effect was unknown

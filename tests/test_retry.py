@@ -1,4 +1,4 @@
-"""Retry policy decisions, exact backoff with injected jitter, and the run-wide budget."""
+"""``RetryPolicy.decide`` and its backoff with injected jitter, and the run-wide retry budget."""
 
 from __future__ import annotations
 
@@ -6,17 +6,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy, plan_retry
+from flexpay_batch.api.client import error_for
+from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.core.errors import (
     ApiError,
     AuthenticationFailed,
     Conflict,
+    KeyInProgress,
     NotFound,
     PermissionDenied,
     RateLimited,
+    RetryableError,
     ServerError,
     TransportError,
     ValidationFailed,
+)
+from flexpay_batch.core.policies import (
+    RETRYABLE_STATUSES,
+    RetryDecision,
+    RetryPolicy,
+    is_retryable,
 )
 
 POLICY = RetryPolicy()
@@ -34,8 +43,8 @@ def _zero() -> float:
     return 0.0
 
 
-def _server_error(status: int = 503) -> ServerError:
-    return ServerError("server error", status=status)
+def _server_error(status: int = 503, retry_after: float | None = None) -> ServerError:
+    return ServerError("server error", status=status, retry_after=retry_after)
 
 
 def _timeout() -> TransportError:
@@ -82,6 +91,12 @@ def test_delay_is_always_within_its_caps(
     assert 0.0 <= delay <= cap
 
 
+def _decide(
+    error: ApiError, *, tries: int = 0, elapsed: float = 0.0, policy: RetryPolicy = POLICY
+) -> RetryDecision:
+    return policy.decide(error, tries=tries, elapsed=elapsed, rng=_one)
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -90,13 +105,15 @@ def test_delay_is_always_within_its_caps(
         _server_error(502),
         _server_error(503),
         _server_error(504),
+        KeyInProgress("in progress", status=409, code="idempotency_in_progress"),
         TransportError("connection refused", indeterminate=False),
         _timeout(),
     ],
 )
 def test_retryable_errors(error: ApiError) -> None:
-    """429, 500/502/503/504 and transport errors (timeouts included) are retried."""
-    assert POLICY.should_retry(error, attempt=1, elapsed=0.0)
+    """429, 500/502/503/504, 409 idempotency_in_progress and transport errors are retried."""
+    assert is_retryable(error)
+    assert _decide(error).retry
 
 
 @pytest.mark.parametrize(
@@ -107,34 +124,102 @@ def test_retryable_errors(error: ApiError) -> None:
         NotFound("no such pay group", status=404),
         ApiError("teapot", status=418),
         _server_error(501),
+        AuthenticationFailed("bad token", status=401),
+        PermissionDenied("no scope", status=403),
     ],
 )
 def test_non_retryable_errors(error: ApiError) -> None:
-    """4xx other than 429, and 5xx outside the set, are not retried."""
-    assert not POLICY.should_retry(error, attempt=1, elapsed=0.0)
+    """4xx other than 429 (401/403 included), and 5xx outside the set, are not retried."""
+    assert not is_retryable(error)
+    assert _decide(error) == RetryDecision(False, 0.0, "not_retryable", 1)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [AuthenticationFailed("bad token", status=401), PermissionDenied("no scope", status=403)],
-)
-def test_401_and_403_never_retried_even_if_configured(error: ApiError) -> None:
-    """401/403 abort the run; listing them as retryable statuses does not change that."""
-    permissive = RetryPolicy(retryable_statuses=frozenset({401, 403, 429}))
-    assert not permissive.should_retry(error, attempt=1, elapsed=0.0)
-    assert not POLICY.should_retry(error, attempt=1, elapsed=0.0)
+@pytest.mark.parametrize("status", sorted(RETRYABLE_STATUSES))
+def test_the_client_maps_every_retryable_status_to_a_retryable_error(status: int) -> None:
+    """The client's error mapping and the policy agree: each retryable status becomes a
+    RetryableError that ``is_retryable`` accepts (one definition, no drift)."""
+    error = error_for(status, None, request_id=None, retry_after=None)
+    assert isinstance(error, RetryableError)
+    assert is_retryable(error)
 
 
 def test_max_attempts_counts_the_first_attempt() -> None:
-    """With max_attempts=8 the 7th failure may retry, the 8th may not."""
-    assert POLICY.should_retry(_server_error(), attempt=7, elapsed=0.0)
-    assert not POLICY.should_retry(_server_error(), attempt=8, elapsed=0.0)
+    """With max_attempts=8 the 7th counted failure may retry, the 8th may not."""
+    assert _decide(_server_error(), tries=6) == RetryDecision(True, 20.0, "retry", 7)
+    assert _decide(_server_error(), tries=7) == RetryDecision(False, 0.0, "attempts_exhausted", 8)
 
 
-def test_deadline_stops_retries() -> None:
-    """No retry once a row has spent its deadline."""
-    assert POLICY.should_retry(_server_error(), attempt=1, elapsed=299.9)
-    assert not POLICY.should_retry(_server_error(), attempt=1, elapsed=300.0)
+def test_a_429_uses_no_attempt_and_no_wait() -> None:
+    """A 429 is retried after any number of counted attempts short of the limit (even with
+    max_attempts=1), without counting, and with delay 0 whatever its Retry-After: the
+    class limiter owns that wait."""
+    throttled = RateLimited("slow down", status=429, retry_after=30.0)
+    assert _decide(throttled, tries=7) == RetryDecision(True, 0.0, "retry", 7)
+    once = RetryPolicy(max_attempts=1)
+    assert _decide(throttled, policy=once) == RetryDecision(True, 0.0, "retry", 0)
+    assert not _decide(_server_error(), policy=once).retry
+
+
+def test_backoff_follows_counted_attempts_only() -> None:
+    """The backoff exponent is the number of counted attempts: 429s in between do not grow it."""
+    assert _decide(_server_error(), tries=0).delay == 0.5
+    assert _decide(_server_error(), tries=2).delay == 2.0
+
+
+def test_retry_after_replaces_the_backoff() -> None:
+    """A 503's Retry-After is the wait (capped by max_retry_after), not the backoff."""
+    assert _decide(_server_error(retry_after=7.5), tries=3).delay == 7.5
+    assert _decide(_server_error(retry_after=1e6)).delay == POLICY.max_retry_after
+
+
+@pytest.mark.parametrize(
+    ("error", "tries", "elapsed", "retry"),
+    [
+        (_server_error(), 0, 299.5, True),  # the 0.5 s wait ends exactly at the deadline
+        (_server_error(), 0, 299.6, False),  # ... or just past it
+        (_server_error(), 5, 290.0, False),  # a 16 s wait would end past 300 s
+        (_server_error(retry_after=60.0), 0, 250.0, False),
+        (_server_error(), 0, 300.0, False),
+        (RateLimited("slow down", status=429), 0, 299.9, True),
+        (RateLimited("slow down", status=429), 0, 300.0, False),
+    ],
+)
+def test_deadline_stops_retries(error: ApiError, tries: int, elapsed: float, retry: bool) -> None:
+    """No retry once a row has spent its deadline, nor one whose wait would end past it."""
+    decision = _decide(error, tries=tries, elapsed=elapsed)
+    assert decision.retry is retry
+    assert decision.reason == ("retry" if retry else "deadline")
+
+
+@given(
+    error=st.sampled_from(
+        [
+            _server_error(),
+            _server_error(retry_after=3.0),
+            RateLimited("slow down", status=429, retry_after=9.0),
+            _timeout(),
+            ValidationFailed("bad", status=422),
+        ]
+    ),
+    tries=st.integers(0, 20),
+    elapsed=st.floats(0, 400),
+    jitter=st.floats(0, 1),
+)
+def test_decisions_keep_their_promises(
+    error: ApiError, tries: int, elapsed: float, jitter: float
+) -> None:
+    """Whatever the inputs: a retry never waits past the deadline nor beyond max_attempts
+    counted attempts, a 429 never waits or counts, and a stop never waits."""
+    decision = POLICY.decide(error, tries=tries, elapsed=elapsed, rng=lambda: jitter)
+    throttled = isinstance(error, RateLimited)
+    assert decision.tries == tries + (0 if throttled else 1)
+    assert decision.delay >= 0.0
+    if decision.retry:
+        assert elapsed + decision.delay <= POLICY.deadline
+        assert decision.tries < POLICY.max_attempts
+        assert not throttled or decision.delay == 0.0
+    else:
+        assert decision.delay == 0.0
 
 
 def test_policy_validates_its_numbers() -> None:
@@ -143,53 +228,6 @@ def test_policy_validates_its_numbers() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="negative"):
         RetryPolicy(base_delay=-1.0)
-
-
-# -- plan_retry: the loop's one-call helper -------------------------------------------------
-
-
-def test_plan_retry_uses_retry_after_from_the_error() -> None:
-    """A RateLimited error's retry_after is the wait, and the budget is charged."""
-    budget = RetryBudget()
-    error = RateLimited("slow down", status=429, retry_after=0.6)
-    decision = plan_retry(error, attempt=3, elapsed=1.0, policy=POLICY, budget=budget, rng=_one)
-    assert (decision.retry, decision.delay, decision.reason) == (True, 0.6, "retry")
-    assert budget.available == 495
-
-
-@pytest.mark.parametrize(
-    ("error", "attempt", "elapsed", "reason"),
-    [
-        (ValidationFailed("bad", status=422), 1, 0.0, "not_retryable"),
-        (AuthenticationFailed("bad token", status=401), 1, 0.0, "not_retryable"),
-        (_server_error(), 8, 0.0, "attempts_exhausted"),
-        (_server_error(), 1, 300.0, "deadline"),
-        (_server_error(), 6, 290.0, "deadline"),  # a 16 s wait would end past 300 s
-    ],
-)
-def test_plan_retry_stops_without_charging(
-    error: ApiError, attempt: int, elapsed: float, reason: str
-) -> None:
-    """Stopping for any reason but the budget leaves the budget untouched."""
-    budget = RetryBudget()
-    decision = plan_retry(
-        error, attempt=attempt, elapsed=elapsed, policy=POLICY, budget=budget, rng=_one
-    )
-    assert (decision.retry, decision.reason) == (False, reason)
-    assert budget.available == budget.capacity
-
-
-def test_plan_retry_reports_budget_exhaustion() -> None:
-    """An empty budget turns a retryable error into budget_exhausted (→ ServiceUnhealthy)."""
-    budget = RetryBudget(capacity=5)
-    first = plan_retry(
-        _server_error(), attempt=1, elapsed=0, policy=POLICY, budget=budget, rng=_one
-    )
-    second = plan_retry(
-        _server_error(), attempt=1, elapsed=0, policy=POLICY, budget=budget, rng=_one
-    )
-    assert first.retry
-    assert (second.retry, second.budget_exhausted) == (False, True)
 
 
 # -- the budget ---------------------------------------------------------------------------

@@ -38,20 +38,10 @@ from flexpay_batch.api.headers import RateLimitFeedback, parse_feedback
 from flexpay_batch.api.ratelimit.limiter import LimiterSet
 from flexpay_batch.core import errors
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, EndpointClass, LimitSettings
+from flexpay_batch.core.policies import Timeouts
 
 #: A response body larger than this is refused: responses are untrusted input.
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
-
-_RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds allowed to connect, to wait for each read, and for a whole attempt."""
-
-    connect: float = 10.0
-    read: float = 30.0
-    total: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +360,9 @@ def error_for(
         return errors.RateLimited(message, retry_after=retry_after, **common)
     if status == 409 and code == "idempotency_in_progress":
         return errors.KeyInProgress(message, retry_after=retry_after, **common)
-    if status in _RETRYABLE_STATUSES or status >= 500:
+    if status >= 500:
+        # Retried only if ``core.policies.is_retryable`` says so (RETRYABLE_STATUSES); a 501
+        # or 505 is not retried but fails the row, so ``resume`` tries it again.
         return errors.ServerError(message, retry_after=retry_after, **common)
     if 300 <= status < 400:
         return errors.UnexpectedResponse(

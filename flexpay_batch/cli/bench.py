@@ -23,10 +23,11 @@ import anyio
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
 from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.api.retry.loop import execute
-from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
 from flexpay_batch.core import errors
 from flexpay_batch.core.limitspec import EndpointClass
+from flexpay_batch.core.policies import RetryPolicy
 from flexpay_batch.core.settings import Settings, environment, load_token
 
 MAX_REQUESTS = 100_000

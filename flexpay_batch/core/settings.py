@@ -9,6 +9,9 @@ variable ``FLEXPAY_WRITE_LIMIT`` and the TOML key ``write_limit`` (top level or 
 ``[flexpay]`` table). The token is deliberately not a setting: it comes only from
 ``FLEXPAY_TOKEN`` or a token file (``load_token``), never from a command-line value, because
 argv is visible to every user of the machine in ``ps`` and ``/proc/*/cmdline``.
+
+A run stores its settings in the journal with ``settings_to_journal`` and ``resume`` rebuilds
+them with ``settings_from_journal``: one pair, so every field survives the round trip.
 """
 
 from __future__ import annotations
@@ -20,16 +23,17 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-from flexpay_batch.api.client import Timeouts
-from flexpay_batch.api.retry.policy import RetryPolicy
 from flexpay_batch.core.errors import ConfigError
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
+from flexpay_batch.core.policies import RetryPolicy, Timeouts
 
 DEFAULT_BASE_URL = "https://api.flexpay.dev/v1/"
 DEFAULT_CONFIG_FILE = "flexpay-batch.toml"
 ENV_PREFIX = "FLEXPAY_"
+
+JSON: TypeAlias = "bool | int | float | str | list[JSON] | dict[str, JSON] | None"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +50,100 @@ class Settings:
     key_ttl: float = 24 * 3600.0
     token_file: Path | None = None
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-ready summary of the effective configuration (no secrets in it)."""
-        return {
-            "base_url": self.base_url,
-            "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
-            "workers": self.workers,
-            "read_limit": str(self.limits.read.rate),
-            "read_burst": self.limits.read.burst,
-            "write_limit": str(self.limits.write.rate),
-            "write_burst": self.limits.write.burst,
-            "timeouts": asdict(self.timeouts),
-            "max_attempts": self.retry.max_attempts,
-            "key_ttl_seconds": self.key_ttl,
-        }
+
+#: Marks the layout ``settings_to_journal`` writes; journals without it hold the older summary
+#: (``read_limit`` strings, ``max_attempts``, ``key_ttl_seconds``, no row deadline).
+_JOURNAL_FORMAT = 2
+
+
+def settings_to_journal(settings: Settings) -> dict[str, JSON]:
+    """``settings`` as JSON for the journal; ``settings_from_journal`` gives them back equal.
+
+    No secret is in it: the token is never part of ``Settings`` (``token_file`` is a path).
+    """
+    return {
+        "settings_format": _JOURNAL_FORMAT,
+        "base_url": settings.base_url,
+        "ca_bundle": _path_text(settings.ca_bundle),
+        "run_dir": _path_text(settings.run_dir),
+        "token_file": _path_text(settings.token_file),
+        "workers": settings.workers,
+        "limits": {
+            "read": _class_limits_to_json(settings.limits.read),
+            "write": _class_limits_to_json(settings.limits.write),
+        },
+        "timeouts": asdict(settings.timeouts),
+        "retry": asdict(settings.retry),
+        "key_ttl": settings.key_ttl,
+    }
+
+
+def settings_from_journal(data: Mapping[str, Any]) -> Settings:
+    """The ``Settings`` a journal's configuration holds (keys it does not know are ignored).
+
+    Also reads journals written before ``settings_to_journal`` existed: their rates are
+    strings, ``key_ttl`` is ``key_ttl_seconds``, and what they lack (row deadline, backoff,
+    total timeout, paths) takes its default.
+    """
+    if data.get("settings_format") != _JOURNAL_FORMAT:
+        return _settings_from_summary(data)
+    limits = data["limits"]
+    return Settings(
+        base_url=data["base_url"],
+        ca_bundle=_stored_path(data["ca_bundle"]),
+        run_dir=_stored_path(data["run_dir"]),
+        token_file=_stored_path(data["token_file"]),
+        workers=data["workers"],
+        limits=LimitSettings(
+            read=_class_limits_from_json(limits["read"]),
+            write=_class_limits_from_json(limits["write"]),
+        ),
+        timeouts=Timeouts(**data["timeouts"]),
+        retry=RetryPolicy(**data["retry"]),
+        key_ttl=data["key_ttl"],
+    )
+
+
+def _settings_from_summary(data: Mapping[str, Any]) -> Settings:
+    """Settings from the summary older versions stored (``Settings.describe()``)."""
+    base = Settings()
+
+    def class_limits(name: str, default: ClassLimits) -> ClassLimits:
+        rate = data.get(f"{name}_limit")
+        return ClassLimits(
+            Rate.parse(rate) if rate is not None else default.rate,
+            data.get(f"{name}_burst", default.burst),
+        )
+
+    return Settings(
+        base_url=data.get("base_url", base.base_url),
+        ca_bundle=_stored_path(data.get("ca_bundle")),
+        workers=data.get("workers", base.workers),
+        limits=LimitSettings(
+            read=class_limits("read", base.limits.read),
+            write=class_limits("write", base.limits.write),
+        ),
+        timeouts=Timeouts(**data.get("timeouts", {})),
+        retry=replace(base.retry, max_attempts=data.get("max_attempts", base.retry.max_attempts)),
+        key_ttl=data.get("key_ttl_seconds", base.key_ttl),
+    )
+
+
+def _path_text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _stored_path(text: str | None) -> Path | None:
+    return None if text is None else Path(text)  # already expanded when it was loaded
+
+
+def _class_limits_to_json(limits: ClassLimits) -> dict[str, JSON]:
+    # Numbers, not "100/min": a rate's text rounds periods it has no unit for.
+    return {"count": limits.rate.count, "period": limits.rate.period, "burst": limits.burst}
+
+
+def _class_limits_from_json(data: Mapping[str, Any]) -> ClassLimits:
+    return ClassLimits(Rate(data["count"], data["period"]), data["burst"])
 
 
 def _positive_int(name: str) -> Callable[[object], int]:

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,9 @@ import anyio
 
 from flexpay_batch.api.client import FlexPayClient, validate_base_url
 from flexpay_batch.api.ratelimit.limiter import LimiterSet
-from flexpay_batch.api.retry.loop import Attempts, execute
-from flexpay_batch.api.retry.policy import RetryBudget
+from flexpay_batch.api.retry.budget import RetryBudget
+from flexpay_batch.api.retry.loop import Attempts
+from flexpay_batch.api.session import ApiSession
 from flexpay_batch.cli.status import META_INPUT_ROWS
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import (
@@ -48,7 +49,14 @@ from flexpay_batch.core.keys import (
     token_fingerprint,
 )
 from flexpay_batch.core.redact import install_redaction
-from flexpay_batch.core.settings import Settings, environment, load_settings, load_token
+from flexpay_batch.core.settings import (
+    DEFAULT_BASE_URL,
+    Settings,
+    environment,
+    load_token,
+    settings_from_journal,
+    settings_to_journal,
+)
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.progress import Reporter, make_reporter
@@ -216,7 +224,7 @@ def default_run_dir(request: RunRequest, input_sha256: str) -> Path:
 def _job_info(request: RunRequest, *, input_sha: str, base_url: str, token: str) -> JobInfo:
     sandbox = request.sandbox
     config = {
-        **request.settings.describe(),
+        **settings_to_journal(request.settings),
         "base_url": SANDBOX if sandbox else base_url,
         "encoding": request.encoding,
         "job": request.parameters,
@@ -351,7 +359,6 @@ async def _run_rows(
         limit_per_second=write_rate,
     )
     limiters = LimiterSet(settings.limits)
-    budget = RetryBudget()
     client = FlexPayClient(
         base_url,
         token,
@@ -360,9 +367,10 @@ async def _run_rows(
         max_in_flight=settings.workers,
         timeouts=settings.timeouts,
     )
+    api = ApiSession(client, settings.retry, RetryBudget())
     async with client, AsyncJournalWriter(journal) as writer:
-        await job.prepare(client, journal.job.secret)
-        worker = RowWorker(job, client, writer, settings, budget, reporter, summary)
+        await job.prepare(api, journal.job.secret)
+        worker = RowWorker(job, api, writer, reporter, summary)
         tasks = plan_tasks(
             request,
             job,
@@ -376,7 +384,7 @@ async def _run_rows(
             await _pipeline(tasks, worker, writer, summary, reporter, settings, stop)
         finally:
             await writer.flush()
-        await _finish(job, client, journal, summary, reporter)
+        await _finish(job, api, journal, summary, reporter)
     summary.throttled = sum(stats.throttled for stats in limiters.statistics().values())
 
 
@@ -459,7 +467,7 @@ def _transition(outcome: RowOutcome) -> Transition:
 
 async def _finish(
     job: RowJob,
-    client: FlexPayClient,
+    api: ApiSession,
     journal: Journal,
     summary: RunSummary,
     reporter: Reporter,
@@ -471,7 +479,7 @@ async def _finish(
     open_rows = sum(v for k, v in counts.items() if str(k) in {"pending", "in_flight", "failed"})
     all_accepted = counts.get("rejected", 0) == 0 and open_rows == 0  # type: ignore[call-overload]
     messages: list[str] = await verify(
-        client,
+        api,
         file_count=summary.totals.valid,
         file_total=summary.totals.amount,
         all_accepted=all_accepted,
@@ -488,18 +496,14 @@ class RowWorker:
     def __init__(
         self,
         job: RowJob,
-        client: FlexPayClient,
+        api: ApiSession,
         writer: AsyncJournalWriter,
-        settings: Settings,
-        budget: RetryBudget,
         reporter: Reporter,
         summary: RunSummary,
     ) -> None:
         self._job = job
-        self._client = client
+        self._api = api
         self._writer = writer
-        self._settings = settings
-        self._budget = budget
         self._reporter = reporter
         self._summary = summary
 
@@ -537,13 +541,11 @@ class RowWorker:
 
     async def _send(self, task: RowTask, attempts: Attempts) -> RowOutcome:
         if task.look_up_first:
-            existing = await self._job.look_up(self._client, task)
+            existing = await self._job.look_up(self._api, task)
             if existing:
                 return RowOutcome(task.row, Status.ALREADY_EXISTED, server_id=existing)
-        reply = await execute(
-            lambda: self._job.send(self._client, task),
-            policy=self._settings.retry,
-            budget=self._budget,
+        reply = await self._api.call(
+            lambda: self._job.send(self._api.client, task),
             attempts=attempts,
             on_retry=self._on_retry,
         )
@@ -698,19 +700,13 @@ def resume_request(
     was_sandbox = job.base_url == SANDBOX
     if was_sandbox != sandbox and was_sandbox:
         sandbox = True
-    flags: dict[str, object | None] = {
-        "base_url": None if was_sandbox else job.base_url,
-        "ca_bundle": ca_bundle or config.get("ca_bundle"),
-        "token_file": token_file,
-        "workers": config.get("workers"),
-        "read_limit": config.get("read_limit"),
-        "read_burst": config.get("read_burst"),
-        "write_limit": config.get("write_limit"),
-        "write_burst": config.get("write_burst"),
-        "max_attempts": config.get("max_attempts"),
-        "key_ttl": config.get("key_ttl_seconds"),
-    }
-    settings = load_settings(flags=flags, env={}, toml_path=None)
+    stored = settings_from_journal(config)
+    settings = replace(
+        stored,
+        base_url=DEFAULT_BASE_URL if was_sandbox else job.base_url,
+        ca_bundle=ca_bundle or stored.ca_bundle,
+        token_file=token_file,
+    )
     parameters: dict[str, Any] = dict(config.get("job") or {})
     return RunRequest(
         job_factory=_job_factory(job.kind, parameters),

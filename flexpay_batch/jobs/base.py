@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
+from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.files import ResultStatus as Status
 from flexpay_batch.input.models import RowModel
@@ -74,8 +75,8 @@ class RowJob(Protocol):
         """Job parameters to store in the journal (no personal data) for ``resume``."""
         ...
 
-    async def prepare(self, client: FlexPayClient, secret: bytes) -> None:
-        """Pre-flight reads and run-level writes before any row is sent."""
+    async def prepare(self, api: ApiSession, secret: bytes) -> None:
+        """Pre-flight reads and run-level writes before any row is sent (retried by ``api``)."""
         ...
 
     def check(self, model: RowModel) -> RowRejection | None:
@@ -91,7 +92,8 @@ class RowJob(Protocol):
         ...
 
     async def send(self, client: FlexPayClient, task: RowTask) -> ApiResponse:
-        """One attempt of this row's write, carrying ``task.idempotency_key``."""
+        """One attempt of this row's write, carrying ``task.idempotency_key`` (the runner
+        retries it with ``ApiSession.call``)."""
         ...
 
     def server_id(self, reply: ApiResponse) -> str:
@@ -102,7 +104,7 @@ class RowJob(Protocol):
         """The id of the object that already exists, if the 409 means "already done"."""
         ...
 
-    async def look_up(self, client: FlexPayClient, task: RowTask) -> str | None:
+    async def look_up(self, api: ApiSession, task: RowTask) -> str | None:
         """Find this row's object on the server (for outcomes unknown past the key TTL)."""
         ...
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
+from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.input.models import OnboardingRow, RowModel
 from flexpay_batch.jobs.base import RowRejection, RowTask
@@ -33,9 +34,9 @@ class OnboardingJob:
     def parameters(self) -> dict[str, Any]:
         return {}
 
-    async def prepare(self, client: FlexPayClient, secret: bytes) -> None:
-        self._pay_groups = await read_ids(client, "pay_groups")
-        self._employment_types = await read_ids(client, "employment_types")
+    async def prepare(self, api: ApiSession, secret: bytes) -> None:
+        self._pay_groups = await read_ids(api, "pay_groups")
+        self._employment_types = await read_ids(api, "employment_types")
 
     def check(self, model: RowModel) -> RowRejection | None:
         assert isinstance(model, OnboardingRow)
@@ -75,8 +76,8 @@ class OnboardingJob:
         existing = conflict.details.get("employee_id")
         return existing if isinstance(existing, str) else None
 
-    async def look_up(self, client: FlexPayClient, task: RowTask) -> str | None:
-        found = await list_all(client, "employees", params={"external_id": task.identity})
+    async def look_up(self, api: ApiSession, task: RowTask) -> str | None:
+        found = await list_all(api, "employees", params={"external_id": task.identity})
         for employee in found:
             if employee.get("external_id") == task.identity:
                 return str(employee.get("employee_id"))

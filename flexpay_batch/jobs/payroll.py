@@ -22,8 +22,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
-from flexpay_batch.api.retry.loop import execute
-from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import keyed_hash
 from flexpay_batch.input.models import PayrollRow, RowModel
@@ -117,15 +116,11 @@ class PayrollJob:
         meta: Meta,
         submit: bool = True,
         control: ControlTotals | None = None,
-        policy: RetryPolicy | None = None,
-        budget: RetryBudget | None = None,
     ) -> None:
         self.period = period
         self.submit = submit
         self.control = control or ControlTotals()
         self._meta = meta
-        self._policy = policy or RetryPolicy()
-        self._budget = budget or RetryBudget()
         self._by_external_id: dict[str, str] = {}
         self._employee_ids: set[str] = set()
         self.run_id: str | None = None
@@ -136,21 +131,21 @@ class PayrollJob:
     def parameters(self) -> dict[str, Any]:
         return payroll_parameters(self.period, submit=self.submit, control=self.control)
 
-    async def prepare(self, client: FlexPayClient, secret: bytes) -> None:
-        await self._check_pay_group(client)
-        await self._resolve_employees(client)
-        self.run_id = self._meta.get(META_RUN_ID) or await self._create_run(client, secret)
+    async def prepare(self, api: ApiSession, secret: bytes) -> None:
+        await self._check_pay_group(api)
+        await self._resolve_employees(api)
+        self.run_id = self._meta.get(META_RUN_ID) or await self._create_run(api, secret)
 
-    async def _check_pay_group(self, client: FlexPayClient) -> None:
-        groups = await list_all(client, "pay_groups", policy=self._policy, budget=self._budget)
+    async def _check_pay_group(self, api: ApiSession) -> None:
+        groups = await list_all(api, "pay_groups")
         if not any(group.get("id") == self.period.pay_group_id for group in groups):
             known = ", ".join(sorted(str(g.get("id")) for g in groups))
             raise errors.UsageError(
                 f"pay group {self.period.pay_group_id!r} does not exist (known: {known})"
             )
 
-    async def _resolve_employees(self, client: FlexPayClient) -> None:
-        employees = await list_all(client, "employees", policy=self._policy, budget=self._budget)
+    async def _resolve_employees(self, api: ApiSession) -> None:
+        employees = await list_all(api, "employees")
         for employee in employees:
             employee_id = str(employee.get("employee_id", ""))
             self._employee_ids.add(employee_id)
@@ -158,14 +153,10 @@ class PayrollJob:
             if isinstance(external_id, str):
                 self._by_external_id[external_id] = employee_id
 
-    async def _create_run(self, client: FlexPayClient, secret: bytes) -> str:
+    async def _create_run(self, api: ApiSession, secret: bytes) -> str:
         body = self.period.body()
         key = "fpb_run_" + keyed_hash(secret, "payroll_run|" + "|".join(body.values()))
-        reply = await execute(
-            lambda: client.request("POST", "payroll_runs", json_body=body, idempotency_key=key),
-            policy=self._policy,
-            budget=self._budget,
-        )
+        reply = await api.request("POST", "payroll_runs", json_body=body, idempotency_key=key)
         run_id = str(reply.body["payroll_run_id"])
         self._meta.set(META_RUN_ID, run_id)
         return run_id
@@ -208,13 +199,13 @@ class PayrollJob:
         existing = conflict.details.get("item_id")
         return existing if isinstance(existing, str) else None
 
-    async def look_up(self, client: FlexPayClient, task: RowTask) -> str | None:
+    async def look_up(self, api: ApiSession, task: RowTask) -> str | None:
         # The server keeps one item per employee per run and answers a second add with 409
         # and the existing item's id, so re-sending is itself the look-up.
         return None
 
     async def verify_and_submit(
-        self, client: FlexPayClient, *, file_count: int, file_total: Decimal, all_accepted: bool
+        self, api: ApiSession, *, file_count: int, file_total: Decimal, all_accepted: bool
     ) -> list[str]:
         """Compare server, file and control figures; submit when they all agree.
 
@@ -223,9 +214,7 @@ class PayrollJob:
         if self._meta.get(META_SUBMITTED):
             self.verified = True
             return [f"payroll run {self.run_id} was already submitted"]
-        run = await read_page(
-            client, f"payroll_runs/{self.run_id}", {}, policy=self._policy, budget=self._budget
-        )
+        run = await read_page(api, f"payroll_runs/{self.run_id}", {})
         if run.get("status") == "submitted":
             # Submitted by an earlier attempt whose reply was lost before it was journaled.
             self._meta.set(META_SUBMITTED, "true")
@@ -237,18 +226,14 @@ class PayrollJob:
             return [f"payroll run {self.run_id} left in draft: {d}" for d in differences]
         if not self.submit:
             return [f"payroll run {self.run_id} is ready and left in draft (--no-submit)"]
-        await self._submit(client, file_count, file_total)
+        await self._submit(api, file_count, file_total)
         return [f"payroll run {self.run_id} submitted: {file_count} items, total {file_total}"]
 
-    async def _submit(self, client: FlexPayClient, count: int, total: Decimal) -> None:
+    async def _submit(self, api: ApiSession, count: int, total: Decimal) -> None:
         body = {"expected_item_count": count, "expected_total": f"{total:.2f}"}
         key = f"fpb_submit_{self.run_id}"
-        await execute(
-            lambda: client.request(
-                "POST", f"payroll_runs/{self.run_id}/submit", json_body=body, idempotency_key=key
-            ),
-            policy=self._policy,
-            budget=self._budget,
+        await api.request(
+            "POST", f"payroll_runs/{self.run_id}/submit", json_body=body, idempotency_key=key
         )
         self._meta.set(META_SUBMITTED, "true")
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from flexpay_batch.api.client import FlexPayClient
+from flexpay_batch.api.retry.budget import RetryBudget
+from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.files import escape_formula, open_private
 from flexpay_batch.core.settings import Settings
@@ -35,14 +37,15 @@ async def export_paystubs(settings: Settings, token: str, run_id: str, out: Path
     ) as client:
         with open_private(out, "w") as handle:
             writer = _CsvSink(handle) if suffix == ".csv" else _JsonlSink(handle)
-            return await _copy_pages(client, run_id, writer)
+            api = ApiSession(client, settings.retry, RetryBudget())
+            return await _copy_pages(api, run_id, writer)
 
 
-async def _copy_pages(client: FlexPayClient, run_id: str, sink: _Sink) -> int:
+async def _copy_pages(api: ApiSession, run_id: str, sink: _Sink) -> int:
     count = 0
     query: dict[str, str | int] = {"payroll_run_id": run_id, "limit": PAGE_SIZE}
     for _ in range(_MAX_PAGES):
-        body = await read_page(client, "paystubs", query)
+        body = await read_page(api, "paystubs", query)
         data = body.get("data")
         for stub in data if isinstance(data, list) else []:
             if isinstance(stub, dict):

@@ -1,8 +1,10 @@
 """The retry loop: one logical request, attempted until it succeeds or must stop.
 
-The decisions (retry or not, how long to wait, whether the run can afford another retry) are
-pure methods of ``RetryPolicy`` and ``RetryBudget``; this module only loops, sleeps and counts.
-Time, sleeping and randomness come in as arguments so tests run with a fake clock.
+The decisions are not made here: whether and after how long to retry is
+``RetryPolicy.decide`` (``core.policies``), whether the run can afford the retry is
+``RetryBudget.try_spend`` (charged only once the policy said retry). This module only loops,
+sleeps and counts. Time, sleeping and randomness come in as arguments so tests run with a
+fake clock.
 
 A 429 does not make this worker sleep on its own: the endpoint class's limiter has already been
 told (Retry-After, Reset, or an adaptive decrease) and pauses every worker of the class, so the
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 import anyio
 
 from flexpay_batch.api.client import ApiResponse
-from flexpay_batch.api.retry.policy import RetryBudget, RetryPolicy
+from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.core import errors
+from flexpay_batch.core.policies import RetryPolicy
 
 Send = Callable[[], Awaitable[ApiResponse]]
 OnRetry = Callable[[int, errors.RetryableError, float], None]
@@ -63,21 +66,22 @@ async def execute(
     """
     record = attempts if attempts is not None else Attempts()
     started = clock()
-    tries = 0  # attempts that count against the policy (429s do not: the server said "later")
+    tries = 0  # attempts counted against the policy's max_attempts (a 429 is not)
     while True:
         record.count += 1
-        tries += 1
         try:
             reply = await send()
         except errors.RetryableError as err:
             _note_failure(record, err)
-            if isinstance(err, errors.RateLimited):
-                tries -= 1
-            delay = _next_delay(err, tries, clock() - started, policy, budget, rng)
+            decision = policy.decide(err, tries=tries, elapsed=clock() - started, rng=rng)
+            if not decision.retry:
+                raise
+            _charge(budget, err)
+            tries = decision.tries
             if on_retry is not None:
-                on_retry(record.count, err, delay)
-            if delay > 0:
-                await sleep(delay)
+                on_retry(record.count, err, decision.delay)
+            if decision.delay > 0:
+                await sleep(decision.delay)
             continue
         budget.on_success(was_retry=record.count > 1)
         if reply.request_id:
@@ -95,31 +99,11 @@ def _note_failure(record: Attempts, err: errors.RetryableError) -> None:
         record.request_ids.append(err.request_id)
 
 
-def _next_delay(
-    err: errors.RetryableError,
-    tries: int,
-    elapsed: float,
-    policy: RetryPolicy,
-    budget: RetryBudget,
-    rng: Callable[[], float],
-) -> float:
-    """Seconds to wait before the next attempt, or raise if there must be none.
-
-    The budget is charged last, only for a retry that will really be made: a retry whose wait
-    would end past the row's deadline is not made (and costs nothing).
-    """
-    if not policy.should_retry(err, max(tries, 1), elapsed):
-        raise err
-    if isinstance(err, errors.RateLimited):
-        delay = 0.0  # the class limiter owns the wait (Retry-After, Reset or AIMD)
-    else:
-        delay = policy.delay(max(tries, 1), retry_after=err.retry_after, rng=rng)
-        if elapsed + delay > policy.deadline:
-            raise err
+def _charge(budget: RetryBudget, err: errors.RetryableError) -> None:
+    """Pay for the retry of ``err``, or stop the run (resumably) when the budget is spent."""
     if not budget.try_spend(err):
         raise errors.ServiceUnhealthy(
             "stopping: too many recent requests failed "
             f"(last: {err.status or err.code or 'no response'} {err.message}); "
             "the run-wide retry budget is spent"
         ) from err
-    return delay
