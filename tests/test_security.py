@@ -274,15 +274,22 @@ def concrete(path: str, ids: dict[str, str]) -> str:
     """An endpoint path with its placeholders filled in and the /v1/ prefix dropped."""
     for name, value in ids.items():
         path = path.replace("{" + name + "}", value)
+    assert "{" not in path, f"no id for a placeholder in {path}"
     return path.removeprefix("/v1/")
 
 
 async def org_one_ids(sim: Simulator) -> dict[str, str]:
-    """Create one employee and one payroll run in org_1; their ids by placeholder name."""
+    """Create one employee and a payroll run with one item in org_1; ids by placeholder name."""
     async with SimClient(sim) as api:
         employee = (await api.post("employees", json=employee_body("SEC-E1"))).json
         run = (await api.post("payroll_runs", json=run_body())).json
-    return {"employee_id": employee["employee_id"], "payroll_run_id": run["payroll_run_id"]}
+        item_path = f"payroll_runs/{run['payroll_run_id']}/items"
+        item = (await api.post(item_path, json=item_body(employee["employee_id"]))).json
+    return {
+        "employee_id": employee["employee_id"],
+        "payroll_run_id": run["payroll_run_id"],
+        "item_id": item["item_id"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -314,6 +321,7 @@ async def test_no_endpoint_answers_without_a_valid_token(
     after = sim.effects()
     assert after["employees"] == before["employees"]
     assert after["payroll_runs"] == before["payroll_runs"]
+    assert after["payroll_item_changes"] == before["payroll_item_changes"]
 
 
 @pytest.mark.parametrize("preset", ["read-only", "payroll-submitter"])
@@ -344,6 +352,7 @@ async def test_another_organisations_token_sees_nothing_of_ours(
     sim.add_token(TokenSpec("fps_org2_token", ALL_SCOPES, org_id="org_2"))
     bodies: dict[str, object] = {
         "/v1/payroll_runs/{payroll_run_id}/items": item_body(ids["employee_id"]),
+        "/v1/payroll_runs/{payroll_run_id}/items/{item_id}": {"memo": "x"},
         "/v1/payroll_runs/{payroll_run_id}/submit": {
             "expected_item_count": 0,
             "expected_total": "0.00",

@@ -5,7 +5,8 @@
 
 Modules, one job each: ``config`` (settings, token presets), ``tls`` (CA and certificates),
 ``auth`` (tokens and scopes), ``buckets`` (rate limits), ``validation`` (request bodies),
-``store`` (data and the payroll state machine; seed ids are listed there), ``idempotency``,
+``records`` (ids, money, pagination), ``store`` (per-organisation data; seed ids are listed
+there), ``payroll`` (runs, items and their state machine), ``idempotency``,
 ``faults``, ``effects`` (the "exactly once" ledger), ``operations`` (the endpoints), ``app``
 (the request pipeline), ``inspect`` (``/_sim/`` admin endpoints), ``openapi``, ``server``
 (``Simulator``, ``SimulatorThread``) and ``cli`` (``flexpay-batch sim``).

@@ -51,7 +51,9 @@ _HTTP_CODES = {
 
 
 def json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON response from already-encoded ``body`` bytes."""
+    """A JSON response from already-encoded ``body`` bytes (204: no body, no content type)."""
+    if status == 204:
+        return web.Response(status=204, headers=headers)
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
@@ -146,7 +148,9 @@ async def _read_json(request: web.Request) -> tuple[object, bytes]:
     return parsed, json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _body(parsed: object) -> dict[str, object]:
+def _body(parsed: object, *, optional: bool) -> dict[str, object]:
+    if parsed is None and optional:
+        return {}
     if parsed is _INVALID:
         raise validation("body", "the request body is not valid JSON", "invalid_json")
     if not isinstance(parsed, dict):
@@ -263,7 +267,7 @@ class ApiHandler:
                 org_id=spec.org_id,
                 path_params=request.match_info,
                 query=request.query,
-                body=_body(parsed) if self.is_write else {},
+                body=_body(parsed, optional=self.endpoint.body_optional) if self.is_write else {},
                 idempotency_key=key,
             )
             status, payload = self.endpoint.operation(self.state, call)
@@ -271,7 +275,7 @@ class ApiHandler:
             if problem.headers:
                 raise  # headers cannot be replayed; no operation sets any
             return problem.status, problem_body(problem, ctx.request_id)
-        return status, dumps(payload)
+        return status, (b"" if status == 204 else dumps(payload))
 
     async def _delay(self, plan: FaultPlan) -> None:
         delay = self.state.config.latency

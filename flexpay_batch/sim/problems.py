@@ -37,7 +37,8 @@ class ApiProblem(Exception):
     """An error answer: HTTP ``status``, envelope ``code`` and ``message``, extra fields.
 
     ``extra`` lands inside the envelope's ``error`` object (``field``, ``required_scope``,
-    ``employee_id``, ``retry_after`` ...); ``headers`` are added to the response.
+    ``employee_id``, ``status`` of a conflicting run ...); ``headers`` are added to the
+    response. The first three are positional-only so an extra field may be called ``status``.
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class ApiProblem(Exception):
         status: int,
         code: str,
         message: str,
+        /,
         *,
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,

@@ -214,19 +214,35 @@ def _bank_account(body: Body) -> BankAccount | None:
     return BankAccount(routing, number)
 
 
+RUN_TYPES = ("regular", "off_cycle")
+RUN_STATUSES = ("draft", "submitted")
+
+
 @dataclass(frozen=True, slots=True)
 class RunInput:
-    """A valid ``POST /payroll_runs`` body."""
+    """A valid ``POST /payroll_runs`` body; ``run_type`` is the JSON field ``type``."""
 
     pay_group_id: str
     period_start: date
     period_end: date
     pay_date: date
+    run_type: str = "regular"
+
+
+def one_of(body: Body, name: str, choices: tuple[str, ...], default: str) -> str:
+    """An optional string from ``choices``; absent or null gives ``default``."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if value not in choices:
+        raise validation(name, f"{name} must be one of {', '.join(choices)}")
+    return str(value)
 
 
 def parse_run(body: Body, *, pay_groups: frozenset[str]) -> RunInput:
     """Check a ``POST /payroll_runs`` body; the period must not end before it starts."""
-    reject_unknown(body, frozenset({"pay_group_id", "period_start", "period_end", "pay_date"}))
+    allowed = frozenset({"pay_group_id", "period_start", "period_end", "pay_date", "type"})
+    reject_unknown(body, allowed)
     pay_group_id = text(body, "pay_group_id", max_len=64)
     if pay_group_id not in pay_groups:
         raise validation("pay_group_id", "pay_group_id is not a known pay group", "unknown_value")
@@ -234,7 +250,8 @@ def parse_run(body: Body, *, pay_groups: frozenset[str]) -> RunInput:
     end = iso_date(body, "period_end")
     if end < start:
         raise validation("period_end", "period_end is before period_start")
-    return RunInput(pay_group_id, start, end, iso_date(body, "pay_date"))
+    pay_date = iso_date(body, "pay_date")
+    return RunInput(pay_group_id, start, end, pay_date, one_of(body, "type", RUN_TYPES, "regular"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,16 +265,53 @@ class ItemInput:
     memo: str | None
 
 
+def _hours(body: Body) -> Decimal | None:
+    if body.get("hours") is None:
+        return None
+    return Decimal(matching(body, "hours", _HOURS, 'a decimal string like "40.00"'))
+
+
+def _memo(body: Body) -> str | None:
+    return optional_text(body, "memo", max_len=500)
+
+
 def parse_item(body: Body) -> ItemInput:
     """Check one payroll item: employee, gross amount, currency, optional hours and memo."""
     reject_unknown(body, frozenset({"employee_id", "gross_amount", "currency", "hours", "memo"}))
     employee_id = text(body, "employee_id", max_len=64)
     gross = money(body, "gross_amount")
     code = currency(body)
-    hours = None
-    if body.get("hours") is not None:
-        hours = Decimal(matching(body, "hours", _HOURS, 'a decimal string like "40.00"'))
-    return ItemInput(employee_id, gross, code, hours, optional_text(body, "memo", max_len=500))
+    return ItemInput(employee_id, gross, code, _hours(body), _memo(body))
+
+
+ITEM_PATCH_FIELDS = ("gross_amount", "hours", "memo")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPatch:
+    """A valid ``PATCH /payroll_runs/{id}/items/{item_id}`` body.
+
+    ``given`` names the fields the body carries; only those change. ``hours`` and ``memo``
+    may be null (cleared); ``gross_amount`` may not.
+    """
+
+    given: frozenset[str]
+    gross_amount: Decimal | None
+    hours: Decimal | None
+    memo: str | None
+
+
+def parse_item_patch(body: Body) -> ItemPatch:
+    """Check an item change: at least one of gross_amount, hours, memo, each as on create."""
+    reject_unknown(body, frozenset(ITEM_PATCH_FIELDS))
+    if not body:
+        raise validation("body", "give at least one of gross_amount, hours, memo", "empty_patch")
+    gross = None
+    if "gross_amount" in body:
+        if body["gross_amount"] is None:
+            raise validation("gross_amount", "gross_amount cannot be null")
+        gross = money(body, "gross_amount")
+    return ItemPatch(frozenset(body), gross, _hours(body), _memo(body))
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,12 +103,13 @@ async def test_keys_expire_after_the_ttl(
 ) -> None:
     """After idempotency_ttl seconds on the injected clock the key is forgotten."""
     sim = await make_simulator(limits=UNLIMITED, clock=fake_clock, idempotency_ttl=60.0)
+    body = run_body(type="off_cycle")  # two regular runs of one period would be refused
     async with SimClient(sim) as api:
-        (await api.post("payroll_runs", json=run_body(), key="k"))
+        (await api.post("payroll_runs", json=body, key="k"))
         fake_clock.advance(59.0)
-        replay = await api.post("payroll_runs", json=run_body(), key="k")
+        replay = await api.post("payroll_runs", json=body, key="k")
         fake_clock.advance(1.0)
-        fresh = await api.post("payroll_runs", json=run_body(), key="k")
+        fresh = await api.post("payroll_runs", json=body, key="k")
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in fresh.headers
     assert sim.effects()["payroll_runs"] == {"created": 2}

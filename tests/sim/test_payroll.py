@@ -71,13 +71,13 @@ async def test_submit_with_wrong_count_or_total_is_409_and_changes_nothing(
         reply = await api.post(f"payroll_runs/{run_id}/submit", json=submit)
         run = (await api.get(f"payroll_runs/{run_id}")).json
     assert reply.status == 409
-    assert reply.error["code"] == "totals_mismatch"
+    assert reply.error["code"] == "control_totals_mismatch"
     assert (reply.error["item_count"], reply.error["total"]) == (3, "300.30")
     assert run["status"] == "draft"
 
 
 async def test_items_and_resubmits_are_refused_once_submitted(sim: Simulator) -> None:
-    """After submit the run is closed: new items and a second submit get 409 run_not_draft."""
+    """After submit the run is closed: new items and a second submit get payroll_run_not_draft."""
     async with SimClient(sim) as api:
         first, second = await _employees(api, 2)
         run_id = await _draft(api)
@@ -88,7 +88,8 @@ async def test_items_and_resubmits_are_refused_once_submitted(sim: Simulator) ->
         resubmit = await api.post(f"payroll_runs/{run_id}/submit", json=submit)
     for reply in (late_item, resubmit):
         assert reply.status == 409
-        assert reply.error["code"] == "run_not_draft"
+        assert reply.error["code"] == "payroll_run_not_draft"
+        assert (reply.error["payroll_run_id"], reply.error["status"]) == (run_id, "submitted")
     assert sim.effects()["runs_submitted"] == {run_id: 1}
 
 
