@@ -18,7 +18,7 @@ import pytest
 from flexpay_batch.api.client import Timeouts
 from flexpay_batch.api.retry.policy import RetryPolicy
 from flexpay_batch.core import errors
-from flexpay_batch.engine.run import RunSummary
+from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.sim import FaultConfig, Simulator
 from flexpay_batch.sim.config import ALL_SCOPES, TokenSpec
 from tests.conftest import MakeSimulator, MakeSimulatorThread

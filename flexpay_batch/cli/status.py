@@ -14,10 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flexpay_batch.engine.opening import META_INPUT_ROWS
 from flexpay_batch.engine.progress import format_duration
 from flexpay_batch.journal.store import RowState, StatusSnapshot, status_snapshot
-
-META_INPUT_ROWS = "input_rows"
 
 
 def status_report(snapshot: StatusSnapshot) -> dict[str, Any]:
