@@ -29,7 +29,9 @@ from flexpay_batch.input.columns import ONBOARDING_COLUMNS
 from flexpay_batch.sim import FaultConfig, SimulatorThread
 
 #: Environment variables a child keeps from ours (nothing else leaks into the CLI under test).
-_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+# PYTHONPATH: the CLI subprocess must import the package under test (a worktree), not
+# whatever copy is installed in the environment.
+_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV", "PYTHONPATH")
 
 
 def fast_limits(

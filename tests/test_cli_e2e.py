@@ -86,7 +86,9 @@ def status_json(run_dir: Path, cwd: Path) -> tuple[int, dict[str, Any]]:
 
 def cli_env_offline() -> dict[str, str]:
     """An environment with no token and an API nobody listens on (for offline commands)."""
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    # PYTHONPATH: the CLI must import the package under test, not an installed copy.
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")
+    env = {key: os.environ[key] for key in keep if key in os.environ}
     env["FLEXPAY_BASE_URL"] = "https://127.0.0.1:9/v1/"
     return env
 

@@ -404,7 +404,7 @@ def test_the_sandbox_banner_and_outputs_are_free_of_the_token(tmp_path: Path) ->
     """A --sandbox run prints which (simulated) server it uses but never a token."""
     source = tmp_path / "p.csv"
     write_onboarding(source, 5)
-    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "PYTHONPATH") if k in os.environ}
     result = run_cli(
         ["onboard", str(source), "--sandbox", "--run-dir", str(tmp_path / "run")],
         env=env,
