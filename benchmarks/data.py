@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from flexpay_batch.input.models import ONBOARDING_COLUMNS
+from flexpay_batch.input.columns import ONBOARDING_COLUMNS
 
-COLUMNS = ONBOARDING_COLUMNS
 FIRST_NAMES = ("Olivia", "Liam", "Emma", "Noah", "Amelia", "Mateo", "Priya", "Wei", "Kwame")
 LAST_NAMES = ("Smith", "Garcia", "Nguyen", "Patel", "Okafor", "Kowalski", "Silva", "Park")
 PAY_GROUPS = ("pg_weekly", "pg_biweekly", "pg_semimonthly", "pg_monthly")
@@ -45,7 +44,7 @@ def write_onboarding_csv(path: Path, rows: int) -> Path:
     """Write ``rows`` valid onboarding rows (plus the header) to ``path``; return ``path``."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
+        writer.writerow(ONBOARDING_COLUMNS)
         writer.writerows(onboarding_row(i) for i in range(rows))
     return path
 

@@ -37,8 +37,8 @@ import psutil
 from flexpay_batch.core.limitspec import LimitSettings
 from flexpay_batch.core.settings import Settings
 from flexpay_batch.engine.report import write_outputs
-from flexpay_batch.engine.run import RunRequest, RunSummary, run_job
-from flexpay_batch.jobs.onboarding import OnboardingJob
+from flexpay_batch.engine.request import RunRequest, RunSummary
+from flexpay_batch.engine.run import run_job
 from flexpay_batch.journal.transitions import Transition
 from flexpay_batch.journal.writer import AsyncJournalWriter
 
@@ -116,7 +116,6 @@ def _journal_switch(enabled: bool) -> Iterator[None]:
 def _request(csv_path: Path, run_dir: Path, limits: LimitSettings, workers: int) -> RunRequest:
     settings = Settings(run_dir=run_dir, workers=workers, limits=limits)
     return RunRequest(
-        job_factory=lambda meta: OnboardingJob(),
         kind="onboarding",
         input_path=csv_path,
         settings=settings,

@@ -26,7 +26,7 @@ from typing import Any
 
 from flexpay_batch.core.limitspec import ClassLimits, LimitSettings, Rate
 from flexpay_batch.core.states import SUCCEEDED
-from flexpay_batch.input.models import ONBOARDING_COLUMNS
+from flexpay_batch.input.columns import ONBOARDING_COLUMNS
 from flexpay_batch.sim import FaultConfig, SimulatorThread
 
 #: Environment variables a child keeps from ours (nothing else leaks into the CLI under test).

@@ -21,8 +21,8 @@ from flexpay_batch.api.ratelimit.limiter import LimiterSet
 from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
 from flexpay_batch.core.policies import RetryPolicy, Timeouts
 from flexpay_batch.core.settings import Settings
-from flexpay_batch.engine.run import RunRequest, RunSummary, run_job
-from flexpay_batch.jobs.onboarding import OnboardingJob
+from flexpay_batch.engine.request import RunRequest, RunSummary
+from flexpay_batch.engine.run import run_job
 from flexpay_batch.sim import Simulator
 from tests.conftest import MakeSimulator
 from tests.harness import fast_limits, succeeded, write_onboarding
@@ -57,7 +57,6 @@ def engine_settings(
 def onboarding_request(source: Path, settings: Settings, **extra: Any) -> RunRequest:
     """A RunRequest for an onboarding job of ``source`` in ``settings.run_dir``."""
     return RunRequest(
-        job_factory=lambda meta: OnboardingJob(),
         kind="onboarding",
         input_path=source,
         settings=settings,

@@ -17,7 +17,7 @@ import pytest
 
 from flexpay_batch.core import errors
 from flexpay_batch.core.policies import RetryPolicy, Timeouts
-from flexpay_batch.engine.run import RunSummary
+from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.sim import FaultConfig, Simulator
 from flexpay_batch.sim.config import ALL_SCOPES, TokenSpec
 from tests.conftest import MakeSimulator, MakeSimulatorThread

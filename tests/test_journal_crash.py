@@ -14,6 +14,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -202,35 +203,40 @@ class KillPlan:
 
 def run_child(db: Path, kill: KillPlan | None) -> ChildRun:
     """Run the child and SIGKILL it as ``kill`` says (None: let it run to the end)."""
-    proc = subprocess.Popen(
-        [sys.executable, __file__, str(db)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    reached = threading.Event()
-    wanted = 0 if kill is None else kill.commits
+    # stderr goes to a file: ``communicate`` would read stdout too, racing the pump thread.
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, str(db)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        lines: list[str] = []
+        reached = threading.Event()
+        wanted = 0 if kill is None else kill.commits
 
-    def pump() -> None:
+        def pump() -> None:
+            assert proc.stdout is not None
+            commits = 0
+            for line in proc.stdout:
+                if line.endswith("\n"):  # a line cut by the kill was never fully reported
+                    lines.append(line[:-1])
+                    commits += line.startswith("C ")
+                    if commits >= wanted or line == "finished\n":
+                        reached.set()
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        if kill is not None:
+            reached.wait(timeout=30)
+            time.sleep(kill.delay)
+            proc.kill()
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
         assert proc.stdout is not None
-        commits = 0
-        for line in proc.stdout:
-            if line.endswith("\n"):  # a line cut by the kill was never fully reported
-                lines.append(line[:-1])
-                commits += line.startswith("C ")
-                if commits >= wanted or line == "finished\n":
-                    reached.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    if kill is not None:
-        reached.wait(timeout=30)
-        time.sleep(kill.delay)
-        proc.kill()
-    _, stderr = proc.communicate(timeout=60)
-    reader.join(timeout=10)
-    return ChildRun(proc.returncode, lines, stderr)
+        proc.stdout.close()
+        errors.seek(0)
+        return ChildRun(proc.returncode, lines, errors.read())
 
 
 def journal_progress(db: Path) -> dict[int, Progress]:

@@ -11,11 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from flexpay_batch.input.columns import KNOWN_COLUMNS, ONBOARDING_COLUMNS, PAYROLL_COLUMNS
 from flexpay_batch.input.models import (
-    KNOWN_COLUMNS,
     MONEY_MAX,
-    ONBOARDING_COLUMNS,
-    PAYROLL_COLUMNS,
     OnboardingRow,
     PayrollRow,
     parse_money,

@@ -20,7 +20,6 @@ from flexpay_batch.core.files import (
     RejectLine,
     RejectsWriter,
     ResultLine,
-    ResultStatus,
     ResultsWriter,
     ensure_private_dir,
     escape_formula,
@@ -29,6 +28,7 @@ from flexpay_batch.core.files import (
     write_private_atomic,
     write_report_json,
 )
+from flexpay_batch.core.states import RowStatus
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -276,9 +276,9 @@ def test_results_writer_writes_escaped_owner_only_csv(tmp_path: Path) -> None:
     """results.csv has the header, one line per result, escaped cells, and mode 0600."""
     target = tmp_path / "results.csv"
     with ResultsWriter(target) as writer:
-        writer.write(ResultLine(2, "E10001", "emp_1", ResultStatus.CREATED))
-        writer.write(ResultLine(3, "=cmd|' /C calc'!A0", None, ResultStatus.REJECTED, "-bad"))
-        writer.write(ResultLine(4, "E10003", "emp_3", ResultStatus.ALREADY_EXISTED, "409"))
+        writer.write(ResultLine(2, "E10001", "emp_1", RowStatus.CREATED))
+        writer.write(ResultLine(3, "=cmd|' /C calc'!A0", None, RowStatus.REJECTED, "-bad"))
+        writer.write(ResultLine(4, "E10003", "emp_3", RowStatus.ALREADY_EXISTED, "409"))
         assert writer.rows_written == 3
     assert mode_of(target) == 0o600
     assert read_csv(target) == [
@@ -295,7 +295,7 @@ def test_results_writer_names_its_id_columns(tmp_path: Path) -> None:
     with ResultsWriter(
         target, reference_header="employee_reference", server_id_header="item_id"
     ) as writer:
-        writer.write(ResultLine(2, "E10001", "item_9", ResultStatus.REPLAYED))
+        writer.write(ResultLine(2, "E10001", "item_9", RowStatus.REPLAYED))
     assert read_csv(target)[0] == ["row", "employee_reference", "item_id", "status", "note"]
 
 
@@ -303,7 +303,7 @@ def test_results_writer_streams_rows_before_close(tmp_path: Path) -> None:
     """Rows written and flushed are on disk while the writer is still open."""
     target = tmp_path / "results.csv"
     writer = ResultsWriter(target)
-    writer.write(ResultLine(2, "E1", "emp_1", ResultStatus.PENDING))
+    writer.write(ResultLine(2, "E1", "emp_1", RowStatus.PENDING))
     writer.flush()
     assert read_csv(target)[1] == ["2", "E1", "emp_1", "pending", ""]
     writer.close()
@@ -333,7 +333,7 @@ def test_write_report_json_is_owner_only_and_keeps_decimals(tmp_path: Path) -> N
     target = tmp_path / "report.json"
     write_report_json(
         target,
-        {"total": Decimal("1234.50"), "status": ResultStatus.CREATED, "ids": {"b", "a"}},
+        {"total": Decimal("1234.50"), "status": RowStatus.CREATED, "ids": {"b", "a"}},
     )
     assert mode_of(target) == 0o600
     assert target.read_text(encoding="utf-8") == (

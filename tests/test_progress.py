@@ -9,6 +9,7 @@ import logging
 import pytest
 from rich.console import Console
 
+from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.progress import (
     JsonReporter,
     PlainReporter,
@@ -94,7 +95,7 @@ def test_plain_reporter_throttles_progress_lines() -> None:
     for _ in range(4):
         reporter.row_done("created")
     assert len(lines(stream)) == 2
-    reporter.row_rejected()
+    reporter.row_done(RowStatus.REJECTED)
     assert lines(stream)[-1].startswith("progress: 10/10 · rejected 1 ·")
 
 
@@ -173,7 +174,7 @@ def test_rich_reporter_draws_bar_and_summary() -> None:
     reporter.retrying(1)
     reporter.rate(1.5)
     reporter.message("token [REDACTED] refused", logging.ERROR)
-    reporter.row_rejected()
+    reporter.row_done(RowStatus.REJECTED)
     output_while_running = stream.getvalue()
     reporter.finish({"created": 3, "rejected": 1})
     reporter.close()

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flexpay_batch.input.columns import ONBOARDING_COLUMNS, PAYROLL_COLUMNS
 from flexpay_batch.input.models import (
-    ONBOARDING_COLUMNS,
-    PAYROLL_COLUMNS,
     OnboardingRow,
     PayrollRow,
 )

@@ -1,9 +1,10 @@
 """The ``flexpay-batch`` command line.
 
 Each command is a thin layer: it turns flags into ``Settings`` (flags > environment > TOML),
-reads the token from the environment or a token file (never from a flag value), builds the
-job and hands it to ``runner``. Errors become one clear sentence and a hint on stderr with the
-exit code their class carries (``errors``); a traceback only with ``--debug``, and redacted.
+reads the token from the environment or a token file (never from a flag value), names the job
+kind (``jobs.registry``) and its parameters, and hands the request to ``engine.run``. Errors
+become one clear sentence and a hint on stderr with the exit code their class carries
+(``errors``); a traceback only with ``--debug``, and redacted.
 
 Exit codes: 0 every row done · 1 some rows rejected or failed · 2 usage or configuration
 error · 3 aborted (authentication, scope, TLS) · 4 stopped because the API kept failing
@@ -116,13 +117,13 @@ def onboard(
     debug: Debug = False,
 ) -> int:
     """Create one employee per row of FILE (POST /employees), exactly once."""
-    from flexpay_batch.engine.run import RunRequest, execute_request
-    from flexpay_batch.jobs.onboarding import OnboardingJob
+    from flexpay_batch.engine.request import RunRequest
+    from flexpay_batch.engine.run import execute_request
+    from flexpay_batch.jobs.onboarding import SPEC
 
     settings = _settings(locals())
     request = RunRequest(
-        job_factory=lambda meta: OnboardingJob(),
-        kind="onboarding",
+        kind=SPEC.name,
         input_path=file,
         settings=settings,
         sandbox=sandbox,
@@ -191,8 +192,9 @@ def payroll(
     debug: Debug = False,
 ) -> int:
     """Add one payroll item per row of FILE to a new run, check the totals, then submit."""
-    from flexpay_batch.engine.run import RunRequest, execute_request
-    from flexpay_batch.jobs.payroll import ControlTotals, PayPeriod, PayrollJob, payroll_parameters
+    from flexpay_batch.engine.request import RunRequest
+    from flexpay_batch.engine.run import execute_request
+    from flexpay_batch.jobs.payroll import SPEC, ControlTotals, PayPeriod, payroll_parameters
 
     period = PayPeriod(
         pay_group_id=pay_group,
@@ -203,10 +205,7 @@ def payroll(
     control = ControlTotals(item_count=expected_count, total=_parse_total(expected_total))
     settings = _settings(locals())
     request = RunRequest(
-        job_factory=lambda meta: PayrollJob(
-            period, meta=meta, submit=not no_submit, control=control
-        ),
-        kind="payroll",
+        kind=SPEC.name,
         input_path=file,
         settings=settings,
         sandbox=sandbox,
@@ -241,7 +240,8 @@ def resume(
     debug: Debug = False,
 ) -> int:
     """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys."""
-    from flexpay_batch.engine.run import execute_request, resume_request
+    from flexpay_batch.engine.resume import resume_request
+    from flexpay_batch.engine.run import execute_request
 
     request = resume_request(
         run_dir,
@@ -270,7 +270,7 @@ def status(
 def validate(
     file: Annotated[Path, typer.Argument(help="Onboarding or payroll file to check.")],
     kind: Annotated[
-        str, typer.Option(help="onboarding or payroll (default: guessed from the columns).")
+        str, typer.Option(help="A job kind, e.g. onboarding (default: guessed from the columns).")
     ] = "auto",
     encoding: Encoding = None,
     rejects: Annotated[

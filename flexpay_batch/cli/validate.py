@@ -14,7 +14,6 @@ from pathlib import Path
 
 from flexpay_batch.core import errors
 from flexpay_batch.core.files import RejectLine, RejectsWriter
-from flexpay_batch.input.models import OnboardingRow, PayrollRow, RowModel
 from flexpay_batch.input.readers import iter_records
 from flexpay_batch.input.validation import (
     Rejection,
@@ -22,14 +21,9 @@ from flexpay_batch.input.validation import (
     format_rejection,
     validate_rows,
 )
+from flexpay_batch.jobs.registry import KINDS, guess_kind
 
 MAX_SHOWN = 50
-KINDS: dict[str, type[RowModel]] = {"onboarding": OnboardingRow, "payroll": PayrollRow}
-
-
-def guess_kind(columns: set[str]) -> str:
-    """``payroll`` when the file has a gross amount column, else ``onboarding``."""
-    return "payroll" if "gross_amount" in columns else "onboarding"
 
 
 def validate_file(path: Path, *, kind: str, encoding: str | None, rejects_path: Path | None) -> int:
@@ -40,14 +34,17 @@ def validate_file(path: Path, *, kind: str, encoding: str | None, rejects_path: 
         print(f"{path}: no rows", file=sys.stderr)
         return 1
     if kind == "auto":
-        kind = guess_kind(set((first.data or {}).keys()))
+        kind = guess_kind((first.data or {}).keys()).name
     if kind not in KINDS:
-        raise errors.UsageError(f"--kind must be onboarding, payroll or auto, not {kind!r}")
+        names = ", ".join(KINDS)
+        raise errors.UsageError(f"--kind must be one of {names} or auto, not {kind!r}")
     summary = ValidationSummary()
     shown = 0
     writer = RejectsWriter(rejects_path) if rejects_path else None
     try:
-        for result in validate_rows(chain([first], records), KINDS[kind], source_name=str(path)):
+        for result in validate_rows(
+            chain([first], records), KINDS[kind].model, source_name=str(path)
+        ):
             summary.add(result)
             if not isinstance(result, Rejection):
                 continue

@@ -4,7 +4,7 @@
 
     run_dir = ensure_private_dir(".flexpay/runs/2026-03-13")
     with ResultsWriter(run_dir / "results.csv") as results:
-        results.write(ResultLine(2, "E10001", "emp_123", ResultStatus.CREATED))
+        results.write(ResultLine(2, "E10001", "emp_123", RowStatus.CREATED))
     write_report_json(run_dir / "report.json", {"created": 1})
 
 Every file is born owner-only: it is created by ``os.open(path, flags, 0o600)`` inside a 0700
@@ -26,12 +26,13 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
 from flexpay_batch.core.errors import ConfigError
+from flexpay_batch.core.states import RowStatus
 
 __all__ = [
     "PRIVATE_DIR_MODE",
@@ -40,7 +41,6 @@ __all__ = [
     "RejectLine",
     "RejectsWriter",
     "ResultLine",
-    "ResultStatus",
     "ResultsWriter",
     "ensure_private_dir",
     "escape_formula",
@@ -218,17 +218,6 @@ def mask_last4(value: str | None) -> str:
     return _MASK + clean[-4:]
 
 
-class ResultStatus(StrEnum):
-    """Where a row ended up, as results.csv states it."""
-
-    CREATED = "created"
-    ALREADY_EXISTED = "already_existed"
-    REPLAYED = "replayed"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    PENDING = "pending"
-
-
 @dataclass(frozen=True, slots=True)
 class ResultLine:
     """One row of results.csv.
@@ -242,7 +231,7 @@ class ResultLine:
     row: int
     reference: str
     server_id: str | None
-    status: ResultStatus
+    status: RowStatus
     note: str = ""
 
 

@@ -4,7 +4,7 @@
 
     reporter = make_reporter(json_logs=False, stream=sys.stderr)
     reporter.start(total_rows=500, estimate_seconds=300.0, limit_per_second=100 / 60)
-    reporter.row_done("created")
+    reporter.row_done(RowStatus.CREATED)
     reporter.finish({"created": 494, "rejected": 6})
 
 The engine reports events (counts and statuses only, never a row's content) through the
@@ -29,6 +29,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from flexpay_batch.core.states import RowStatus
+
 __all__ = [
     "Clock",
     "JsonReporter",
@@ -44,8 +46,6 @@ __all__ = [
 Clock = Callable[[], float]
 """Seconds from an arbitrary origin; only differences matter (``time.monotonic`` by default)."""
 
-_REJECTED = "rejected"
-_FAILED = "failed"
 _LEVEL_STYLES = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 
 
@@ -61,11 +61,8 @@ class Reporter(Protocol):
     ) -> None:
         """The run begins: rows to do (None if unknown), the limit-based estimate, the limit."""
 
-    def row_done(self, status: str) -> None:
-        """A row reached a final status (``created``, ``already_existed``, ``rejected``, ...)."""
-
-    def row_rejected(self) -> None:
-        """A row was rejected; the same as ``row_done("rejected")``."""
+    def row_done(self, status: RowStatus) -> None:
+        """A row reached its status for this invocation (``created``, ``rejected``, ...)."""
 
     def retrying(self, delta: int) -> None:
         """The number of rows waiting to retry changed by ``delta`` (+1 waits, -1 resumes)."""
@@ -151,8 +148,8 @@ class _Tally:
         return ProgressSnapshot(
             total=self.total,
             done=done,
-            rejected=self.by_status[_REJECTED],
-            failed=self.by_status[_FAILED],
+            rejected=self.by_status[RowStatus.REJECTED],
+            failed=self.by_status[RowStatus.FAILED],
             retrying=self.retrying,
             rate=self.rate,
             limit=self.limit,
@@ -176,12 +173,9 @@ class _CountingReporter:
         self._tally.start(total_rows, limit_per_second)
         self._on_start(total_rows, estimate_seconds, limit_per_second)
 
-    def row_done(self, status: str) -> None:
+    def row_done(self, status: RowStatus) -> None:
         self._tally.by_status[status] += 1
         self._on_change()
-
-    def row_rejected(self) -> None:
-        self.row_done(_REJECTED)
 
     def retrying(self, delta: int) -> None:
         self._tally.retrying = max(0, self._tally.retrying + delta)

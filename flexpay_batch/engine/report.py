@@ -13,28 +13,25 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flexpay_batch.core.files import (
     RejectLine,
     RejectsWriter,
     ResultLine,
-    ResultStatus,
     ResultsWriter,
     write_report_json,
 )
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.input.readers import SourceRecord, iter_records
+from flexpay_batch.jobs.registry import job_spec
 from flexpay_batch.journal.store import Journal, RowRecord
-
-if TYPE_CHECKING:
-    from flexpay_batch.engine.run import RunRequest, RunSummary
 
 RESULTS_NAME = "results.csv"
 REJECTS_NAME = "rejects.csv"
 REPORT_NAME = "report.json"
 
-_REFERENCE_COLUMNS = ("external_id", "employee_external_id", "employee_id")
 #: Rows that get a line in rejects.csv.
 _PROBLEMS = frozenset({RowStatus.REJECTED, RowStatus.FAILED})
 
@@ -44,18 +41,18 @@ def write_outputs(
 ) -> None:
     """Write results.csv, rejects.csv and report.json for the run in ``run_dir``."""
     rows = _JournalCursor(journal)
-    payroll = request.kind == "payroll"
+    spec = job_spec(request.kind)
     with (
         ResultsWriter(
             run_dir / RESULTS_NAME,
-            reference_header="employee_reference" if payroll else "external_id",
-            server_id_header="item_id" if payroll else "employee_id",
+            reference_header=spec.reference_header,
+            server_id_header=spec.server_id_header,
         ) as results,
         RejectsWriter(run_dir / REJECTS_NAME) as rejects,
     ):
         for source in _input_rows(request):
             record = rows.get(source.row)
-            results.write(_result_line(source, record))
+            results.write(_result_line(source, record, spec.reference_columns))
             if record is not None and record.status in _PROBLEMS:
                 rejects.write(_reject_line(source, record))
     write_report_json(run_dir / REPORT_NAME, _report(journal, request, summary))
@@ -94,22 +91,24 @@ def _input_rows(request: RunRequest) -> Iterator[SourceRecord]:
         return
 
 
-def _reference(source: SourceRecord) -> str:
+def _reference(source: SourceRecord, columns: tuple[str, ...]) -> str:
     data = source.data or {}
-    for column in _REFERENCE_COLUMNS:
+    for column in columns:
         value = data.get(column)
         if value not in (None, ""):
             return str(value).strip()
     return ""
 
 
-def _status_of(record: RowRecord | None) -> ResultStatus:
-    if record is None or record.status in {RowStatus.PENDING, RowStatus.IN_FLIGHT}:
-        return ResultStatus.PENDING
-    return ResultStatus(record.status.value)
+def _status_of(record: RowRecord | None) -> RowStatus:
+    if record is None or record.status is RowStatus.IN_FLIGHT:
+        return RowStatus.PENDING
+    return record.status
 
 
-def _result_line(source: SourceRecord, record: RowRecord | None) -> ResultLine:
+def _result_line(
+    source: SourceRecord, record: RowRecord | None, reference_columns: tuple[str, ...]
+) -> ResultLine:
     status = _status_of(record)
     note = ""
     if record is not None and record.status in _PROBLEMS:
@@ -118,7 +117,7 @@ def _result_line(source: SourceRecord, record: RowRecord | None) -> ResultLine:
         note = "sent, outcome not yet known; resume settles it"
     return ResultLine(
         row=source.row,
-        reference=_reference(source),
+        reference=_reference(source, reference_columns),
         server_id=record.server_id if record is not None else None,
         status=status,
         note=note,
@@ -170,7 +169,7 @@ def _report(journal: Journal, request: RunRequest, summary: RunSummary) -> dict[
             "rejected_before_sending": summary.totals.rejected_locally,
             "journal": summary.journal_counts,
         },
-        "total_amount": str(summary.totals.amount) if request.kind == "payroll" else None,
+        "total_amount": str(summary.totals.amount) if job_spec(request.kind).moves_money else None,
         "meta": journal.meta(),
         "messages": summary.messages,
         "files": [RESULTS_NAME, REJECTS_NAME, REPORT_NAME],

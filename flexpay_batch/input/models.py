@@ -52,13 +52,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from flexpay_batch.input.columns import NESTED_FIELDS
+
 __all__ = [
-    "COLUMN_ALIASES",
-    "KNOWN_COLUMNS",
     "MONEY_MAX",
-    "NESTED_FIELDS",
-    "ONBOARDING_COLUMNS",
-    "PAYROLL_COLUMNS",
     "Currency",
     "Hours",
     "Money",
@@ -75,63 +72,6 @@ MONEY_MAX = Decimal("999999999.99")
 
 HOURS_MAX = Decimal("744")
 """Most hours one pay period can hold: a 31-day month, around the clock."""
-
-ONBOARDING_COLUMNS: tuple[str, ...] = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "hire_date",
-    "pay_group_id",
-    "employment_type",
-    "compensation_type",
-    "compensation_amount",
-    "currency",
-    "tax_id",
-    "bank_routing_number",
-    "bank_account_number",
-)
-"""Flat column names of an onboarding file (CSV header or JSONL keys), in the usual order."""
-
-PAYROLL_COLUMNS: tuple[str, ...] = (
-    "employee_external_id",
-    "employee_id",
-    "hours",
-    "gross_amount",
-    "currency",
-    "memo",
-)
-"""Column names of a payroll file: one of the two employee references, then the item."""
-
-NESTED_FIELDS: Mapping[str, Mapping[str, str]] = {
-    "compensation": {
-        "type": "compensation_type",
-        "amount": "compensation_amount",
-        "currency": "currency",
-    },
-    "bank_account": {
-        "routing_number": "bank_routing_number",
-        "account_number": "bank_account_number",
-    },
-}
-"""JSONL may nest like the API body; each nested key maps to its flat column name."""
-
-COLUMN_ALIASES: Mapping[str, str] = {
-    "email_address": "email",
-    "e_mail": "email",
-    "ssn": "tax_id",
-    "tin": "tax_id",
-    "routing_number": "bank_routing_number",
-    "account_number": "bank_account_number",
-    "gross_pay": "gross_amount",
-    "external_employee_id": "employee_external_id",
-}
-"""Other spellings of a column (after header normalisation) and the canonical name they mean."""
-
-KNOWN_COLUMNS: frozenset[str] = frozenset(
-    (*ONBOARDING_COLUMNS, *PAYROLL_COLUMNS, *NESTED_FIELDS, *COLUMN_ALIASES)
-)
-"""Every name a header may use; a header with none of them is not a header at all."""
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 _NBSP = "\u00a0"
@@ -455,7 +395,7 @@ def _flatten(data: Mapping[Any, Any]) -> dict[Any, Any]:
 
 
 class OnboardingRow(RowModel):
-    """One employee to onboard: the flat columns of ``ONBOARDING_COLUMNS``.
+    """One employee to onboard: the flat columns of ``columns.ONBOARDING_COLUMNS``.
 
     JSONL may instead nest ``compensation {type, amount, currency}`` and ``bank_account
     {routing_number, account_number}`` as in the API body. Bank details come both or neither.
@@ -540,7 +480,7 @@ class OnboardingRow(RowModel):
 
 
 class PayrollRow(RowModel):
-    """One employee's pay for the run: ``PAYROLL_COLUMNS``.
+    """One employee's pay for the run: ``columns.PAYROLL_COLUMNS``.
 
     The employee is named by exactly one of ``employee_external_id`` (the customer's key, looked
     up on the server) or ``employee_id`` (FlexPay's id). Two rows for the same employee in one

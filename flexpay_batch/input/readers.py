@@ -32,7 +32,7 @@ CSV specifics:
 - The delimiter is sniffed from the header line only: ``,``, ``;`` or tab, whichever occurs most
   outside quotes (comma on a tie).
 - Header cells are normalised (:func:`normalise_column`) and mapped through
-  :data:`~flexpay_batch.input.models.COLUMN_ALIASES`. Two cells naming the same column, or a header
+  :data:`~flexpay_batch.input.columns.COLUMN_ALIASES`. Two cells naming the same column, or a header
   with no known column at all (a file without a header row), raise ``InputFileError``.
   Unnamed (empty) header cells are allowed as long as the rows leave them empty.
 - An empty file raises ``InputFileError``; a header with no rows yields nothing (``count_rows``
@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from flexpay_batch.core.errors import InputFileError
-from flexpay_batch.input.models import COLUMN_ALIASES, KNOWN_COLUMNS, ONBOARDING_COLUMNS
+from flexpay_batch.input.columns import COLUMN_ALIASES, KNOWN_COLUMNS, ONBOARDING_COLUMNS
 
 __all__ = [
     "FIELD_SIZE_LIMIT",

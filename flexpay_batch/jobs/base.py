@@ -1,20 +1,23 @@
-"""What every row job has in common: the row task, its outcome, and the job interface.
+"""What every row job has in common: the row task, its outcome, the job interface and its spec.
 
-A job (onboarding, payroll) says what one valid row becomes on the API; the runner does the
-rest (reading, journal, limits, retries, outputs) the same way for every job.
+A job kind (onboarding, payroll) is one module that defines a ``RowJob`` class, saying what one
+valid row becomes on the API, and one ``JobSpec`` value, saying everything else the system needs
+to know about the kind (its row model, its columns, how results.csv names its rows, how to
+rebuild the job from its stored parameters). ``jobs.registry`` lists the specs; the engine does
+the rest (reading, journal, limits, retries, outputs) the same way for every kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
 from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
-from flexpay_batch.core.files import ResultStatus as Status
+from flexpay_batch.core.states import RowStatus
 from flexpay_batch.input.models import RowModel
 
 
@@ -47,7 +50,7 @@ class RowOutcome:
     """How one row ended in this attempt of the run. Holds no personal data."""
 
     row: int
-    status: Status
+    status: RowStatus
     server_id: str | None = None
     field: str | None = None
     code: str | None = None
@@ -55,25 +58,42 @@ class RowOutcome:
     request_id: str | None = None
     attempts: int = 0
 
-    @property
-    def settled(self) -> bool:
-        return self.status in {
-            Status.CREATED,
-            Status.REPLAYED,
-            Status.ALREADY_EXISTED,
-            Status.REJECTED,
-        }
+
+@dataclass(frozen=True, slots=True)
+class FinishReport:
+    """What a job's run-level finish did.
+
+    ``messages`` are sentences for the operator (no personal data); ``incomplete`` is True
+    when every row went through but the job's own work is not done (a payroll run left in
+    draft because its figures differ), which makes the run exit 1.
+    """
+
+    messages: tuple[str, ...] = ()
+    incomplete: bool = False
+
+
+class Meta(Protocol):
+    """Durable run-level facts (the journal's key/value table), behind a tiny interface."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What the engine hands a kind's ``JobSpec.build`` besides the stored parameters."""
+
+    meta: Meta
 
 
 class RowJob(Protocol):
-    """The part of a job that differs between onboarding and payroll."""
+    """The part of a run that differs between job kinds; the engine calls nothing else.
 
-    kind: ClassVar[str]
-    model: ClassVar[type[RowModel]]
-
-    def parameters(self) -> dict[str, Any]:
-        """Job parameters to store in the journal (no personal data) for ``resume``."""
-        ...
+    Call order: ``prepare`` once; then ``check``, ``body_for`` and ``amount_of`` for each valid
+    row (in file order, in the reader thread) interleaved with ``send`` (and ``look_up``,
+    ``server_id``, ``existing_id``) for the rows being sent; then ``finish`` once.
+    """
 
     async def prepare(self, api: ApiSession, secret: bytes) -> None:
         """Pre-flight reads and run-level writes before any row is sent (retried by ``api``)."""
@@ -108,5 +128,54 @@ class RowJob(Protocol):
         """Find this row's object on the server (for outcomes unknown past the key TTL)."""
         ...
 
+    async def finish(
+        self, api: ApiSession, *, file_count: int, file_total: Decimal, all_accepted: bool
+    ) -> FinishReport:
+        """Run-level work after the last row (payroll: verify, then submit); may be a no-op.
 
-__all__ = ["RowJob", "RowOutcome", "RowRejection", "RowTask", "Status"]
+        ``file_count`` and ``file_total`` are the file's valid rows and their amount;
+        ``all_accepted`` is True when no row is rejected, failed or still open.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job kind, as every part of the system outside its own module sees it.
+
+    ``parameters`` (the job's settings, such as a payroll's pay period) are a JSON-able dict:
+    the command line makes them, the journal stores them, and ``build`` turns them back into
+    a job, for a fresh run and a resumed one alike.
+    """
+
+    #: The kind's name: the journal's ``kind``, the run directory's prefix, ``--kind``.
+    name: str
+    #: The pydantic model one input row is validated into.
+    model: type[RowModel]
+    #: The input file's columns (``input.columns``), in their usual order.
+    columns: tuple[str, ...]
+    #: Columns whose presence in a header means a file is of this kind (``validate`` guesses).
+    marker_columns: frozenset[str]
+    #: Input columns naming a row in results.csv; the first non-blank one is shown.
+    reference_columns: tuple[str, ...]
+    #: results.csv headers of the row's reference and of the server's id.
+    reference_header: str
+    server_id_header: str
+    #: True when rows carry money: report.json then states the file's total amount.
+    moves_money: bool
+    #: Parameters a resumed run may change (none changes what a row sends).
+    changeable_parameters: frozenset[str]
+    #: Build the job from its stored parameters; raises ``errors.UsageError`` if they are bad.
+    build: Callable[[Mapping[str, Any], JobContext], RowJob]
+
+
+__all__ = [
+    "FinishReport",
+    "JobContext",
+    "JobSpec",
+    "Meta",
+    "RowJob",
+    "RowOutcome",
+    "RowRejection",
+    "RowTask",
+]

@@ -11,28 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
 from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
+from flexpay_batch.input.columns import ONBOARDING_COLUMNS, ONBOARDING_REFERENCE_COLUMNS
 from flexpay_batch.input.models import OnboardingRow, RowModel
-from flexpay_batch.jobs.base import RowRejection, RowTask
+from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, RowRejection, RowTask
 from flexpay_batch.jobs.lookups import list_all, read_ids
 
 
 class OnboardingJob:
     """Create employees from an onboarding file."""
 
-    kind: ClassVar[str] = "onboarding"
-    model: ClassVar[type[RowModel]] = OnboardingRow
-
     def __init__(self) -> None:
         self._pay_groups: frozenset[str] = frozenset()
         self._employment_types: frozenset[str] = frozenset()
-
-    def parameters(self) -> dict[str, Any]:
-        return {}
 
     async def prepare(self, api: ApiSession, secret: bytes) -> None:
         self._pay_groups = await read_ids(api, "pay_groups")
@@ -83,5 +78,27 @@ class OnboardingJob:
                 return str(employee.get("employee_id"))
         return None
 
-    async def finish(self, client: FlexPayClient, outcome_counts: Mapping[str, int]) -> list[str]:
-        return []
+    async def finish(
+        self, api: ApiSession, *, file_count: int, file_total: Decimal, all_accepted: bool
+    ) -> FinishReport:
+        """Nothing to do at run level: each employee is complete once created."""
+        return FinishReport()
+
+
+def _build(parameters: Mapping[str, Any], context: JobContext) -> OnboardingJob:
+    """Onboarding takes no parameters."""
+    return OnboardingJob()
+
+
+SPEC = JobSpec(
+    name="onboarding",
+    model=OnboardingRow,
+    columns=ONBOARDING_COLUMNS,
+    marker_columns=frozenset(),
+    reference_columns=ONBOARDING_REFERENCE_COLUMNS,
+    reference_header="external_id",
+    server_id_header="employee_id",
+    moves_money=False,
+    changeable_parameters=frozenset(),
+    build=_build,
+)

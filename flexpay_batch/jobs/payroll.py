@@ -19,14 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
 from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import keyed_hash
+from flexpay_batch.input.columns import PAYROLL_COLUMNS, PAYROLL_REFERENCE_COLUMNS
 from flexpay_batch.input.models import PayrollRow, RowModel
-from flexpay_batch.jobs.base import RowRejection, RowTask
+from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, Meta, RowRejection, RowTask
 from flexpay_batch.jobs.lookups import list_all, read_page
 
 META_RUN_ID = "payroll_run_id"
@@ -65,14 +66,6 @@ class ControlTotals:
     total: Decimal | None = None
 
 
-class Meta(Protocol):
-    """Durable run-level facts (the journal's key/value table), behind a tiny interface."""
-
-    def get(self, key: str) -> str | None: ...
-
-    def set(self, key: str, value: str) -> None: ...
-
-
 def payroll_parameters(
     period: PayPeriod, *, submit: bool, control: ControlTotals
 ) -> dict[str, Any]:
@@ -106,9 +99,6 @@ def payroll_job_from_parameters(parameters: Mapping[str, Any], meta: Meta) -> Pa
 class PayrollJob:
     """Add a payroll file's rows as items of one payroll run, then submit it."""
 
-    kind: ClassVar[str] = "payroll"
-    model: ClassVar[type[RowModel]] = PayrollRow
-
     def __init__(
         self,
         period: PayPeriod,
@@ -124,12 +114,6 @@ class PayrollJob:
         self._by_external_id: dict[str, str] = {}
         self._employee_ids: set[str] = set()
         self.run_id: str | None = None
-        #: After ``verify_and_submit``: True if submitted (or ready, with --no-submit), False
-        #: if the run was left in draft because figures differ.
-        self.verified: bool | None = None
-
-    def parameters(self) -> dict[str, Any]:
-        return payroll_parameters(self.period, submit=self.submit, control=self.control)
 
     async def prepare(self, api: ApiSession, secret: bytes) -> None:
         await self._check_pay_group(api)
@@ -204,30 +188,35 @@ class PayrollJob:
         # and the existing item's id, so re-sending is itself the look-up.
         return None
 
-    async def verify_and_submit(
+    async def finish(
         self, api: ApiSession, *, file_count: int, file_total: Decimal, all_accepted: bool
-    ) -> list[str]:
+    ) -> FinishReport:
         """Compare server, file and control figures; submit when they all agree.
 
-        Returns the messages to show the operator (what was submitted, or what differs).
+        The report says what was submitted, or what differs (and is then ``incomplete``: the
+        run stays in draft).
         """
         if self._meta.get(META_SUBMITTED):
-            self.verified = True
-            return [f"payroll run {self.run_id} was already submitted"]
+            return FinishReport((f"payroll run {self.run_id} was already submitted",))
         run = await read_page(api, f"payroll_runs/{self.run_id}", {})
         if run.get("status") == "submitted":
             # Submitted by an earlier attempt whose reply was lost before it was journaled.
             self._meta.set(META_SUBMITTED, "true")
-            self.verified = True
-            return [f"payroll run {self.run_id} was already submitted"]
+            return FinishReport((f"payroll run {self.run_id} was already submitted",))
         differences = _differences(run, file_count, file_total, self.control, all_accepted)
-        self.verified = not differences
         if differences:
-            return [f"payroll run {self.run_id} left in draft: {d}" for d in differences]
+            return FinishReport(
+                tuple(f"payroll run {self.run_id} left in draft: {d}" for d in differences),
+                incomplete=True,
+            )
         if not self.submit:
-            return [f"payroll run {self.run_id} is ready and left in draft (--no-submit)"]
+            return FinishReport(
+                (f"payroll run {self.run_id} is ready and left in draft (--no-submit)",)
+            )
         await self._submit(api, file_count, file_total)
-        return [f"payroll run {self.run_id} submitted: {file_count} items, total {file_total}"]
+        return FinishReport(
+            (f"payroll run {self.run_id} submitted: {file_count} items, total {file_total}",)
+        )
 
     async def _submit(self, api: ApiSession, count: int, total: Decimal) -> None:
         body = {"expected_item_count": count, "expected_total": f"{total:.2f}"}
@@ -259,3 +248,25 @@ def _differences(
     if control.total is not None and control.total != file_total:
         found.append(f"expected total {control.total} (control), the file's is {file_total}")
     return found
+
+
+def _build(parameters: Mapping[str, Any], context: JobContext) -> PayrollJob:
+    return payroll_job_from_parameters(parameters, context.meta)
+
+
+SPEC = JobSpec(
+    name="payroll",
+    model=PayrollRow,
+    columns=PAYROLL_COLUMNS,
+    marker_columns=frozenset({"gross_amount"}),
+    reference_columns=PAYROLL_REFERENCE_COLUMNS,
+    reference_header="employee_reference",
+    server_id_header="item_id",
+    moves_money=True,
+    # None of these changes what a row sends. ``submit``: review a run in draft, then submit
+    # it. The control figures: a run left in draft because the operator's figure was wrong is
+    # submitted by the same command with the right figure (``--restart`` would create a
+    # second payroll run instead).
+    changeable_parameters=frozenset({"submit", "expected_total", "expected_item_count"}),
+    build=_build,
+)

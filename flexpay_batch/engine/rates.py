@@ -1,0 +1,40 @@
+"""The run's speed as the operator sees it: the up-front estimate and the observed rate.
+
+::
+
+    reporter.start(total_rows=n, estimate_seconds=estimate_seconds(n, settings), ...)
+    tg.start_soon(report_rate, summary, reporter)   # until cancelled
+
+Time is the event loop's (``anyio.current_time``), so the rate is testable with a fake clock.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from flexpay_batch.core.settings import Settings
+from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.progress import Reporter
+from flexpay_batch.engine.request import RunSummary
+
+
+def estimate_seconds(rows: int, settings: Settings) -> float:
+    """Seconds ``rows`` writes take at the configured write limit, the burst going at once."""
+    limits = settings.limits.write
+    return max(0.0, rows - limits.burst) / limits.rate.per_second
+
+
+async def report_rate(summary: RunSummary, reporter: Reporter, window: float = 5.0) -> None:
+    """Tell the reporter the rows-per-second over the last ``window`` seconds, every second."""
+    history: list[tuple[float, int]] = []
+    while True:
+        await anyio.sleep(1.0)
+        now = anyio.current_time()
+        sent = sum(n for status, n in summary.counts.items() if status is not RowStatus.REJECTED)
+        history = [(t, n) for t, n in history if now - t <= window] + [(now, sent)]
+        (t0, n0), (t1, n1) = history[0], history[-1]
+        if t1 > t0:
+            reporter.rate((n1 - n0) / (t1 - t0))
+
+
+__all__ = ["estimate_seconds", "report_rate"]
