@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -16,16 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexpay_batch.api.headers import NO_FEEDBACK, RateLimitFeedback
-from flexpay_batch.api.ratelimit.limiter import (
-    AimdSettings,
-    ClassLimiter,
-    LimiterSet,
-    jitter_margin,
-)
+from flexpay_batch.api.ratelimit.aimd import AimdSettings, AimdState
+from flexpay_batch.api.ratelimit.inprocess import InProcessStore
+from flexpay_batch.api.ratelimit.limiter import ClassLimiter, LimiterSet, jitter_margin
+from flexpay_batch.api.ratelimit.store import BucketSpec, LimiterStore
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, EndpointClass, Rate
 
 # looptime rounds loop time to 1 µs; a window count may be off by that much of a token.
 _TIME_EPSILON = 1e-6
+
+#: Every ``LimiterStore`` the guarantees must hold for; a new store is appended here.
+STORES: list[Callable[[], LimiterStore]] = [InProcessStore]
+_STORE_IDS = [factory.__name__ for factory in STORES]
 
 
 def _now() -> float:
@@ -85,7 +87,7 @@ async def _run_pattern(limiter: ClassLimiter, events: list[_Event]) -> list[floa
 
     async def respond(at: float, status: int, feedback: RateLimitFeedback) -> None:
         await asyncio.sleep(at)
-        limiter.observe(status, feedback)
+        await limiter.observe(status, feedback)
 
     async with asyncio.TaskGroup() as group:
         for event in events:
@@ -97,6 +99,7 @@ async def _run_pattern(limiter: ClassLimiter, events: list[_Event]) -> list[floa
 
 
 @pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
 @settings(max_examples=150, deadline=None)
 @given(
     burst=st.integers(1, 12),
@@ -105,14 +108,78 @@ async def _run_pattern(limiter: ClassLimiter, events: list[_Event]) -> list[floa
     events=_EVENTS,
 )
 async def test_never_more_than_burst_plus_rate_times_interval(
-    burst: int, per_second: float, start: str, events: list[_Event]
+    make_store: Callable[[], LimiterStore],
+    burst: int,
+    per_second: float,
+    start: str,
+    events: list[_Event],
 ) -> None:
     """In any window of length T at most burst + rate * T acquisitions complete, any feedback."""
     limits = ClassLimits(Rate(per_second, 1.0), burst=burst)
-    limiter = ClassLimiter(limits, start="full" if start == "full" else "conservative")
+    limiter = ClassLimiter(
+        limits, start="full" if start == "full" else "conservative", store=make_store()
+    )
     completions = await _run_pattern(limiter, events)
     assert len(completions) == sum(1 for event in events if event.feedback is None)
     assert _max_excess(completions, limits) <= 1e-9
+
+
+def _conformant(arrivals: list[float], capacity: int, rate: float) -> list[float]:
+    """The arrivals a full bucket of ``capacity`` at ``rate`` accepts (the others dropped).
+
+    A token must be there with a microsecond to spare: looptime moves in microseconds.
+    """
+    kept: list[float] = []
+    tokens, stamp = float(capacity), 0.0
+    for at in sorted(arrivals):
+        tokens = min(float(capacity), tokens + (at - stamp) * rate)
+        stamp = at
+        if tokens >= 1.0 + 1e-6 * rate:
+            tokens -= 1.0
+            kept.append(at)
+    return kept
+
+
+# Benign feedback: plain successes, some advertising a limit at or above the configured one.
+_BENIGN = st.none() | st.floats(1.0, 4.0)  # advertised limit, as a multiple of the config
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
+@settings(max_examples=80, deadline=None)
+@given(
+    burst=st.integers(1, 12),
+    per_second=st.floats(0.5, 50),
+    arrivals=st.lists(st.floats(0, 5, allow_subnormal=False), min_size=1, max_size=40),
+    advertised=st.lists(_BENIGN, min_size=40, max_size=40),
+)
+async def test_conformant_client_is_never_delayed(
+    make_store: Callable[[], LimiterStore],
+    burst: int,
+    per_second: float,
+    arrivals: list[float],
+    advertised: list[float | None],
+) -> None:
+    """start="full": arrivals a bucket of (burst - margin, rate) accepts are granted on arrival."""
+    limits = ClassLimits(Rate(per_second, 1.0), burst=burst)
+    limiter = ClassLimiter(limits, start="full", store=make_store())
+    capacity = burst - jitter_margin(limits)
+    delays: list[float] = []
+    start = _now()  # hypothesis runs every example on the same loop: time does not restart
+
+    async def request(at: float, multiple: float | None) -> None:
+        await asyncio.sleep(at)
+        ticket = await limiter.acquire()
+        delays.append(ticket - start - at)
+        limit = None if multiple is None else multiple * per_second * 60.0
+        await limiter.observe(200, RateLimitFeedback(limit=limit), ticket=ticket)
+
+    async with asyncio.TaskGroup() as group:
+        for at, multiple in zip(
+            _conformant(arrivals, capacity, per_second), advertised, strict=False
+        ):
+            group.create_task(request(at, multiple))
+    assert max(delays, default=0.0) <= 1e-5
 
 
 # -- start modes --------------------------------------------------------------------------
@@ -160,7 +227,7 @@ async def test_conservative_start_adopts_first_remaining() -> None:
     """The first Remaining replaces the conservative guess: the server's tokens become usable."""
     limiter = ClassLimiter(LIMITS, margin=0)
     await limiter.acquire()
-    limiter.observe(200, RateLimitFeedback(remaining=4))
+    await limiter.observe(200, RateLimitFeedback(remaining=4))
     times = await _acquire_all(limiter, 5)
     assert times == pytest.approx([0, 0, 0, 0, 0.1])
 
@@ -170,7 +237,7 @@ async def test_conservative_first_sync_keeps_in_flight_requests_spent() -> None:
     """Requests still unanswered at the first sync stay counted against the burst."""
     limiter = ClassLimiter(LIMITS, margin=0)
     await _acquire_all(limiter, 3)  # t = 0, 0.1, 0.2; none answered yet
-    limiter.observe(200, RateLimitFeedback(remaining=4))  # the first one's answer
+    await limiter.observe(200, RateLimitFeedback(remaining=4))  # the first one's answer
     # level = 5 - 4 + 2 in flight = 3, minus 0 leaked: two more at once.
     times = await _acquire_all(limiter, 3)
     assert times == pytest.approx([0.2, 0.2, 0.3])
@@ -183,7 +250,7 @@ async def test_conservative_first_sync_keeps_in_flight_requests_spent() -> None:
 async def test_remaining_shrinks_the_budget() -> None:
     """Remaining=r leaves us at most r immediate acquisitions even with a full local bucket."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
-    limiter.observe(200, RateLimitFeedback(remaining=2))
+    await limiter.observe(200, RateLimitFeedback(remaining=2))
     times = await _acquire_all(limiter, 4)
     assert times == pytest.approx([0, 0, 0.1, 0.2])
 
@@ -193,8 +260,8 @@ async def test_remaining_never_grants_more_than_we_believe() -> None:
     """A later, larger Remaining (or one above our burst) does not refill our bucket."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
     await _acquire_all(limiter, 5)
-    limiter.observe(200, RateLimitFeedback(remaining=4))
-    limiter.observe(200, RateLimitFeedback(remaining=500))
+    await limiter.observe(200, RateLimitFeedback(remaining=4))
+    await limiter.observe(200, RateLimitFeedback(remaining=500))
     times = await _acquire_all(limiter, 2)
     assert times == pytest.approx([0.1, 0.2])
 
@@ -206,7 +273,7 @@ async def test_retry_after_pauses_every_waiter_of_the_class() -> None:
     await _acquire_all(limiter, 5)
     waiters = [asyncio.create_task(limiter.acquire()) for _ in range(4)]
     await asyncio.sleep(0.05)
-    limiter.observe(429, RateLimitFeedback(retry_after=3.0))
+    await limiter.observe(429, RateLimitFeedback(retry_after=3.0))
     assert limiter.statistics().paused_until == pytest.approx(3.05)
     times = await asyncio.gather(*waiters)
     assert min(times) == pytest.approx(3.05)
@@ -218,7 +285,7 @@ async def test_retry_after_pauses_every_waiter_of_the_class() -> None:
 async def test_reset_pauses_when_there_is_no_retry_after() -> None:
     """A 429 carrying only Reset pauses the class until the reset."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
-    limiter.observe(429, RateLimitFeedback(remaining=0, reset_after=2.0))
+    await limiter.observe(429, RateLimitFeedback(remaining=0, reset_after=2.0))
     assert await limiter.acquire() == pytest.approx(2.0)
 
 
@@ -226,8 +293,8 @@ async def test_reset_pauses_when_there_is_no_retry_after() -> None:
 async def test_pause_is_capped_and_never_shortened() -> None:
     """A huge Retry-After pauses at most max_pause; a later shorter one does not cut it."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full", max_pause=10.0)
-    limiter.observe(429, RateLimitFeedback(retry_after=3600.0))
-    limiter.observe(429, RateLimitFeedback(retry_after=1.0))
+    await limiter.observe(429, RateLimitFeedback(retry_after=3600.0))
+    await limiter.observe(429, RateLimitFeedback(retry_after=1.0))
     assert limiter.paused_until == pytest.approx(10.0)
     assert await limiter.acquire() == pytest.approx(10.0)
 
@@ -236,9 +303,9 @@ async def test_pause_is_capped_and_never_shortened() -> None:
 async def test_advertised_lower_limit_is_adopted() -> None:
     """X-RateLimit-Limit below the configured rate becomes our rate; above it is ignored."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
-    limiter.observe(200, RateLimitFeedback(limit=300.0))  # 300/min = 5/s
+    await limiter.observe(200, RateLimitFeedback(limit=300.0))  # 300/min = 5/s
     assert limiter.statistics().current_rate == pytest.approx(5.0)
-    limiter.observe(200, RateLimitFeedback(limit=6000.0))  # 100/s: more than configured
+    await limiter.observe(200, RateLimitFeedback(limit=6000.0))  # 100/s: more than configured
     assert limiter.statistics().ceiling_rate == pytest.approx(10.0)
 
 
@@ -246,9 +313,9 @@ async def test_advertised_lower_limit_is_adopted() -> None:
 async def test_throttled_flag_treats_a_bare_503_as_429() -> None:
     """throttled=True (an nginx-style 503 refusal) counts as a throttle; plain 503 does not."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
-    limiter.observe(503, NO_FEEDBACK)
+    await limiter.observe(503, NO_FEEDBACK)
     assert limiter.statistics().throttled == 0
-    limiter.observe(503, NO_FEEDBACK, throttled=True)
+    await limiter.observe(503, NO_FEEDBACK, throttled=True)
     assert limiter.statistics().throttled == 1
 
 
@@ -261,7 +328,7 @@ async def test_bare_429_halves_the_rate_once_per_event() -> None:
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
     tickets = await _acquire_all(limiter, 5)
     for ticket in tickets:
-        limiter.observe(429, NO_FEEDBACK, ticket=ticket)
+        await limiter.observe(429, NO_FEEDBACK, ticket=ticket)
     stats = limiter.statistics()
     assert (stats.current_rate, stats.decreases, stats.throttled) == (5.0, 1, 5)
     assert stats.ceiling_rate == pytest.approx(9.5)
@@ -272,10 +339,10 @@ async def test_bare_429_halves_the_rate_once_per_event() -> None:
 async def test_ticketless_429s_within_cooldown_are_one_event() -> None:
     """Without tickets, 429s within decrease_cooldown seconds count as one decrease."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
-    limiter.observe(429, NO_FEEDBACK)
-    limiter.observe(429, NO_FEEDBACK)
+    await limiter.observe(429, NO_FEEDBACK)
+    await limiter.observe(429, NO_FEEDBACK)
     await asyncio.sleep(1.0)
-    limiter.observe(429, NO_FEEDBACK)
+    await limiter.observe(429, NO_FEEDBACK)
     assert limiter.statistics().decreases == 2
     assert limiter.statistics().current_rate == pytest.approx(2.5)
 
@@ -285,7 +352,7 @@ async def test_rate_floor() -> None:
     """Repeated decreases stop at min_rate_fraction of the configured rate."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
     for _ in range(20):
-        limiter.observe(429, NO_FEEDBACK)
+        await limiter.observe(429, NO_FEEDBACK)
         await asyncio.sleep(1.0)
     assert limiter.statistics().current_rate == pytest.approx(0.5)
 
@@ -294,16 +361,16 @@ async def test_rate_floor() -> None:
 async def test_rate_recovers_additively_to_the_ceiling_then_probes() -> None:
     """Successes raise the rate 5 % per 10 up to the learned ceiling; a quiet spell lifts it."""
     limiter = ClassLimiter(LIMITS, margin=0, start="full")
-    limiter.observe(429, NO_FEEDBACK)
+    await limiter.observe(429, NO_FEEDBACK)
     for _ in range(10):
-        limiter.observe(200, NO_FEEDBACK)
+        await limiter.observe(200, NO_FEEDBACK)
     assert limiter.statistics().current_rate == pytest.approx(5.5)
     for _ in range(200):
-        limiter.observe(200, NO_FEEDBACK)
+        await limiter.observe(200, NO_FEEDBACK)
     assert limiter.statistics().current_rate == pytest.approx(9.5)
     await asyncio.sleep(AimdSettings().probe_interval)
     for _ in range(10):
-        limiter.observe(200, NO_FEEDBACK)
+        await limiter.observe(200, NO_FEEDBACK)
     assert limiter.statistics().current_rate == pytest.approx(10.0)
 
 
@@ -349,7 +416,7 @@ async def _drive(limiter: ClassLimiter, server: _StrictServer, *, until: float) 
             ticket = await limiter.acquire()
             await asyncio.sleep(0.02)  # network latency
             status, feedback = server.handle(_now())
-            limiter.observe(status, feedback, ticket=ticket)
+            await limiter.observe(status, feedback, ticket=ticket)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(8):
@@ -374,6 +441,83 @@ async def test_converges_to_a_stricter_servers_rate(with_headers: bool) -> None:
     assert stats.throttled == len(server.refused)
 
 
+# -- the store seam -----------------------------------------------------------------------
+
+
+def _register(store: LimiterStore, capacity: float = 5, rate: float = 10.0) -> str:
+    store.register("k", BucketSpec(capacity, rate), AimdState.initial(rate))
+    return "k"
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
+async def test_store_fill_raises_and_never_lowers(make_store: Callable[[], LimiterStore]) -> None:
+    """fill takes tokens without waiting, caps at capacity and never gives any back."""
+    store = make_store()
+    key = _register(store)
+    await store.fill(key, 3.0)
+    await store.fill(key, 1.0)
+    assert store.snapshot(key).level == pytest.approx(3.0)
+    await store.fill(key, 50.0)
+    assert store.snapshot(key).level == pytest.approx(5.0)
+    assert await store.acquire(key) == pytest.approx(0.1)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
+async def test_store_reset_level_is_floored_by_the_configured_rate(
+    make_store: Callable[[], LimiterStore],
+) -> None:
+    """reset_level can lower the level, never below what grants at the configured rate left."""
+    store = make_store()
+    key = _register(store)
+    for _ in range(4):
+        await store.acquire(key)
+    await store.fill(key, 5.0)
+    await store.reset_level(key, 0.0)
+    assert store.snapshot(key).level == pytest.approx(4.0)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
+async def test_store_rate_change_retimes_a_waiter(make_store: Callable[[], LimiterStore]) -> None:
+    """A waiter already queued is granted at the new rate, not the one it queued under."""
+    store = make_store()
+    key = _register(store)
+    await store.fill(key, 5.0)
+    waiter = asyncio.create_task(store.acquire(key))
+    await asyncio.sleep(0.05)  # half a token leaked at 10/s
+    await store.adapt(key, lambda state, _now: AimdState.initial(100.0))  # 0.005 s to go
+    assert await waiter == pytest.approx(0.055)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
+async def test_store_pause_is_never_shortened(make_store: Callable[[], LimiterStore]) -> None:
+    """pause extends the deadline, reports what is left, and nothing is granted before it."""
+    store = make_store()
+    key = _register(store)
+    assert await store.pause(key, 2.0) == pytest.approx(2.0)
+    assert await store.pause(key, 1.0) == pytest.approx(2.0)
+    assert await store.acquire(key) == pytest.approx(2.0)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
+async def test_store_cancelled_waiter_takes_no_token(
+    make_store: Callable[[], LimiterStore],
+) -> None:
+    """Cancelling a waiting acquire leaves its token for the next one."""
+    store = make_store()
+    key = _register(store)
+    await store.fill(key, 5.0)
+    first = asyncio.create_task(store.acquire(key))
+    second = asyncio.create_task(store.acquire(key))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert await second == pytest.approx(0.1)
+
+
 # -- the per-token set --------------------------------------------------------------------
 
 
@@ -384,7 +528,7 @@ async def test_limiter_set_has_one_limiter_per_class() -> None:
     write = limiters.for_class(EndpointClass.WRITE)
     assert write is limiters.for_class(EndpointClass.WRITE) is limiters.for_method("post")
     assert limiters.for_method("GET") is limiters.for_class(EndpointClass.READ)
-    write.observe(429, RateLimitFeedback(retry_after=5.0))
+    await write.observe(429, RateLimitFeedback(retry_after=5.0))
     assert await limiters.for_class(EndpointClass.READ).acquire() == 0.0
     stats = limiters.statistics()
     assert stats[EndpointClass.WRITE].paused_until == pytest.approx(5.0)

@@ -173,7 +173,7 @@ class FlexPayClient:
         # The ticket lets the limiter count a burst of 429s from one window as one decrease; a
         # bare 503 with no JSON envelope is how nginx refuses by default, so it is a throttle.
         bare_503 = status == 503 and _decode_json(raw) is None
-        limiter.observe(status, feedback, ticket=ticket, throttled=True if bare_503 else None)
+        await limiter.observe(status, feedback, ticket=ticket, throttled=True if bare_503 else None)
         try:
             return _to_response(status, reply_headers, raw, feedback, elapsed)
         except errors.ApiError as exc:

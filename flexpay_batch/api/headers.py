@@ -1,7 +1,7 @@
 """Rate-limit response headers → one ``RateLimitFeedback`` value; never raises.
 
     feedback = parse_feedback(response.headers, status=response.status, now_epoch=time.time())
-    limiter.observe(response.status, feedback)
+    await limiter.observe(response.status, feedback)
 
 Response headers are untrusted input from a server that may be buggy, hostile or simply of
 another school, so every parser here is total: anything it cannot read with confidence

@@ -1,1 +1,2 @@
-"""api.ratelimit."""
+"""api.ratelimit: the class limiter (limiter), its adaptive rate (aimd), where its state
+lives (store: the seam; inprocess: the aiolimiter-backed default) and the pause gate (gate)."""
