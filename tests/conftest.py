@@ -21,6 +21,7 @@ import pytest
 
 from flexpay_batch.sim import SimConfig, Simulator, SimulatorThread
 from flexpay_batch.sim.testing import FakeClock
+from tests.harness import close_zygote
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 MakeSimulatorThread = Callable[..., SimulatorThread]
@@ -74,6 +75,13 @@ def make_simulator_thread() -> Iterator[MakeSimulatorThread]:
 def simulator_thread(make_simulator_thread: MakeSimulatorThread) -> SimulatorThread:
     """A simulator with default settings running on its own thread and event loop."""
     return make_simulator_thread()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_zygote() -> Iterator[None]:
+    """Stop this test process's CLI zygote (``tests.forkcli``) when the session ends."""
+    yield
+    close_zygote()
 
 
 @pytest.fixture(autouse=True)
