@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-# One worker runs the whole module, so the module-scoped benchmark run happens once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("benchmarks")]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ("utilisation", "alternatives", "overhead", "journal", "memory")
