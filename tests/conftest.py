@@ -29,6 +29,7 @@ from flexpay_batch.api.ratelimit.limiter import LimiterSet
 from flexpay_batch.sim import SimConfig, Simulator, SimulatorThread
 from flexpay_batch.sim.testing import FakeClock
 from tests.fake_api import BASE, NO_LIMITS, TOKEN, CompatResponse
+from tests.harness import close_zygote
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 MakeSimulatorThread = Callable[..., SimulatorThread]
@@ -113,6 +114,13 @@ def make_simulator_thread() -> Iterator[MakeSimulatorThread]:
 def simulator_thread(make_simulator_thread: MakeSimulatorThread) -> SimulatorThread:
     """A simulator with default settings running on its own thread and event loop."""
     return make_simulator_thread()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_zygote() -> Iterator[None]:
+    """Stop this test process's CLI zygote (``tests.forkcli``) when the session ends."""
+    yield
+    close_zygote()
 
 
 @pytest.fixture(autouse=True)

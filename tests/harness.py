@@ -28,6 +28,7 @@ from flexpay_batch.core.limitspec import ClassLimits, LimitSettings, Rate
 from flexpay_batch.core.states import SUCCEEDED
 from flexpay_batch.input.columns import ONBOARDING_COLUMNS
 from flexpay_batch.sim import FaultConfig, SimulatorThread
+from tests.forkcli import ForkedProcess, Zygote
 
 #: Environment variables a child keeps from ours (nothing else leaks into the CLI under test).
 # PYTHONPATH: the CLI subprocess must import the package under test (a worktree), not
@@ -80,8 +81,32 @@ def cli_env(
 
 
 def cli_command(args: Sequence[str]) -> list[str]:
-    """The argv that runs ``flexpay-batch ARGS`` with this interpreter."""
+    """The argv that runs ``flexpay-batch ARGS`` with this interpreter (a fresh exec)."""
     return [sys.executable, "-m", "flexpay_batch", *args]
+
+
+def project_pythonpath() -> str:
+    """``PYTHONPATH`` for a fresh child that must import the code under test, not the venv's."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+_zygote: Zygote | None = None
+
+
+def zygote() -> Zygote:
+    """This test process's CLI zygote, started on first use (closed by a conftest fixture)."""
+    global _zygote
+    if _zygote is None:
+        _zygote = Zygote.start()
+    return _zygote
+
+
+def close_zygote() -> None:
+    """Stop this process's zygote if one was started."""
+    global _zygote
+    if _zygote is not None:
+        _zygote.close()
+        _zygote = None
 
 
 def run_cli(
@@ -93,30 +118,29 @@ def run_cli(
     stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion (bounded by ``timeout``) and capture its output."""
-    return subprocess.run(
-        cli_command(args),
-        env=dict(env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-        check=False,
-    )
+    proc = start_cli(args, env=env, cwd=cwd, stdin=stdin)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cli_command(args), proc.wait(), stdout, stderr)
 
 
 def start_cli(
-    args: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None
-) -> subprocess.Popen[str]:
-    """Start the CLI without waiting (for tests that signal or kill it)."""
-    return subprocess.Popen(
-        cli_command(args),
-        env=dict(env),
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> ForkedProcess:
+    """Start the CLI without waiting (for tests that signal or kill it).
+
+    The process is forked from a zygote that has already imported the CLI (``forkcli``): a
+    real process with exactly ``env`` and ``cwd``, minus a second of imports per start.
+    """
+    return zygote().spawn(args, env=env, cwd=cwd, stdin=stdin)
 
 
 # Names of five bytes or more: the journal's bytes are searched for them, and a short needle

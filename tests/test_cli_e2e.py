@@ -37,7 +37,9 @@ pytestmark = pytest.mark.slow
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 FORMULA_CELLS = Path(__file__).resolve().parent / "data" / "formula_cells.csv"
-LIMITS = fast_limits(writes_per_second=200.0, write_burst=20)
+# Limits the simulator enforces too, high enough that the run is bound by CPU, not by waiting
+# (no test here is about the rate; test_limits.py and the engine tests are).
+LIMITS = fast_limits(writes_per_second=1000.0, write_burst=100)
 FLAGS = limit_flags(LIMITS)
 # samples/README.md: the six rows that are wrong on purpose, as (row, field, code).
 SAMPLE_REJECTS = [

@@ -9,8 +9,11 @@ simulator's effect ledger: each external id created once, each idempotency key a
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -20,6 +23,7 @@ from flexpay_batch.core.policies import RetryPolicy, Timeouts
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.sim import FaultConfig, Simulator
 from flexpay_batch.sim.config import ALL_SCOPES, TokenSpec
+from flexpay_batch.sim.testing import wait_until
 from tests.conftest import MakeSimulator, MakeSimulatorThread
 from tests.harness import (
     cli_env,
@@ -106,13 +110,39 @@ async def test_faults_end_with_every_row_applied_exactly_once(
         assert summary.counts["replayed"] > 0
 
 
+class RefusedConnects:
+    """Counts the event loop's TCP connects that fail (the client meeting a stopped server).
+
+    The engine runs in the test's event loop, so wrapping that loop's ``sock_connect`` (what
+    aiohttp's happy-eyeballs connector calls) and ``create_connection`` shows, without
+    touching the engine, the moment the client has really hit an outage.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        loop = asyncio.get_running_loop()
+        for name in ("sock_connect", "create_connection"):
+            monkeypatch.setattr(loop, name, self._counting(getattr(loop, name)))
+
+    def _counting(self, connect: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await connect(*args, **kwargs)
+            except OSError:
+                self.count += 1
+                raise
+
+        return counting
+
+
 async def test_server_restart_mid_run_is_waited_out(
-    make_simulator: MakeSimulator, tmp_path: Path
+    make_simulator: MakeSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The simulator stops mid-run and comes back a moment later (same port, same data): the
-    engine retries within its deadline and every row is created exactly once."""
+    """The simulator stops mid-run and, once the client has been refused, comes back (same
+    port, same data): the engine retries within its deadline and every row is created once."""
     sim = await make_simulator(limits=LIMITS)
     people = write_onboarding(tmp_path / "people.csv", ROWS, prefix="RS")
+    refused = RefusedConnects(monkeypatch)
     outcome: list[RunSummary] = []
 
     async def engine() -> None:
@@ -126,9 +156,12 @@ async def test_server_restart_mid_run_is_waited_out(
         tg.start_soon(engine)
         await wait_for_created(sim, 30)
         await sim.stop()
-        await anyio.sleep(0.7)  # an outage the engine must ride out
+        await wait_until(lambda: refused.count >= 2, within=30.0)  # the outage was met
+        created_in_outage = sim.effects()["employees"]["created"]
         await sim.start()
     (summary,) = outcome
+    assert created_in_outage < ROWS  # the run was still going when the server went away
+    assert summary.retries >= 2
     assert_all_done(summary, ROWS)
     assert_exactly_once(sim, people)
 
@@ -272,12 +305,18 @@ async def test_a_brief_total_503_outage_is_ridden_out(
             )
         )
 
+    storm = 3 * 8  # every one of the 8 workers answered 503 three times, on average
     async with anyio.create_task_group() as tg:
         tg.start_soon(engine)
         await wait_for_created(sim, 10)
         sim.set_faults(FaultConfig(seed=1, error_503_rate=1.0, retry_after_503=0.05))
-        await anyio.sleep(0.3)
+        # The storm lasts until the server has refused that many requests, not a wall-clock
+        # moment: on a loaded machine it is still met, and retried through.
+        await wait_until(lambda: status_count(sim.effects(), 503) >= storm, within=30.0)
+        created_in_storm = sim.effects()["employees"]["created"]
         sim.set_faults(FaultConfig())
     (summary,) = outcome
+    assert created_in_storm < 60  # the storm came mid-run
+    assert summary.retries >= storm
     assert_all_done(summary, 60)
     assert_exactly_once(sim, people)

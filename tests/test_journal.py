@@ -217,7 +217,10 @@ def test_resume_allows_a_moved_file_and_a_new_token_on_request() -> None:
     """The input path may change; the token may change only when explicitly allowed."""
     stored = make_job()
     check_resumable(stored, make_job(input_path="/elsewhere/employees.csv"))
-    check_resumable(stored, make_job(token_fingerprint="sha256:0"), allow_token_change=True)
+    new_token = make_job(token_fingerprint="sha256:0")
+    with pytest.raises(ResumeRefused, match="token"):
+        check_resumable(stored, new_token)  # the same change, not allowed: refused
+    check_resumable(stored, new_token, allow_token_change=True)
 
 
 def test_unknown_job_kind_is_refused() -> None:
