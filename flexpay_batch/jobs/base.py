@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flexpay_batch.api.client import ApiResponse, FlexPayClient
-from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.input.models import RowModel
+
+# Types only: validate and status load the jobs without aiohttp (start-up cost).
+if TYPE_CHECKING:
+    from flexpay_batch.api.client import ApiResponse, FlexPayClient
+    from flexpay_batch.api.session import ApiSession
 
 
 @dataclass(frozen=True, slots=True)
