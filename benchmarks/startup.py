@@ -88,9 +88,9 @@ def figure_startup(suite: Suite) -> FigureResult:
         _timed(args, workdir)
     for _ in range(rounds):
         for name, args in commands.items():
-            wall, cpu = _timed(args, workdir)
-            walls[name].append(wall)
-            cpus[name].append(cpu)
+            one_wall, one_cpu = _timed(args, workdir)
+            walls[name].append(one_wall)
+            cpus[name].append(one_cpu)
     wall = {name: statistics.median(values) for name, values in walls.items()}
     cpu = {name: statistics.median(values) for name, values in cpus.items()}
     base = "import typer (baseline)"
