@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RowTask:
-    """One row ready to send. ``body`` holds personal data: it lives in memory only."""
+    """One row ready to send. ``body`` (and ``wire_body``) hold personal data: memory only.
+
+    ``wire_body`` is ``body`` as canonical JSON bytes, whose SHA-256 is ``body_hash``; a job
+    sends these bytes rather than re-serialising ``body`` on the event loop (empty when the
+    task is a rejection).
+    """
 
     row: int
     line: int
@@ -37,6 +42,7 @@ class RowTask:
     idempotency_key: str
     look_up_first: bool = False
     rejection: RowRejection | None = None
+    wire_body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

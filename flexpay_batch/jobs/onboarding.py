@@ -61,6 +61,10 @@ class OnboardingJob:
         return Decimal(0)
 
     async def send(self, client: FlexPayClient, task: RowTask) -> ApiResponse:
+        if task.wire_body:
+            return await client.request(
+                "POST", "employees", body=task.wire_body, idempotency_key=task.idempotency_key
+            )
         return await client.request(
             "POST", "employees", json_body=task.body, idempotency_key=task.idempotency_key
         )
