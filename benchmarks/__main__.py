@@ -1,10 +1,13 @@
 """``python -m benchmarks [--quick] [--only NAME ...] [--out DIR]``: run the suite.
 
-Figures: utilisation, alternatives, overhead, journal, memory (see ``benchmarks/__init__``).
+Figures: utilisation, alternatives, overhead, journal, memory, startup (``benchmarks/__init__``).
 The full suite takes a few minutes on two cores; ``--quick`` is a small variant (about a
 minute) for checking a set-up; ``--size smoke`` is the seconds-long size the smoke test uses.
-``report.md``, ``results.json`` (every check, machine-readable) and the PNGs go to
-``benchmarks/results/`` by default.
+``report.md``, ``results.json`` (every check, machine-readable) and the PNGs go to ``--out``;
+without it, to a new scratch directory (printed at the end), so a trial run never overwrites
+the committed figures in ``benchmarks/results/`` (pass ``--out benchmarks/results`` to refresh
+them). Exit 0 when the suite ran, whatever the verdicts (a missed target is reported in
+report.md and results.json, not an error); 1 when a figure crashed; 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .memory import figure_memory
 from .overhead import figure_journal, figure_overhead
 from .report import render, write_report
 from .simproc import SimProcess
+from .startup import figure_startup
 from .utilisation import figure_alternatives, figure_utilisation
 
 FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
@@ -31,8 +35,10 @@ FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
     "overhead": figure_overhead,
     "journal": figure_journal,
     "memory": figure_memory,
+    "startup": figure_startup,
 }
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+#: The committed report and figures: written only when asked for with ``--out``.
+COMMITTED_OUT = Path(__file__).resolve().parent / "results"
 ANALYSIS_FILE = "analysis.md"
 SIZES = {scale.name: scale for scale in (FULL, QUICK, SMOKE)}
 
@@ -103,17 +109,28 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help=f"run only this figure (repeatable): {', '.join(FIGURES)}",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"output directory (default: a new scratch directory; {COMMITTED_OUT} holds the "
+        "committed report)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the suite from the command line; 0 when every target was met, else 1."""
+    """Run the suite from the command line; 0 when it ran (verdicts are in the report)."""
     args = _parse(argv)
     scale = QUICK if args.quick else SIZES[args.size]
-    figures = run_suite(scale, args.only or list(FIGURES), args.out)
-    print(f"wrote {args.out / 'report.md'}", file=sys.stderr)
-    return 0 if all(c.passed is not False for f in figures for c in f.checks) else 1
+    out: Path = args.out or Path(tempfile.mkdtemp(prefix=f"flexpay-bench-{scale.name}-"))
+    figures = run_suite(scale, args.only or list(FIGURES), out)
+    missed = [c.label for f in figures for c in f.checks if c.passed is False]
+    print(f"wrote {out / 'report.md'}", file=sys.stderr)
+    if missed:
+        # A target missed is a finding to read, not a failure of the benchmark run.
+        print(f"targets missed ({len(missed)}): {'; '.join(missed)}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,14 @@
 """What people write instead of the engine, each posting the same rows to the same server.
 
-- ``handwritten``: aiohttp + ``aiolimiter.AsyncLimiter(rate, 1)`` around each request and a
-  fixed ``asyncio.sleep(1)`` before retrying a 429 — the pattern found in many codebases.
+- ``handwritten`` ("aiolimiter script", the naive one): aiohttp + ``AsyncLimiter(rate, 1)``
+  around each request and a fixed ``asyncio.sleep(1)`` before retrying a 429 — the pattern
+  found in many codebases. Its bucket holds ``rate`` tokens, not the server's burst, so
+  against a 100/s, burst-20 server it opens with 100 requests and meets 429s.
+- ``bucket_sized`` ("aiolimiter, bucket-sized", the fair one): the same script with the limiter
+  sized to the server's bucket, ``AsyncLimiter(burst, burst / rate)`` (capacity ``burst``,
+  sustained ``rate``), as someone who read aiolimiter's burst semantics would write it.
+- ``limiter_loop`` ("aiohttp + aiolimiter loop"): the CPU yardstick of figure 3: per row a
+  ``Semaphore(workers)``, an ``AsyncLimiter`` (never waiting with limits off) and one POST.
 - ``with_aiometer``: ``aiometer.run_all(..., max_at_once=workers, max_per_second=rate)``; a
   429 is retried after the same fixed one-second sleep (aiometer itself does not retry).
 - ``bare_gather``: no limiter at all, ``asyncio.gather`` over every row with an
@@ -86,15 +93,30 @@ async def _post_retrying_429(
     return status
 
 
-async def _handwritten(csv_path: Path, sim: RunningSim, rate: float, workers: int) -> list[int]:
+async def _handwritten(
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+) -> list[int]:
+    return await _limited_script(csv_path, sim, AsyncLimiter(rate, 1), workers)
+
+
+async def _bucket_sized(
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+) -> list[int]:
+    return await _limited_script(csv_path, sim, AsyncLimiter(burst, burst / rate), workers)
+
+
+async def _limited_script(
+    csv_path: Path, sim: RunningSim, limiter: AsyncLimiter, workers: int
+) -> list[int]:
     bodies = read_bodies(csv_path)
-    limiter = AsyncLimiter(rate, 1)
     async with _session(sim, workers) as session:
         url = sim.base_url + "employees"
         return await asyncio.gather(*(_post_retrying_429(session, url, b, limiter) for b in bodies))
 
 
-async def _aiometer(csv_path: Path, sim: RunningSim, rate: float, workers: int) -> list[int]:
+async def _aiometer(
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+) -> list[int]:
     bodies = read_bodies(csv_path)
     async with _session(sim, workers) as session:
         url = sim.base_url + "employees"
@@ -103,7 +125,25 @@ async def _aiometer(csv_path: Path, sim: RunningSim, rate: float, workers: int) 
         return statuses
 
 
-async def _bare_gather(csv_path: Path, sim: RunningSim, rate: float, workers: int) -> list[int]:
+async def _limiter_loop(
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+) -> list[int]:
+    bodies = read_bodies(csv_path)
+    gate = asyncio.Semaphore(workers)
+    limiter = AsyncLimiter(rate, 1)
+    async with _session(sim, workers) as session:
+        url = sim.base_url + "employees"
+
+        async def post(body: dict[str, object]) -> int:
+            async with gate, limiter:
+                return await _post_once(session, url, body, str(uuid.uuid4()))
+
+        return await asyncio.gather(*(post(body) for body in bodies))
+
+
+async def _bare_gather(
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+) -> list[int]:
     bodies = read_bodies(csv_path)
     gate = asyncio.Semaphore(workers)
     async with _session(sim, workers) as session:
@@ -116,27 +156,36 @@ async def _bare_gather(csv_path: Path, sim: RunningSim, rate: float, workers: in
         return await asyncio.gather(*(post(body) for body in bodies))
 
 
-Runner = Callable[[Path, RunningSim, float, int], Awaitable[list[int]]]
+Runner = Callable[[Path, RunningSim, float, int, int], Awaitable[list[int]]]
 BASELINES: dict[str, Runner] = {
     "aiolimiter script": _handwritten,
+    "aiolimiter, bucket-sized": _bucket_sized,
+    "aiohttp + aiolimiter loop": _limiter_loop,
     "aiometer": _aiometer,
     "bare gather": _bare_gather,
 }
 
 
 async def _bounded(
-    runner: Runner, csv_path: Path, sim: RunningSim, rate: float, workers: int
+    runner: Runner, csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
 ) -> list[int]:
     async with asyncio.timeout(RUN_TIMEOUT):
-        return await runner(csv_path, sim, rate, workers)
+        return await runner(csv_path, sim, rate, burst, workers)
 
 
 def run_baseline(
-    name: str, csv_path: Path, sim: RunningSim, *, rate: float, workers: int = 8
+    name: str,
+    csv_path: Path,
+    sim: RunningSim,
+    *,
+    rate: float,
+    burst: int = 1,
+    workers: int = 8,
 ) -> BaselineRun:
-    """Run baseline ``name`` (a key of ``BASELINES``) over ``csv_path``; rate in requests/s."""
+    """Run baseline ``name`` (a key of ``BASELINES``) over ``csv_path``; rate in requests/s,
+    ``burst`` the bucket the bucket-sized baseline mirrors (the others ignore it)."""
     cpu_before, started = cpu_seconds(), time.perf_counter()
-    statuses = asyncio.run(_bounded(BASELINES[name], csv_path, sim, rate, workers))
+    statuses = asyncio.run(_bounded(BASELINES[name], csv_path, sim, rate, burst, workers))
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
     created = sum(1 for status in statuses if status == 201)
     return BaselineRun(

@@ -36,6 +36,7 @@ import psutil
 
 from flexpay_batch.core.limitspec import LimitSettings
 from flexpay_batch.core.settings import Settings
+from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.run import run_job
@@ -156,7 +157,7 @@ def run_engine(
     return EngineRun(
         wall_seconds=wall,
         cpu_seconds=cpu,
-        created=summary.counts.get("created", 0),
+        created=summary.counts.get(RowStatus.CREATED, 0),
         throttled=summary.throttled,
         retries=summary.retries,
         exit_code=summary.exit_code,

@@ -106,7 +106,9 @@ def measure(suite: Suite, case: Case, tool: str) -> ToolRun:
                 csv_path, sim, run_dir, limits=limits(case.client_rate, s.burst), workers=s.workers
             )
         else:
-            result = run_baseline(tool, csv_path, sim, rate=case.client_rate, workers=s.workers)
+            result = run_baseline(
+                tool, csv_path, sim, rate=case.client_rate, burst=s.burst, workers=s.workers
+            )
         wall = result.wall_seconds
     admitted = sim.report.admitted_times("write")
     ideal, actual, ratio = utilisation(admitted, s.burst, case.server_rate)
@@ -191,7 +193,7 @@ def figure_utilisation(suite: Suite) -> FigureResult:
 
 def figure_alternatives(suite: Suite) -> FigureResult:
     """Figure 2: the engine beside an aiolimiter script and aiometer, cases 1 and 2."""
-    tools = ["engine", "aiolimiter script", "aiometer"]
+    tools = ["engine", "aiolimiter script", "aiolimiter, bucket-sized", "aiometer"]
     rows, checks, panels = [], [], []
     for case in cases(suite)[:2]:
         runs = [measure(suite, case, tool) for tool in tools]
@@ -227,8 +229,12 @@ def figure_alternatives(suite: Suite) -> FigureResult:
         title="2. Against what people use instead",
         method=(
             "Same rows, same simulator set-up, same run, each tool against a fresh simulator. "
-            f"`aiolimiter script`: aiohttp + `AsyncLimiter({suite.scale.rate:g}, 1)` around "
-            "each request + a fixed `asyncio.sleep(1)` on a 429, all rows `asyncio.gather`ed. "
+            f"`aiolimiter script` (naive): aiohttp + `AsyncLimiter({suite.scale.rate:g}, 1)` "
+            "around each request + a fixed `asyncio.sleep(1)` on a 429, all rows "
+            "`asyncio.gather`ed; its bucket holds a second of tokens, more than the server's "
+            "burst. `aiolimiter, bucket-sized` (fair): the same script with "
+            f"`AsyncLimiter({suite.scale.burst}, {suite.scale.burst}/{suite.scale.rate:g})`, the "
+            "server's bucket exactly. "
             f"`aiometer`: `aiometer.run_all(max_at_once={suite.scale.workers}, "
             f"max_per_second={suite.scale.rate:g})` with the same sleep-and-retry on a 429. "
             f"All use {suite.scale.workers} connections and the server-side measure of "

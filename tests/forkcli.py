@@ -144,7 +144,15 @@ def _reap(signum: int, frame: object) -> None:
 
 def serve(sock_fd: int) -> None:
     """Import the CLI, then fork one monitor per request until the test process hangs up."""
-    import flexpay_batch.cli.app  # noqa: F401  # the whole point: import once, fork many
+    # The whole point: import once, fork many. The CLI module itself is light (its commands
+    # import the engine and the simulator when they run), so the heavy modules are named too.
+    import flexpay_batch.cli.app
+    import flexpay_batch.cli.status
+    import flexpay_batch.cli.validate
+    import flexpay_batch.engine.run
+    import flexpay_batch.engine.target
+    import flexpay_batch.jobs.paystubs
+    import flexpay_batch.sim.server  # noqa: F401
 
     # Monitors are reaped as they end, so their CPU time (and their workers') is accounted to
     # the zygote and, through it, to the test run (``time python -m pytest`` stays honest).

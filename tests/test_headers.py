@@ -253,3 +253,25 @@ def test_parse_feedback_never_raises_and_clamps(
         assert seconds is None or 0.0 <= seconds <= DEFAULT_CAP
     assert feedback.remaining is None or feedback.remaining >= 0
     assert feedback.limit is None or feedback.limit > 0
+
+
+def test_aiohttp_headers_are_read_in_place_case_insensitively() -> None:
+    """aiohttp's headers (a case-insensitive multidict) give the same feedback as a dict, and
+    are not copied per response (the header fast path of issue 16)."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from flexpay_batch.api.headers import _lowered
+
+    raw = {
+        "X-RateLimit-Limit": "100",
+        "x-ratelimit-remaining": "7",
+        "X-RATELIMIT-RESET": "12",
+        "Retry-After": "3",
+    }
+    proxy = CIMultiDictProxy(CIMultiDict(raw))
+    assert _lowered(proxy) is proxy
+    for status in (201, 429):
+        assert parse_feedback(proxy, status=status, now_epoch=0.0) == parse_feedback(
+            raw, status=status, now_epoch=0.0
+        )
+    assert parse_feedback(proxy, status=429, now_epoch=0.0).remaining == 7

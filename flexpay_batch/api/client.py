@@ -153,18 +153,24 @@ class FlexPayClient:
         json_body: Mapping[str, object] | None = None,
         params: Mapping[str, str | int] | None = None,
         idempotency_key: str | None = None,
+        body: bytes | None = None,
     ) -> ApiResponse:
-        """Send one attempt; return the 2xx reply or raise the matching ``errors`` class."""
+        """Send one attempt; return the 2xx reply or raise the matching ``errors`` class.
+
+        ``body``: a JSON document already encoded (sent as is, ``application/json``), instead
+        of ``json_body``, so a caller that encoded it off the event loop does not pay twice."""
         if self._session is None:
             raise RuntimeError("FlexPayClient must be used as an async context manager")
         endpoint_class = EndpointClass.of_method(method)
         limiter = self.limiters.for_class(endpoint_class)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         async with self._in_flight:
             ticket = await limiter.acquire()
             sent = time.perf_counter()
             status, reply_headers, raw = await self._send(
-                method, path, json_body=json_body, params=params, headers=headers
+                method, path, json_body=json_body, params=params, headers=headers, data=body
             )
             elapsed = time.perf_counter() - sent
         feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
@@ -190,6 +196,7 @@ class FlexPayClient:
         json_body: Mapping[str, object] | None,
         params: Mapping[str, str | int] | None,
         headers: Mapping[str, str],
+        data: bytes | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         assert self._session is not None
         try:
@@ -197,6 +204,7 @@ class FlexPayClient:
                 method,
                 self.url_for(path),
                 json=json_body,
+                data=data,
                 params=params,
                 headers=headers,
                 allow_redirects=False,

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 #: Largest delay (seconds) any header may ask for. Beyond an hour a value is far more likely a
 #: misread epoch than a real instruction; the retry policy and limiter cap it again, lower.
 DEFAULT_CAP = 3600.0
@@ -260,8 +262,14 @@ def _first(headers: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
-def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
-    """Header names in lower case (a plain ``dict`` is case-sensitive; HTTP is not)."""
+def _lowered(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """Header names in lower case (a plain ``dict`` is case-sensitive; HTTP is not).
+
+    aiohttp's headers are already a case-insensitive multidict: they are used as they are
+    (the first value of a repeated name, as ``get`` gives), sparing a copy of every header
+    of every response."""
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        return headers
     return {str(name).lower(): str(value) for name, value in headers.items()}
 
 

@@ -21,7 +21,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import click
 import typer
 
@@ -296,6 +295,8 @@ def paystubs(
     debug: Debug = False,
 ) -> int:
     """Export a submitted run's paystubs (paginated reads) to CSV or JSONL."""
+    import anyio  # only this command runs an event loop itself; start-up stays cheap
+
     from flexpay_batch.jobs.paystubs import export_paystubs
 
     settings = _settings(locals())

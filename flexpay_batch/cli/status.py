@@ -15,9 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from flexpay_batch.core.states import SETTLED, RowStatus
-from flexpay_batch.engine.opening import META_INPUT_ROWS
 from flexpay_batch.engine.progress import format_duration
-from flexpay_batch.journal.status import StatusSnapshot, status_snapshot
+from flexpay_batch.journal.status import META_INPUT_ROWS, StatusSnapshot, status_snapshot
 
 
 def status_report(snapshot: StatusSnapshot) -> dict[str, Any]:

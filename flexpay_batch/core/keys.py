@@ -104,7 +104,18 @@ def body_sha256(body: Mapping[str, object]) -> str:
     Unkeyed on purpose: it fingerprints a request body so a changed row can be detected,
     and only ever appears inside HMAC messages and the 0600 journal.
     """
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return encode_body(body)[1]
+
+
+def encode_body(body: Mapping[str, object]) -> tuple[bytes, str]:
+    """Return ``canonical_json(body)`` as UTF-8 bytes and their SHA-256 hex digest.
+
+    The bytes are what the engine sends (``data=``): encoded once, in the reader thread, so
+    the event loop does not serialise every body a second time, and the hash is the hash of
+    exactly the bytes on the wire. The digest equals ``body_sha256(body)``.
+    """
+    data = canonical_json(body).encode("utf-8")
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def idempotency_key(secret: bytes, kind: str, identity: str, body_hash: str) -> str:

@@ -23,10 +23,8 @@ from flexpay_batch.jobs.registry import job_spec
 from flexpay_batch.journal.files import JOURNAL_NAME
 from flexpay_batch.journal.jobinfo import JobInfo
 from flexpay_batch.journal.run_journal import open_run_journal
+from flexpay_batch.journal.status import META_INPUT_ROWS
 from flexpay_batch.journal.store import Journal
-
-#: Journal meta key: the input's row count, for ``status`` to say what is left.
-META_INPUT_ROWS = "input_rows"
 
 
 class JournalMeta:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash
+from flexpay_batch.core.keys import encode_body, idempotency_key, keyed_hash
 from flexpay_batch.core.settings import Settings
 from flexpay_batch.engine.request import FileTotals, RunRequest
 from flexpay_batch.input.readers import iter_records
@@ -94,7 +94,8 @@ def _send_task(
 ) -> RowTask:
     identity = str(model.identity)
     body = job.body_for(model)
-    body_hash = body_sha256(body)
+    # Serialised and hashed once here, in the reader thread: the bytes hashed are the bytes sent.
+    wire_body, body_hash = encode_body(body)
     return RowTask(
         row=row,
         line=line,
@@ -104,6 +105,7 @@ def _send_task(
         body_hash=body_hash,
         idempotency_key=idempotency_key(secret, kind, identity, body_hash),
         look_up_first=look_up_first,
+        wire_body=wire_body,
     )
 
 

@@ -12,18 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flexpay_batch.api.client import ApiResponse, FlexPayClient
-from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.input.models import RowModel
 
+# Types only: validate and status load the jobs without aiohttp (start-up cost).
+if TYPE_CHECKING:
+    from flexpay_batch.api.client import ApiResponse, FlexPayClient
+    from flexpay_batch.api.session import ApiSession
+
 
 @dataclass(frozen=True, slots=True)
 class RowTask:
-    """One row ready to send. ``body`` holds personal data: it lives in memory only."""
+    """One row ready to send. ``body`` (and ``wire_body``) hold personal data: memory only.
+
+    ``wire_body`` is ``body`` as canonical JSON bytes, whose SHA-256 is ``body_hash``; a job
+    sends these bytes rather than re-serialising ``body`` on the event loop (empty when the
+    task is a rejection).
+    """
 
     row: int
     line: int
@@ -34,6 +42,7 @@ class RowTask:
     idempotency_key: str
     look_up_first: bool = False
     rejection: RowRejection | None = None
+    wire_body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

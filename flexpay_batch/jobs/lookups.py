@@ -4,10 +4,13 @@ retry policy and budget (``ApiSession``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
+
+# Types only: validate and status load the jobs without aiohttp (start-up cost).
+if TYPE_CHECKING:
+    from flexpay_batch.api.session import ApiSession
 
 #: Page size asked for on list endpoints; the server may return fewer.
 PAGE_SIZE = 100

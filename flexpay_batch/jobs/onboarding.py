@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flexpay_batch.api.client import ApiResponse, FlexPayClient
-from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.input.columns import ONBOARDING_COLUMNS, ONBOARDING_REFERENCE_COLUMNS
 from flexpay_batch.input.models import OnboardingRow, RowModel
 from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, RowRejection, RowTask
 from flexpay_batch.jobs.lookups import list_all, read_ids
+
+# Types only: validate and status load the jobs without aiohttp (start-up cost).
+if TYPE_CHECKING:
+    from flexpay_batch.api.client import ApiResponse, FlexPayClient
+    from flexpay_batch.api.session import ApiSession
 
 
 class OnboardingJob:
@@ -58,6 +61,10 @@ class OnboardingJob:
         return Decimal(0)
 
     async def send(self, client: FlexPayClient, task: RowTask) -> ApiResponse:
+        if task.wire_body:
+            return await client.request(
+                "POST", "employees", body=task.wire_body, idempotency_key=task.idempotency_key
+            )
         return await client.request(
             "POST", "employees", json_body=task.body, idempotency_key=task.idempotency_key
         )

@@ -19,16 +19,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flexpay_batch.api.client import ApiResponse, FlexPayClient
-from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import keyed_hash
 from flexpay_batch.input.columns import PAYROLL_COLUMNS, PAYROLL_REFERENCE_COLUMNS
 from flexpay_batch.input.models import PayrollRow, RowModel
 from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, Meta, RowRejection, RowTask
 from flexpay_batch.jobs.lookups import list_all, read_page
+
+# Types only: validate and status load the jobs without aiohttp (start-up cost).
+if TYPE_CHECKING:
+    from flexpay_batch.api.client import ApiResponse, FlexPayClient
+    from flexpay_batch.api.session import ApiSession
 
 META_RUN_ID = "payroll_run_id"
 META_SUBMITTED = "payroll_submitted"

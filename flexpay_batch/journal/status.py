@@ -24,7 +24,11 @@ from flexpay_batch.journal.files import resolve_db
 from flexpay_batch.journal.jobinfo import JobSummary, read_job
 from flexpay_batch.journal.schema import READABLE_VERSIONS, sql_words, state_expression
 
-__all__ = ["RATE_WINDOW_SECONDS", "StatusSnapshot", "status_snapshot"]
+__all__ = ["META_INPUT_ROWS", "RATE_WINDOW_SECONDS", "StatusSnapshot", "status_snapshot"]
+
+#: Journal meta key: the input's row count, for ``status`` to say what is left. Defined here,
+#: beside its reader, so ``flexpay-batch status`` starts without loading the engine and jobs.
+META_INPUT_ROWS = "input_rows"
 
 #: The window of ``StatusSnapshot.succeeded_per_second``, in seconds.
 RATE_WINDOW_SECONDS: Final = 60.0

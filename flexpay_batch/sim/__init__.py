@@ -15,6 +15,11 @@ Seed data: pay groups ``pg_weekly``, ``pg_biweekly``, ``pg_semimonthly``, ``pg_m
 employment types ``full_time``, ``part_time``, ``contractor``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from flexpay_batch.sim.config import (
     PRESETS,
     UNLIMITED,
@@ -23,8 +28,30 @@ from flexpay_batch.sim.config import (
     TokenSpec,
     generate_preset_tokens,
 )
-from flexpay_batch.sim.server import Simulator, SimulatorThread
-from flexpay_batch.sim.store import EMPLOYMENT_TYPE_IDS, PAY_GROUP_IDS
+
+if TYPE_CHECKING:
+    from flexpay_batch.sim.server import Simulator, SimulatorThread
+    from flexpay_batch.sim.store import EMPLOYMENT_TYPE_IDS, PAY_GROUP_IDS
+
+#: Names loaded on first use. Importing ``flexpay_batch.sim.cli`` (to mount ``sim`` on the CLI)
+#: runs this file; the server pulls in aiohttp's web stack, cryptography and trustme, which
+#: ``flexpay-batch --help``, ``validate`` and ``status`` must not pay for at start-up.
+_LAZY = {
+    "Simulator": "flexpay_batch.sim.server",
+    "SimulatorThread": "flexpay_batch.sim.server",
+    "EMPLOYMENT_TYPE_IDS": "flexpay_batch.sim.store",
+    "PAY_GROUP_IDS": "flexpay_batch.sim.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
 
 __all__ = [
     "EMPLOYMENT_TYPE_IDS",

@@ -8,19 +8,20 @@ secret comes from ``FLEXPAY_SIM_ADMIN_SECRET`` when set (never from argv), else 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
 from flexpay_batch.sim.config import UNLIMITED, FaultConfig, ResetStyle, SimConfig
-from flexpay_batch.sim.server import Simulator
+
+if TYPE_CHECKING:
+    from flexpay_batch.sim.server import Simulator
 
 ADMIN_SECRET_ENV = "FLEXPAY_SIM_ADMIN_SECRET"  # noqa: S105  # a variable name, not a secret
 
@@ -137,6 +138,8 @@ def sim(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    import asyncio  # here, not at the top: mounting the command must stay cheap at start-up
+
     # KeyboardInterrupt: a second Ctrl-C during shutdown; nothing more to clean up.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(config, json_output=json_output))
@@ -196,6 +199,11 @@ def describe(simulator: Simulator, *, as_json: bool) -> str:
 
 
 async def _serve(config: SimConfig, *, json_output: bool) -> None:
+    # Imported here: the main CLI mounts this module, and only this command needs the server.
+    import asyncio
+
+    from flexpay_batch.sim.server import Simulator
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

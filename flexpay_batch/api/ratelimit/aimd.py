@@ -86,6 +86,8 @@ class AimdSettings:
     def adopt_limit(self, state: AimdState, advertised: float) -> AimdState:
         """``advertised`` requests per second from the server cap the rate (never raise it)."""
         cap = min(state.configured, advertised)
+        if cap == state.limit_cap and state.rate <= state.ceiling_rate:
+            return state  # the same header as last time (nearly every response): no copies
         adopted = replace(state, limit_cap=cap)
         return replace(adopted, rate=min(state.rate, adopted.ceiling_rate))
 

@@ -1,0 +1,74 @@
+"""Start-up stays cheap: commands that need no network load neither aiohttp nor the simulator.
+
+A structural test, not a timing one (the figure is ``python -m benchmarks.startup``): each
+command runs in a fresh interpreter and reports ``sys.modules``. ``--help``, ``validate`` and
+``status`` must not pay for aiohttp (client or server), cryptography or trustme, and of the
+simulator only the command's own definition (``sim.cli``, ``sim.config``) may be loaded, so
+that ``sim`` can be listed by ``--help``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "onboarding.csv"
+
+#: Top-level packages no light command may import.
+HEAVY = ("aiohttp", "aiolimiter", "cryptography", "trustme", "yarl", "multidict")
+#: The simulator modules that mount ``sim`` on the CLI; any other one is the simulator itself.
+SIM_MOUNT = frozenset({"flexpay_batch.sim", "flexpay_batch.sim.cli", "flexpay_batch.sim.config"})
+
+PROBE = """
+import json, sys
+from flexpay_batch.cli.app import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stdout.write("\\nMODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+def _modules_after(args: list[str], tmp_path: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    marker = done.stdout.rfind("\nMODULES ")
+    assert marker >= 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return set(json.loads(done.stdout[marker + len("\nMODULES ") :]))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--help"], id="help"),
+        pytest.param(["validate", str(SAMPLE)], id="validate"),
+        pytest.param(["status", "no-such-run-dir"], id="status"),
+    ],
+)
+def test_light_commands_skip_network_stack(args: list[str], tmp_path: Path) -> None:
+    modules = _modules_after(args, tmp_path)
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert not heavy, f"{args[0]} imported {heavy[:8]}"
+    sim = sorted(m for m in modules if m.startswith("flexpay_batch.sim") and m not in SIM_MOUNT)
+    assert not sim, f"{args[0]} imported the simulator: {sim[:8]}"
+
+
+def test_status_skips_validation_models(tmp_path: Path) -> None:
+    """``status`` reads the journal only: not the row models (whose pydantic classes cost more to
+    build than the rest of the command) nor the job registry. pydantic itself may be loaded:
+    typer uses it to convert parameters."""
+    modules = _modules_after(["status", "no-such-run-dir"], tmp_path)
+    assert "flexpay_batch.input.models" not in modules
+    assert "flexpay_batch.jobs.registry" not in modules
