@@ -20,6 +20,8 @@
         │   ├── ServerError            500, 502, 503, 504
         │   ├── KeyInProgress          409 idempotency_in_progress: our first try still runs
         │   └── TransportError         no usable response: connect failure, reset, timeout
+        ├── UnusableReply              a reply without a usable id (or too large): the row
+        │   └── ResponseTooLarge       fails "unverified"; resume looks it up first
         └── RowRejected                4xx other than 401/403/429: reject this row, go on
             ├── ValidationFailed       422 (``field`` names the culprit)
             ├── Conflict               409 (``employee_exists``, ``idempotency_*``, state)
@@ -200,3 +202,17 @@ class UnexpectedResponse(RunAborted, ApiError):
     """A redirect, or a response that is not the API's; nothing is retried or followed."""
 
     hint = "Check the base URL (FLEXPAY_BASE_URL): it should end in /v1/."
+
+
+class UnusableReply(ApiError):
+    """A reply arrived but cannot be trusted as the row's outcome (no usable id, too large).
+
+    Not retried: the write may well have been applied, and the same request would most
+    likely earn the same reply. The row is recorded as failed with code ``unverified``
+    (``core.states.UNVERIFIED``) and the request id; ``resume`` looks the row up on the
+    server before sending it again.
+    """
+
+
+class ResponseTooLarge(UnusableReply):
+    """One reply's body exceeded the size cap (``--max-response-bytes``)."""

@@ -329,7 +329,18 @@ def load_token(token_file: Path | None, env: Mapping[str, str]) -> str:
             )
     if any(ch.isspace() for ch in token) or not token.isprintable():
         raise ConfigError(f"the token in {source} contains white space or control characters")
+    if len(token) < MIN_TOKEN_LENGTH:
+        # Not only implausible: a 1-3 character secret cannot be redacted from output without
+        # mangling ordinary text (core.redact refuses it), so it is refused here, clearly.
+        raise ConfigError(
+            f"the token in {source} is shorter than {MIN_TOKEN_LENGTH} characters",
+            hint="It should hold the whole API token, as FlexPay issued it.",
+        )
     return token
+
+
+#: The shortest token accepted (and the shortest secret ``core.redact`` can scrub safely).
+MIN_TOKEN_LENGTH = 4
 
 
 def _read_token_file(token_file: Path) -> str:

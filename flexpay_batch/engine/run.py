@@ -169,7 +169,7 @@ async def _run_rows(
     api = ApiSession(client, settings.retry, RetryBudget())
     async with client, AsyncJournalWriter(journal) as writer:
         await job.prepare(api, journal.job.secret)
-        worker = RowWorker(job, api, writer, reporter, summary)
+        worker = RowWorker(job, api, writer, reporter, summary, known_ids=journal.server_ids())
         tasks = plan_tasks(
             request,
             job,
@@ -177,6 +177,7 @@ async def _run_rows(
             skip=settled,
             look_up_first=keys_may_have_expired(journal, settings),
             totals=summary.totals,
+            look_up_rows=frozenset(journal.unverified_rows()),
         )
         stop = StopControl()
         try:
