@@ -369,7 +369,10 @@ def _to_response(
             headers=headers,
             elapsed=elapsed,
         )
-    raise error_for(status, body, request_id=request_id, retry_after=feedback.retry_after)
+    # wait_hint: Retry-After, else X-RateLimit-Reset; the policy caps it and counts it
+    # against the row deadline.
+    wait = feedback.wait_hint if status == 429 else feedback.retry_after
+    raise error_for(status, body, request_id=request_id, retry_after=wait)
 
 
 def error_for(

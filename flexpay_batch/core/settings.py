@@ -200,6 +200,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "read_timeout": _positive_float("read_timeout"),
     "max_attempts": _positive_int("max_attempts"),
     "row_deadline": _positive_float("row_deadline"),
+    "max_server_pause": _positive_float("max_server_pause"),
     "key_ttl": _positive_float("key_ttl"),
 }
 
@@ -296,6 +297,7 @@ def _build(values: Mapping[str, Any]) -> Settings:
         base.retry,
         max_attempts=values.get("max_attempts", base.retry.max_attempts),
         deadline=values.get("row_deadline", base.retry.deadline),
+        max_retry_after=values.get("max_server_pause", base.retry.max_retry_after),
     )
     return Settings(
         base_url=values.get("base_url", base.base_url),

@@ -157,7 +157,10 @@ async def _run_rows(
         estimate_seconds=estimate_seconds(to_send, settings),
         limit_per_second=write_rate,
     )
-    limiters = LimiterSet(settings.limits)
+    # A server-imposed pause never outlasts max_server_pause nor a row's whole deadline.
+    limiters = LimiterSet(
+        settings.limits, max_pause=min(settings.retry.max_retry_after, settings.retry.deadline)
+    )
     client = FlexPayClient(
         base_url,
         token,
@@ -181,7 +184,7 @@ async def _run_rows(
         )
         stop = StopControl()
         try:
-            await _pipeline(tasks, worker, writer, summary, reporter, settings, stop)
+            await _pipeline(tasks, worker, writer, summary, reporter, settings, stop, limiters)
         finally:
             await writer.flush()
         await _finish(job, api, journal, summary, reporter)
@@ -196,6 +199,7 @@ async def _pipeline(
     reporter: Reporter,
     settings: Settings,
     stop: StopControl,
+    limiters: LimiterSet,
 ) -> None:
     async def record(outcome: RowOutcome) -> None:
         await writer.record(transition(outcome))
@@ -203,7 +207,7 @@ async def _pipeline(
         reporter.row_done(outcome.status)
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(report_rate, summary, reporter)
+        tg.start_soon(report_rate, summary, reporter, limiters)
         await run_pipeline(
             tasks,
             worker.process,
