@@ -76,9 +76,7 @@ class StubServer:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, "127.0.0.1", 0, ssl_context=self._tls.server_context()
-        )
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._tls.server_context())
         await site.start()
         server = site._server  # noqa: SLF001  # aiohttp exposes the bound port nowhere else
         assert isinstance(server, asyncio.base_events.Server)

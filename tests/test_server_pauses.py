@@ -85,7 +85,5 @@ async def test_one_hostile_retry_after_does_not_stall_the_run(tmp_path: Path) ->
         )
         # Bounded: the old code paused every write for 300 s here.
         with anyio.fail_after(30):
-            summary = await run_job(
-                request, base_url=stub.base_url, ca_bundle=stub.ca, token=TOKEN
-            )
+            summary = await run_job(request, base_url=stub.base_url, ca_bundle=stub.ca, token=TOKEN)
     assert summary.exit_code == 0, summary.journal_counts

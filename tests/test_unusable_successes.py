@@ -78,9 +78,7 @@ async def _run(stub: StubServer, source: Path, run_dir: Path) -> RunSummary:
         limits=NO_LIMITS,
         retry=FAST_RETRY,
     )
-    request = RunRequest(
-        kind="onboarding", input_path=source, settings=settings, run_dir=run_dir
-    )
+    request = RunRequest(kind="onboarding", input_path=source, settings=settings, run_dir=run_dir)
     return await run_job(request, base_url=stub.base_url, ca_bundle=stub.ca, token=TOKEN)
 
 

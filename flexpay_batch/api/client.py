@@ -130,6 +130,19 @@ class FlexPayClient:
         self._timeouts = timeouts or Timeouts()
         self._wall_clock = wall_clock
         self._session: aiohttp.ClientSession | None = None
+        self._on_the_wire = 0
+        self._wire_idle = asyncio.Event()
+        self._wire_idle.set()
+
+    @property
+    def requests_on_the_wire(self) -> int:
+        """Requests past the limiter and not yet fully answered (waiting ones do not count)."""
+        return self._on_the_wire
+
+    async def wait_nothing_on_the_wire(self) -> None:
+        """Return once no request is being sent or answered (a stopping run may then cancel
+        the workers still waiting at a limiter: they have sent nothing)."""
+        await self._wire_idle.wait()
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(
@@ -183,9 +196,16 @@ class FlexPayClient:
         async with self._in_flight:
             ticket = await limiter.acquire()
             sent = time.perf_counter()
-            status, reply_headers, raw = await self._send(
-                method, path, json_body=json_body, params=params, headers=headers
-            )
+            self._on_the_wire += 1
+            self._wire_idle.clear()
+            try:
+                status, reply_headers, raw = await self._send(
+                    method, path, json_body=json_body, params=params, headers=headers
+                )
+            finally:
+                self._on_the_wire -= 1
+                if self._on_the_wire == 0:
+                    self._wire_idle.set()
             elapsed = time.perf_counter() - sent
         feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
         if status == 429:

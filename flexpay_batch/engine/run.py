@@ -23,8 +23,11 @@ The steps live in their own modules: ``target`` (sandbox or real API), ``rundir`
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,7 +67,8 @@ def execute_request(request: RunRequest) -> int:
     token = None if request.sandbox else load_token(request.settings.token_file, environment())
     if token is not None:
         install_redaction(token)
-    summary = anyio.run(_run, request, token)
+    with _stop_signals_interrupt():
+        summary = anyio.run(_run, request, token)
     if summary.stopped is not None:
         stopped = summary.stopped
         if isinstance(stopped, errors.FlexPayBatchError) and "RUN_DIR" in stopped.hint:
@@ -73,6 +77,28 @@ def execute_request(request: RunRequest) -> int:
             stopped.hint = stopped.hint.replace("RUN_DIR", where)  # type: ignore[misc]
         raise stopped
     return summary.exit_code
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP outside the row pipeline (start-up, pre-flight) stop the run like
+    Ctrl-C: ``RunInterrupted`` (exit 130), the outputs written from the journal. Without this
+    they would kill the process with no message and no outputs. The pipeline installs its
+    own handlers for the rows (``engine.pipeline.STOP_SIGNALS``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        raise errors.RunInterrupted(f"stopped by {name} before the rows were sent")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _run(request: RunRequest, token: str | None) -> RunSummary:
@@ -184,7 +210,9 @@ async def _run_rows(
         )
         stop = StopControl()
         try:
-            await _pipeline(tasks, worker, writer, summary, reporter, settings, stop, limiters)
+            await _pipeline(
+                tasks, worker, writer, summary, reporter, settings, stop, limiters, client
+            )
         finally:
             await writer.flush()
         await _finish(job, api, journal, summary, reporter)
@@ -200,6 +228,7 @@ async def _pipeline(
     settings: Settings,
     stop: StopControl,
     limiters: LimiterSet,
+    client: FlexPayClient,
 ) -> None:
     async def record(outcome: RowOutcome) -> None:
         await writer.record(transition(outcome))
@@ -215,6 +244,7 @@ async def _pipeline(
             workers=settings.workers,
             stop=stop,
             handle_signals=True,
+            idle=client.wait_nothing_on_the_wire,
         )
         tg.cancel_scope.cancel()
 
