@@ -14,6 +14,7 @@ error · 3 aborted (authentication, scope, TLS) · 4 stopped because the API kep
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 from collections.abc import Mapping
 from datetime import date
@@ -367,6 +368,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _say(_INTERRUPTED)
         code = 130
+    except (OSError, sqlite3.Error) as exc:
+        # This machine refused a write (disk full, read-only, a planted symlink): a fault the
+        # user can fix, so one sentence and exit 5, never "internal error" 70.
+        fault = errors.local_fault(exc)
+        _show_error(fault, debug=debug)
+        code = fault.exit_code
     except Exception as exc:  # an unexpected bug: still never print a raw traceback
         _say(f"error: internal error ({type(exc).__name__}); re-run with --debug for details")
         if debug:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -146,12 +147,16 @@ def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
     if isinstance(exc, errors.FlexPayBatchError):
         return exc
     assert isinstance(exc, BaseExceptionGroup)
-    matched, rest = exc.split(errors.FlexPayBatchError)
+    # A local write refused (disk full, read-only) inside a task group is a stop the user can
+    # fix, not a bug: it becomes ``LocalFileError`` like the same fault outside a group.
+    matched, rest = exc.split((errors.FlexPayBatchError, OSError, sqlite3.Error))
     if matched is None or rest is not None:
         raise exc
     first: BaseException = matched
     while isinstance(first, BaseExceptionGroup):
         first = first.exceptions[0]
+    if isinstance(first, OSError | sqlite3.Error):
+        return errors.local_fault(first)
     assert isinstance(first, errors.FlexPayBatchError)
     return first
 
