@@ -130,3 +130,28 @@ async def test_token_echoed_as_id_reaches_neither_journal_nor_results(tmp_path: 
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
     assert json.loads((run_dir / "report.json").read_text())
+
+
+async def test_input_rewritten_during_the_run_is_detected_and_not_reread(
+    tmp_path: Path,
+) -> None:
+    """A file rewritten mid-run: exit 1, and results.csv lists only the job's rows, none of the
+    new file's."""
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 2, prefix="OLD")
+    run_dir = tmp_path / "run"
+    api = StubApi("good")
+    handle = api.handle
+
+    async def rewrite_on_first_post(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST" and api.posts == 0:
+            write_onboarding(source, 6, prefix="NEW")
+        return await handle(request)
+
+    async with StubServer(rewrite_on_first_post, tmp_path) as stub:
+        summary = await _run(stub, source, run_dir)
+    assert summary.input_changed
+    assert summary.exit_code == 1
+    results = read_csv(run_dir / "results.csv")
+    assert len(results) <= 2
+    assert not any("NEW" in value for row in results for value in row.values())

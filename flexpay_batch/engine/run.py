@@ -24,6 +24,7 @@ The steps live in their own modules: ``target`` (sandbox or real API), ``rundir`
 from __future__ import annotations
 
 import contextlib
+import logging
 import shlex
 import signal
 import sqlite3
@@ -130,11 +131,27 @@ async def run_job(
         finally:
             summary.elapsed = time.monotonic() - started
             summary.journal_counts = {str(k): v for k, v in journal.counts().items()}
+            summary.input_changed = _input_changed(request, journal)
+            if summary.input_changed:
+                reporter.message(
+                    f"the input file {request.input_path} changed during the run: the outputs "
+                    "list only the rows the journal holds, without their references; check "
+                    "the file, then resume with it as it was",
+                    logging.WARNING,
+                )
             write_outputs(run_dir, journal, request, summary)
             reporter.message(_where_outputs_are(run_dir, summary))
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
     return summary
+
+
+def _input_changed(request: RunRequest, journal: Journal) -> bool:
+    """Whether the input's bytes now differ from those the job began with (or it is gone)."""
+    try:
+        return input_sha256(request.input_path) != journal.job.input_sha256
+    except errors.InputFileError:
+        return True
 
 
 def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:

@@ -66,7 +66,6 @@ from flexpay_batch.core.errors import InputFileError
 from flexpay_batch.input.columns import COLUMN_ALIASES, KNOWN_COLUMNS, ONBOARDING_COLUMNS
 
 __all__ = [
-    "require_regular_file",
     "FIELD_SIZE_LIMIT",
     "MAX_LINE_CHARS",
     "RowProblem",
@@ -75,6 +74,7 @@ __all__ = [
     "detect_format",
     "iter_records",
     "normalise_column",
+    "require_regular_file",
 ]
 
 FIELD_SIZE_LIMIT = 1 << 20
