@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,21 @@ from tests.harness import write_onboarding
 
 
 def _run_cli_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(args)
-    return int(exited.value.code or 0), capsys.readouterr().err
+    """``main(args)`` in a thread of this process (so the patched ``os.open`` applies, and the
+    event loop it runs is its own, not the one pytest's plugins keep for this thread)."""
+    codes: list[int] = []
+
+    def run() -> None:
+        try:
+            main(args)
+        except SystemExit as exc:
+            codes.append(int(exc.code or 0))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=120)
+    assert codes, "the CLI did not exit"
+    return codes[0], capsys.readouterr().err
 
 
 def _refuse_results_csv(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
