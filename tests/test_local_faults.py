@@ -7,9 +7,12 @@ very ``OSError`` the kernel would. The planted symlink is real.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import os
-import threading
+import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +20,28 @@ import pytest
 
 from flexpay_batch.cli.app import main
 from flexpay_batch.core import errors
+from flexpay_batch.journal.store import Journal
 from tests.harness import write_onboarding
 
 
 def _run_cli_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """``main(args)`` in a thread of this process (so the patched ``os.open`` applies, and the
-    event loop it runs is its own, not the one pytest's plugins keep for this thread)."""
-    codes: list[int] = []
+    """``main(args)`` in this process (so a patched seam applies), on the main thread (the run
+    installs signal handlers). The loop pytest's plugins left on this thread is closed first:
+    the run's own loop replaces it, and an unclosed one would warn when collected."""
+    _close_this_threads_loop()
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    return int(exited.value.code or 0), capsys.readouterr().err
 
-    def run() -> None:
-        try:
-            main(args)
-        except SystemExit as exc:
-            codes.append(int(exc.code or 0))
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=120)
-    assert codes, "the CLI did not exit"
-    return codes[0], capsys.readouterr().err
+def _close_this_threads_loop() -> None:
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = policy.get_event_loop()
+        if not loop.is_running() and not loop.is_closed():
+            loop.close()
+    policy.set_event_loop(None)
 
 
 def _refuse_results_csv(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
@@ -102,3 +108,28 @@ def test_sqlite_disk_full_maps_to_the_disk_full_sentence() -> None:
     fault = errors.local_fault(exc, where="journal.sqlite")
     assert str(fault) == "cannot write journal.sqlite: the disk is full"
     assert fault.exit_code == 5
+
+
+def test_disk_full_while_journaling_is_exit_5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's "database or disk is full" during a group commit: exit 5, the disk sentence."""
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 3)
+    run_dir = tmp_path / "run"
+    real_commit = Journal.commit_batch
+
+    def full_disk(self: Journal, transitions: Any) -> int:
+        if any(type(t).__name__ == "Done" for t in transitions):
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+            raise exc
+        return real_commit(self, transitions)
+
+    monkeypatch.setattr(Journal, "commit_batch", full_disk)
+    code, err = _run_cli_in_process(
+        ["onboard", str(source), "--run-dir", str(run_dir), "--sandbox"], capsys
+    )
+    assert code == 5, err
+    assert "the disk is full" in err
+    assert "internal error" not in err
