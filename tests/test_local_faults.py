@@ -133,3 +133,10 @@ def test_disk_full_while_journaling_is_exit_5(
     assert code == 5, err
     assert "the disk is full" in err
     assert "internal error" not in err
+
+
+def test_only_local_write_faults_become_exit_5() -> None:
+    """A bare connection reset is a bug's business (70), not "cannot write the run directory"."""
+    assert not errors.is_local_fault(ConnectionResetError(errno.ECONNRESET, "reset"))
+    assert errors.is_local_fault(OSError(errno.ENOSPC, "No space left on device"))
+    assert errors.is_local_fault(OSError(errno.EIO, "I/O error", "/run/results.csv"))

@@ -368,17 +368,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _say(_INTERRUPTED)
         code = 130
-    except (OSError, sqlite3.Error) as exc:
-        # This machine refused a write (disk full, read-only, a planted symlink): a fault the
-        # user can fix, so one sentence and exit 5, never "internal error" 70.
-        fault = errors.local_fault(exc)
-        _show_error(fault, debug=debug)
-        code = fault.exit_code
     except Exception as exc:  # an unexpected bug: still never print a raw traceback
-        _say(f"error: internal error ({type(exc).__name__}); re-run with --debug for details")
-        if debug:
-            _say(format_exception_redacted(exc))
-        code = 70
+        code = _unexpected(exc, debug=debug)
     if argv is None:
         # The process's outcome is decided and reported: a Ctrl-C now (in interpreter
         # teardown Python puts SIGINT back to its default action) would only turn that exit
@@ -386,6 +377,20 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _unexpected(exc: Exception, *, debug: bool) -> int:
+    """Report an exception no command handled; return the exit code (5 or 70)."""
+    if isinstance(exc, OSError | sqlite3.Error) and errors.is_local_fault(exc):
+        # This machine refused a write (disk full, read-only, a planted symlink): a fault the
+        # user can fix, so one sentence and exit 5, never "internal error" 70.
+        fault = errors.local_fault(exc)
+        _show_error(fault, debug=debug)
+        return fault.exit_code
+    _say(f"error: internal error ({type(exc).__name__}); re-run with --debug for details")
+    if debug:
+        _say(format_exception_redacted(exc))
+    return 70
 
 
 def _show_error(exc: errors.FlexPayBatchError, *, debug: bool) -> None:

@@ -129,6 +129,21 @@ def local_fault(exc: OSError | sqlite3.Error, *, where: str | None = None) -> Lo
     )
 
 
+#: errnos that mean "this machine refused a write", whatever the file.
+_LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def is_local_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is a local write refused (``local_fault`` can say what to do), rather
+    than a bug: a file error naming its path, or one of the errnos of a full or read-only
+    disk, or SQLite saying the same. A bare ``ConnectionResetError`` is not one."""
+    if isinstance(exc, OSError):
+        return exc.filename is not None or exc.errno in _LOCAL_ERRNOS | {errno.ELOOP}
+    if isinstance(exc, sqlite3.Error):
+        return _sqlite_errno(exc) is not None
+    return False
+
+
 def _sqlite_errno(exc: sqlite3.Error) -> int | None:
     """The errno a SQLite error stands for, from its result code (``sqlite_errorcode``)."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -139,6 +154,7 @@ def _sqlite_errno(exc: sqlite3.Error) -> int | None:
             sqlite3.SQLITE_READONLY: errno.EROFS,
             sqlite3.SQLITE_CANTOPEN: errno.EACCES,
             sqlite3.SQLITE_PERM: errno.EACCES,
+            sqlite3.SQLITE_IOERR: errno.EIO,
         }.get(primary)
         if primary is not None
         else None

@@ -166,7 +166,9 @@ def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
     assert isinstance(exc, BaseExceptionGroup)
     # A local write refused (disk full, read-only) inside a task group is a stop the user can
     # fix, not a bug: it becomes ``LocalFileError`` like the same fault outside a group.
-    matched, rest = exc.split((errors.FlexPayBatchError, OSError, sqlite3.Error))
+    matched, rest = exc.split(
+        lambda e: isinstance(e, errors.FlexPayBatchError) or errors.is_local_fault(e)
+    )
     if matched is None or rest is not None:
         raise exc
     first: BaseException = matched
