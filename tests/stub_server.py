@@ -78,7 +78,7 @@ class StubServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._tls.server_context())
         await site.start()
-        server = site._server  # noqa: SLF001  # aiohttp exposes the bound port nowhere else
+        server = site._server  # aiohttp exposes the bound port nowhere else
         assert isinstance(server, asyncio.base_events.Server)
         self.port = server.sockets[0].getsockname()[1]
         return self

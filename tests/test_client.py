@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -171,7 +171,7 @@ async def test_undeclared_oversized_response_is_cut_off() -> None:
         status = 200
         content_length = None
         content = Stream()
-        headers: dict[str, str] = {}
+        headers: ClassVar[dict[str, str]] = {}
 
     response = Response()
     with pytest.raises(errors.ResponseTooLarge):

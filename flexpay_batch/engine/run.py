@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -48,7 +49,7 @@ from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, o
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
 from flexpay_batch.engine.progress import Reporter, make_reporter
-from flexpay_batch.engine.rates import estimate_seconds, report_rate
+from flexpay_batch.engine.rates import estimate_seconds, report_rate, server_pause_until
 from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.rundir import default_run_dir, input_sha256
@@ -144,6 +145,19 @@ async def run_job(
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
     return summary
+
+
+async def _idle_in_a_server_pause(client: FlexPayClient, limiters: LimiterSet) -> None:
+    """Return once nothing is on the wire, if the server has paused us when the stop comes.
+
+    Then the workers only wait out the pause (up to ``max_server_pause``) to send rows the
+    operator asked not to send: a stop need not wait for them. Outside a pause, never returns,
+    so requests about to leave the limiter still go and settle their rows within the grace.
+    """
+    now = anyio.current_time()
+    if server_pause_until(limiters, now=now, wall=time.time()) is None:
+        await anyio.sleep_forever()
+    await client.wait_nothing_on_the_wire()
 
 
 def _input_changed(request: RunRequest, journal: Journal) -> bool:
@@ -268,7 +282,7 @@ async def _pipeline(
             workers=settings.workers,
             stop=stop,
             handle_signals=True,
-            idle=client.wait_nothing_on_the_wire,
+            idle=partial(_idle_in_a_server_pause, client, limiters),
         )
         tg.cancel_scope.cancel()
 
