@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -151,13 +151,13 @@ async def test_declared_oversized_response_is_refused(
         payload=CREATED,
         headers={"Content-Length": str(MAX_RESPONSE_BYTES + 1)},
     )
-    with pytest.raises(errors.UnexpectedResponse) as caught:
+    with pytest.raises(errors.ResponseTooLarge) as caught:
         await post(client)()
     assert str(MAX_RESPONSE_BYTES) in str(caught.value)
 
 
 async def test_undeclared_oversized_response_is_cut_off() -> None:
-    """A chunked body is read at most MAX_RESPONSE_BYTES + 1 bytes, then refused."""
+    """A chunked body is read to at most MAX_RESPONSE_BYTES + 1 bytes, then refused."""
 
     class Stream:
         def __init__(self) -> None:
@@ -171,11 +171,12 @@ async def test_undeclared_oversized_response_is_cut_off() -> None:
         status = 200
         content_length = None
         content = Stream()
+        headers: ClassVar[dict[str, str]] = {}
 
     response = Response()
-    with pytest.raises(errors.UnexpectedResponse):
-        await _read_capped(response)  # type: ignore[arg-type]
-    assert response.content.asked == [MAX_RESPONSE_BYTES + 1]
+    with pytest.raises(errors.ResponseTooLarge):
+        await _read_capped(response, MAX_RESPONSE_BYTES)  # type: ignore[arg-type]
+    assert sum(response.content.asked) == MAX_RESPONSE_BYTES + 1
 
 
 # ── throttling and transport failures ──────────────────────────────────────────────────────────

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -849,3 +850,23 @@ def test_done_needs_a_succeeded_status() -> None:
     """A Done transition only carries created, replayed or already_existed."""
     with pytest.raises(ValueError, match="succeeded status"):
         Done(2, "emp_1", RowStatus.FAILED)
+
+
+def test_status_reads_a_journal_sqlite_cannot_open_in_place(
+    journal: Journal, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a read-only file system (injected: CI runs as root, so chmod would not stop it) the
+    read-only open fails; status still reads the committed rows, and writes nothing."""
+    journal.commit_batch([register(2)])
+    real_connect = sqlite3.connect
+
+    def read_only_fs(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        if kwargs.get("uri"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr("flexpay_batch.journal.connection.sqlite3.connect", read_only_fs)
+    before = sorted(p.name for p in run_dir.iterdir())
+    snapshot = status_snapshot(run_dir)
+    assert snapshot.counts[RowStatus.PENDING] == 1
+    assert sorted(p.name for p in run_dir.iterdir()) == before

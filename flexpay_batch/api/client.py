@@ -39,6 +39,7 @@ from flexpay_batch.api.ratelimit.limiter import LimiterSet
 from flexpay_batch.core import errors
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, EndpointClass, LimitSettings
 from flexpay_batch.core.policies import Timeouts
+from flexpay_batch.core.settings import MIN_TOKEN_LENGTH
 
 #: A response body larger than this is refused: responses are untrusted input.
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
@@ -71,7 +72,28 @@ def validate_base_url(base_url: str) -> str:
         )
     if parts.username or parts.password:
         raise errors.ConfigError("the base URL must not contain credentials")
+    if parts.query or parts.fragment or base_url.strip().endswith(("?", "#")):
+        # A query would be sent with every request and may carry a secret into server logs;
+        # a fragment means the URL was pasted from somewhere else. Neither belongs here.
+        raise errors.ConfigError(
+            "the base URL must not contain a query string (?…) or a fragment (#…)",
+            hint="Use the API's root alone, e.g. https://api.flexpay.dev/v1/",
+        )
     return base_url.strip().rstrip("/") + "/"
+
+
+def validate_token(token: str) -> None:
+    """Raise ``ConfigError`` for a token that cannot be real or cannot be kept out of output."""
+    if not token or any(ch.isspace() for ch in token):
+        raise errors.ConfigError(
+            "the API token is empty or contains white space",
+            hint="Set FLEXPAY_TOKEN or pass --token-file with the token alone on one line.",
+        )
+    if len(token) < MIN_TOKEN_LENGTH or token in _SCRUBBED:
+        raise errors.ConfigError(
+            f"the API token is shorter than {MIN_TOKEN_LENGTH} characters, so it cannot be real",
+            hint="Check FLEXPAY_TOKEN or --token-file: it should hold the whole token.",
+        )
 
 
 def make_ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
@@ -95,13 +117,11 @@ class FlexPayClient:
         max_in_flight: int = 16,
         timeouts: Timeouts | None = None,
         wall_clock: Callable[[], float] = time.time,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = validate_base_url(base_url)
-        if not token or any(ch.isspace() for ch in token):
-            raise errors.ConfigError(
-                "the API token is empty or contains white space",
-                hint="Set FLEXPAY_TOKEN or pass --token-file with the token alone on one line.",
-            )
+        validate_token(token)
+        self._max_response_bytes = max_response_bytes
         self._token = token
         self._ssl = make_ssl_context(ca_bundle)
         self.limiters = limiters if limiters is not None else LimiterSet(limits)
@@ -110,6 +130,19 @@ class FlexPayClient:
         self._timeouts = timeouts or Timeouts()
         self._wall_clock = wall_clock
         self._session: aiohttp.ClientSession | None = None
+        self._on_the_wire = 0
+        self._wire_idle = asyncio.Event()
+        self._wire_idle.set()
+
+    @property
+    def requests_on_the_wire(self) -> int:
+        """Requests past the limiter and not yet fully answered (waiting ones do not count)."""
+        return self._on_the_wire
+
+    async def wait_nothing_on_the_wire(self) -> None:
+        """Return once no request is being sent or answered (a stopping run may then cancel
+        the workers still waiting at a limiter: they have sent nothing)."""
+        await self._wire_idle.wait()
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(
@@ -169,9 +202,16 @@ class FlexPayClient:
         async with self._in_flight:
             ticket = await limiter.acquire()
             sent = time.perf_counter()
-            status, reply_headers, raw = await self._send(
-                method, path, json_body=json_body, params=params, headers=headers, data=body
-            )
+            self._on_the_wire += 1
+            self._wire_idle.clear()
+            try:
+                status, reply_headers, raw = await self._send(
+                    method, path, json_body=json_body, params=params, headers=headers, data=body
+                )
+            finally:
+                self._on_the_wire -= 1
+                if self._on_the_wire == 0:
+                    self._wire_idle.set()
             elapsed = time.perf_counter() - sent
         feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
         if status == 429:
@@ -180,6 +220,11 @@ class FlexPayClient:
         # bare 503 with no JSON envelope is how nginx refuses by default, so it is a throttle.
         bare_503 = status == 503 and _decode_json(raw) is None
         await limiter.observe(status, feedback, ticket=ticket, throttled=True if bare_503 else None)
+        if self._token.encode() in raw:
+            # A server echoing our token in a reply (even a success, e.g. as an id) must not
+            # get it into the journal, results.csv or a report: everything below sees it
+            # scrubbed, and a scrubbed id fails ``usable_server_id``.
+            raw = raw.replace(self._token.encode(), _SCRUBBED.encode())
         try:
             return _to_response(status, reply_headers, raw, feedback, elapsed)
         except errors.ApiError as exc:
@@ -209,7 +254,7 @@ class FlexPayClient:
                 headers=headers,
                 allow_redirects=False,
             ) as resp:
-                raw = await _read_capped(resp)
+                raw = await _read_capped(resp, self._max_response_bytes)
                 return resp.status, resp.headers, raw
         except aiohttp.ClientConnectorCertificateError as exc:
             raise errors.TlsVerificationFailed(
@@ -235,19 +280,39 @@ class FlexPayClient:
             ) from None
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole body, read to its end, or ``ResponseTooLarge`` once it passes ``cap`` bytes.
+
+    ``content.read(n)`` returns whatever has arrived so far, not ``n`` bytes: a large reply
+    that comes in pieces would be cut short and misread. So read until EOF. Each read is
+    bounded by the session's ``sock_read`` timeout and the attempt by ``total``, so a body
+    that never ends ends in a timeout (``TransportError``) or at the cap, never in a hang.
+    """
     declared = resp.content_length
-    if declared is not None and declared > MAX_RESPONSE_BYTES:
-        raise errors.UnexpectedResponse(
-            f"the server sent a {declared}-byte response; the limit is {MAX_RESPONSE_BYTES}",
+    if declared is not None and declared > cap:
+        raise errors.ResponseTooLarge(
+            f"the server announced a {declared}-byte response; the limit is {cap} bytes",
             status=resp.status,
+            request_id=resp.headers.get("X-Request-Id"),
         )
-    raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
-    if len(raw) > MAX_RESPONSE_BYTES:
-        raise errors.UnexpectedResponse(
-            f"the server's response exceeded {MAX_RESPONSE_BYTES} bytes", status=resp.status
-        )
-    return raw
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = await resp.content.read(min(_READ_PIECE, cap + 1 - size))
+        if not piece:
+            return b"".join(pieces)
+        pieces.append(piece)
+        size += len(piece)
+        if size > cap:
+            raise errors.ResponseTooLarge(
+                f"the server's response exceeded {cap} bytes",
+                status=resp.status,
+                request_id=resp.headers.get("X-Request-Id"),
+            )
+
+
+#: Bytes asked for per read; ``read`` may return fewer.
+_READ_PIECE = 64 * 1024
 
 
 _SCRUBBED = "[REDACTED]"
@@ -332,7 +397,10 @@ def _to_response(
             headers=headers,
             elapsed=elapsed,
         )
-    raise error_for(status, body, request_id=request_id, retry_after=feedback.retry_after)
+    # wait_hint: Retry-After, else X-RateLimit-Reset; the policy caps it and counts it
+    # against the row deadline.
+    wait = feedback.wait_hint if status == 429 else feedback.retry_after
+    raise error_for(status, body, request_id=request_id, retry_after=wait)
 
 
 def error_for(

@@ -14,6 +14,7 @@ error · 3 aborted (authentication, scope, TLS) · 4 stopped because the API kep
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 from collections.abc import Mapping
 from datetime import date
@@ -369,10 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         _say(_INTERRUPTED)
         code = 130
     except Exception as exc:  # an unexpected bug: still never print a raw traceback
-        _say(f"error: internal error ({type(exc).__name__}); re-run with --debug for details")
-        if debug:
-            _say(format_exception_redacted(exc))
-        code = 70
+        code = _unexpected(exc, debug=debug)
     if argv is None:
         # The process's outcome is decided and reported: a Ctrl-C now (in interpreter
         # teardown Python puts SIGINT back to its default action) would only turn that exit
@@ -380,6 +378,20 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _unexpected(exc: Exception, *, debug: bool) -> int:
+    """Report an exception no command handled; return the exit code (5 or 70)."""
+    if isinstance(exc, OSError | sqlite3.Error) and errors.is_local_fault(exc):
+        # This machine refused a write (disk full, read-only, a planted symlink): a fault the
+        # user can fix, so one sentence and exit 5, never "internal error" 70.
+        fault = errors.local_fault(exc)
+        _show_error(fault, debug=debug)
+        return fault.exit_code
+    _say(f"error: internal error ({type(exc).__name__}); re-run with --debug for details")
+    if debug:
+        _say(format_exception_redacted(exc))
+    return 70
 
 
 def _show_error(exc: errors.FlexPayBatchError, *, debug: bool) -> None:

@@ -13,6 +13,8 @@
     │   ├── TlsVerificationFailed      the server's certificate does not verify
     │   └── UnexpectedResponse         a redirect or a reply that is not the API's
     ├── ServiceUnhealthy        (4)    the server keeps failing; the run stops, resumable
+    ├── LocalFileError          (5)    a local file cannot be written: disk full, read-only,
+    │                                  no permission, a symlink where an output goes
     ├── RunInterrupted        (130)    SIGINT/SIGTERM: in-flight rows settled, resumable
     └── ApiError                       one request got a structured error from the API
         ├── RetryableError             try the same request again (same idempotency key)
@@ -20,6 +22,8 @@
         │   ├── ServerError            500, 502, 503, 504
         │   ├── KeyInProgress          409 idempotency_in_progress: our first try still runs
         │   └── TransportError         no usable response: connect failure, reset, timeout
+        ├── UnusableReply              a reply without a usable id (or too large): the row
+        │   └── ResponseTooLarge       fails "unverified"; resume looks it up first
         └── RowRejected                4xx other than 401/403/429: reject this row, go on
             ├── ValidationFailed       422 (``field`` names the culprit)
             ├── Conflict               409 (``employee_exists``, ``idempotency_*``, state)
@@ -32,6 +36,8 @@ contain the bearer token or a row's personal values.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import ClassVar
 
 
@@ -82,6 +88,77 @@ class ServiceUnhealthy(FlexPayBatchError):
 
     exit_code = 4
     hint = "Check FlexPay's status, then continue with `flexpay-batch resume RUN_DIR`."
+
+
+class LocalFileError(FlexPayBatchError):
+    """This machine refused a write (disk full, read-only file system, permission, a symlink
+    planted where an output goes): nothing is wrong with the input or the server."""
+
+    exit_code = 5
+
+
+_RESUME = "then continue with `flexpay-batch resume RUN_DIR` (what was journaled is kept)"
+
+
+def local_fault(exc: OSError | sqlite3.Error, *, where: str | None = None) -> LocalFileError:
+    """``exc`` as one sentence naming the path and what to do (``where`` if it names none)."""
+    path = (exc.filename if isinstance(exc, OSError) else None) or where or "the run directory"
+    number = exc.errno if isinstance(exc, OSError) else _sqlite_errno(exc)
+    if number in {errno.ENOSPC, errno.EDQUOT}:
+        return LocalFileError(
+            f"cannot write {path}: the disk is full", hint=f"Free some disk space, {_RESUME}."
+        )
+    if number == errno.EROFS:
+        return LocalFileError(
+            f"cannot write {path}: it is on a read-only file system",
+            hint="Choose a writable run directory with --run-dir.",
+        )
+    if number in {errno.EACCES, errno.EPERM}:
+        return LocalFileError(
+            f"cannot write {path}: permission denied",
+            hint="Choose a run directory you can write to (--run-dir), or fix its permissions.",
+        )
+    if number == errno.ELOOP:
+        return LocalFileError(
+            f"{path} is a symbolic link; flexpay-batch never writes through one",
+            hint=f"Remove the link (or choose another --run-dir), {_RESUME}.",
+        )
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return LocalFileError(
+        f"cannot write {path}: {reason}", hint=f"Fix the cause named here, {_RESUME}."
+    )
+
+
+#: errnos that mean "this machine refused a write", whatever the file.
+_LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def is_local_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is a local write refused (``local_fault`` can say what to do), rather
+    than a bug: a file error naming its path, or one of the errnos of a full or read-only
+    disk, or SQLite saying the same. A bare ``ConnectionResetError`` is not one."""
+    if isinstance(exc, OSError):
+        return exc.filename is not None or exc.errno in _LOCAL_ERRNOS | {errno.ELOOP}
+    if isinstance(exc, sqlite3.Error):
+        return _sqlite_errno(exc) is not None
+    return False
+
+
+def _sqlite_errno(exc: sqlite3.Error) -> int | None:
+    """The errno a SQLite error stands for, from its result code (``sqlite_errorcode``)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    return (
+        {
+            sqlite3.SQLITE_FULL: errno.ENOSPC,
+            sqlite3.SQLITE_READONLY: errno.EROFS,
+            sqlite3.SQLITE_CANTOPEN: errno.EACCES,
+            sqlite3.SQLITE_PERM: errno.EACCES,
+            sqlite3.SQLITE_IOERR: errno.EIO,
+        }.get(primary)
+        if primary is not None
+        else None
+    )
 
 
 class RunInterrupted(FlexPayBatchError):
@@ -200,3 +277,17 @@ class UnexpectedResponse(RunAborted, ApiError):
     """A redirect, or a response that is not the API's; nothing is retried or followed."""
 
     hint = "Check the base URL (FLEXPAY_BASE_URL): it should end in /v1/."
+
+
+class UnusableReply(ApiError):
+    """A reply arrived but cannot be trusted as the row's outcome (no usable id, too large).
+
+    Not retried: the write may well have been applied, and the same request would most
+    likely earn the same reply. The row is recorded as failed with code ``unverified``
+    (``core.states.UNVERIFIED``) and the request id; ``resume`` looks the row up on the
+    server before sending it again.
+    """
+
+
+class ResponseTooLarge(UnusableReply):
+    """One reply's body exceeded the size cap (``--max-response-bytes``)."""

@@ -86,14 +86,17 @@ class RetryPolicy:
     - ``base_delay``/``max_delay``: backoff after counted attempt *n* is ``rng() *
       min(max_delay, base_delay * 2 ** (n - 1))`` (full jitter).
     - ``deadline``: no retry once a row has spent this long, or would by the end of the wait.
-    - ``max_retry_after``: a server's ``Retry-After`` is honoured up to this many seconds.
+    - ``max_retry_after``: the longest pause a server can impose, seconds (the setting
+      ``max_server_pause``): a ``Retry-After`` or ``X-RateLimit-Reset`` is honoured up to
+      this, by this loop and by the endpoint class's limiter (``engine.run``). One hostile
+      header (``Retry-After: 999999999``) must not stall a run.
     """
 
     max_attempts: int = 8
     base_delay: float = 0.5
     max_delay: float = 20.0
     deadline: float = 300.0
-    max_retry_after: float = 120.0
+    max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -113,8 +116,9 @@ class RetryPolicy:
         2. this failure counted (all but 429) and ``max_attempts`` reached → stop;
         3. ``elapsed`` at or past ``deadline`` → stop, ``"deadline"``;
         4. the wait: 0 for a 429 (the endpoint class's limiter was told the server's wait and
-           gates every worker of the class), else ``delay`` (Retry-After, or the full-jitter
-           backoff of the counted attempt);
+           gates every worker of the class; that pause, capped at ``max_retry_after``, still
+           counts against the deadline in step 5), else ``delay`` (Retry-After, or the
+           full-jitter backoff of the counted attempt);
         5. a wait ending past ``deadline`` → stop, ``"deadline"``; else retry after it.
 
         The run-wide budget is not consulted: the caller charges it only when this says retry.
@@ -127,6 +131,9 @@ class RetryPolicy:
         if elapsed >= self.deadline:
             return RetryDecision(False, 0.0, "deadline", counted)
         if isinstance(error, RateLimited):
+            pause = min(max(error.retry_after or 0.0, 0.0), self.max_retry_after)
+            if elapsed + pause > self.deadline:
+                return RetryDecision(False, 0.0, "deadline", counted)
             return RetryDecision(True, 0.0, "retry", counted)
         retry_after = error.retry_after if isinstance(error, RetryableError) else None
         delay = self.delay(counted, retry_after=retry_after, rng=rng)

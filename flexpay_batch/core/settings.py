@@ -200,6 +200,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "read_timeout": _positive_float("read_timeout"),
     "max_attempts": _positive_int("max_attempts"),
     "row_deadline": _positive_float("row_deadline"),
+    "max_server_pause": _positive_float("max_server_pause"),
     "key_ttl": _positive_float("key_ttl"),
 }
 
@@ -296,6 +297,7 @@ def _build(values: Mapping[str, Any]) -> Settings:
         base.retry,
         max_attempts=values.get("max_attempts", base.retry.max_attempts),
         deadline=values.get("row_deadline", base.retry.deadline),
+        max_retry_after=values.get("max_server_pause", base.retry.max_retry_after),
     )
     return Settings(
         base_url=values.get("base_url", base.base_url),
@@ -329,7 +331,18 @@ def load_token(token_file: Path | None, env: Mapping[str, str]) -> str:
             )
     if any(ch.isspace() for ch in token) or not token.isprintable():
         raise ConfigError(f"the token in {source} contains white space or control characters")
+    if len(token) < MIN_TOKEN_LENGTH:
+        # Not only implausible: a 1-3 character secret cannot be redacted from output without
+        # mangling ordinary text (core.redact refuses it), so it is refused here, clearly.
+        raise ConfigError(
+            f"the token in {source} is shorter than {MIN_TOKEN_LENGTH} characters",
+            hint="It should hold the whole API token, as FlexPay issued it.",
+        )
     return token
+
+
+#: The shortest token accepted (and the shortest secret ``core.redact`` can scrub safely).
+MIN_TOKEN_LENGTH = 4
 
 
 def _read_token_file(token_file: Path) -> str:

@@ -50,10 +50,15 @@ class RowStatus(StrEnum):
         return self in SETTLED
 
 
+#: The failure code of a row whose write got a 2xx that cannot be trusted (no usable id, an id
+#: already given to another row, a reply over the size cap): it may have taken effect, so
+#: resume looks it up on the server before sending it again.
+UNVERIFIED: Final = "unverified"
+
 SUCCEEDED: Final = frozenset({RowStatus.CREATED, RowStatus.REPLAYED, RowStatus.ALREADY_EXISTED})
 SETTLED: Final = SUCCEEDED | {RowStatus.REJECTED}
 #: States a journal transition may leave: succeeded rows never move; rejected ones only when
 #: the operator asks (``--retry-rejected``).
 OPEN: Final = frozenset({RowStatus.PENDING, RowStatus.IN_FLIGHT, RowStatus.FAILED})
 
-__all__ = ["OPEN", "SETTLED", "SUCCEEDED", "RowStatus"]
+__all__ = ["OPEN", "SETTLED", "SUCCEEDED", "UNVERIFIED", "RowStatus"]

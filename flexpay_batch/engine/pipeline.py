@@ -90,13 +90,17 @@ async def run_pipeline(
     buffer: int | None = None,
     grace: float = 30.0,
     handle_signals: bool = False,
+    idle: Callable[[], Awaitable[None]] | None = None,
 ) -> PipelineStats:
     """Run every row of ``rows`` through ``work`` on ``workers`` tasks; ``record`` each result.
 
     ``rows`` is a plain (blocking) iterator; it is advanced in a worker thread. ``work`` must
     not raise for a row-level problem (it returns an outcome); an exception escaping ``work``
     stops the run: a ``FlexPayBatchError`` is re-raised after in-flight rows are recorded.
-    Raises ``RunInterrupted`` if a signal stopped the run.
+    Raises ``RunInterrupted`` if a signal stopped the run. ``idle`` (optional) returns once
+    no request is on the wire: once a stop is requested and it holds, the workers are
+    cancelled at once instead of after ``grace`` (a worker waiting out a server's pause at
+    the limiter has nothing to finish).
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
@@ -117,7 +121,7 @@ async def run_pipeline(
             async with done_send, anyio.create_task_group() as row_tasks:
                 # Only the producer and the workers are cut off when the grace period ends;
                 # the sink keeps recording whatever outcomes have already arrived.
-                outer.start_soon(_enforce_grace, stop, grace, row_tasks.cancel_scope)
+                outer.start_soon(_enforce_grace, stop, grace, row_tasks.cancel_scope, idle)
                 row_tasks.start_soon(_produce, rows, work_send, stages, read_batch)
                 async with work_recv:
                     for _ in range(workers):
@@ -215,27 +219,47 @@ async def _sink(receive: MemoryObjectReceiveStream[R], stages: _Stages[W, R]) ->
                     stages.stats.recorded += 1
 
 
-async def _enforce_grace(stop: StopControl, grace: float, scope: anyio.CancelScope) -> None:
-    """Once a stop is requested, give in-flight requests ``grace`` seconds, then cancel."""
+async def _enforce_grace(
+    stop: StopControl,
+    grace: float,
+    scope: anyio.CancelScope,
+    idle: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Once a stop is requested, give in-flight requests ``grace`` seconds, then cancel; with
+    ``idle``, cancel as soon as nothing is on the wire (rows not yet sent stay open)."""
     await stop.wait()
-    if math.isfinite(grace):
+    if idle is None:
+        if not math.isfinite(grace):
+            return
         await anyio.sleep(grace)
-        scope.cancel()
+    else:
+        with anyio.move_on_after(grace):
+            await idle()
+    scope.cancel()
+
+
+#: The signals that stop a run the way Ctrl-C does (SIGHUP: the terminal went away).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 async def _watch_signals(stop: StopControl, outer: TaskGroup) -> None:
-    """First SIGINT/SIGTERM: stop gracefully. A second one: cancel at once."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+    """First SIGINT/SIGTERM/SIGHUP: stop gracefully. A second one: cancel at once."""
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as received:
         count = 0
         async for signum in received:
             count += 1
+            name = signal.Signals(signum).name
             if count == 1:
-                name = signal.Signals(signum).name
                 stop.request(
                     errors.RunInterrupted(
                         f"stopped by {name}: requests in flight were allowed to finish"
                     )
                 )
             else:
+                # The first message promised in-flight requests could finish; they were not.
+                stop.reason = errors.RunInterrupted(
+                    f"stopped by a second {name}: requests in flight were cancelled; their "
+                    "rows stay open and resume re-sends them under the same idempotency key"
+                )
                 outer.cancel_scope.cancel()
                 return

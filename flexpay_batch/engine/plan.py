@@ -34,11 +34,14 @@ def plan_tasks(
     skip: set[int],
     look_up_first: bool,
     totals: FileTotals,
+    look_up_rows: frozenset[int] = frozenset(),
 ) -> Iterator[RowTask]:
     """Read and validate every row; yield a task for each row not yet settled.
 
     Runs in the pipeline's reader thread. Every row is validated even when it is skipped, so
     duplicates and file totals are judged on the whole file, the same way on every resume.
+    Rows in ``look_up_rows`` (unverified before) are looked up before sending even when
+    ``look_up_first`` is False.
     """
     secret = journal.job.secret
     records = iter_records(request.input_path, encoding=request.encoding)
@@ -65,7 +68,8 @@ def plan_tasks(
         totals.amount += job.amount_of(item.model)
         if item.row in skip:
             continue
-        yield _send_task(request.kind, job, item.row, item.line, item.model, secret, look_up_first)
+        look_up = look_up_first or item.row in look_up_rows
+        yield _send_task(request.kind, job, item.row, item.line, item.model, secret, look_up)
 
 
 def _rejection_task(

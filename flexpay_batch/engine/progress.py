@@ -70,6 +70,9 @@ class Reporter(Protocol):
     def rate(self, current_per_second: float) -> None:
         """The observed throughput in rows per second."""
 
+    def paused(self, until_epoch: float | None) -> None:
+        """The server paused requests until ``until_epoch`` (epoch seconds), or no pause."""
+
     def message(self, text: str, level: int = logging.INFO) -> None:
         """A sentence for the operator; ``level`` is a ``logging`` level."""
 
@@ -94,6 +97,8 @@ class ProgressSnapshot:
     elapsed: float
     eta: float | None
     by_status: Mapping[str, int] = field(default_factory=dict)
+    #: Epoch seconds until which the server paused requests (Retry-After, Reset), or None.
+    paused_until: float | None = None
 
 
 def estimate_eta(remaining: int | None, rate: float, limit: float) -> float | None:
@@ -135,6 +140,7 @@ class _Tally:
         self.limit = 0.0
         self.rate = 0.0
         self.retrying = 0
+        self.paused_until: float | None = None
         self.by_status: Counter[str] = Counter()
 
     def start(self, total: int | None, limit: float) -> None:
@@ -156,6 +162,7 @@ class _Tally:
             elapsed=self._clock() - self.started_at,
             eta=estimate_eta(remaining, self.rate, self.limit),
             by_status=dict(self.by_status),
+            paused_until=self.paused_until,
         )
 
 
@@ -183,6 +190,12 @@ class _CountingReporter:
 
     def rate(self, current_per_second: float) -> None:
         self._tally.rate = max(0.0, current_per_second)
+        self._on_change()
+
+    def paused(self, until_epoch: float | None) -> None:
+        if until_epoch == self._tally.paused_until:
+            return
+        self._tally.paused_until = until_epoch
         self._on_change()
 
     def message(self, text: str, level: int = logging.INFO) -> None:
@@ -224,11 +237,21 @@ def _start_sentence(total: int | None, estimate_seconds: float | None, limit: fl
 
 def _stats_text(snap: ProgressSnapshot) -> str:
     total = "?" if snap.total is None else str(snap.total)
+    # While the server holds us back an ETA from the rate would be a lie ("eta 0s").
+    tail = (
+        f"eta {format_duration(snap.eta)}"
+        if snap.paused_until is None
+        else f"paused by the server until {pause_clock(snap.paused_until)}"
+    )
     return (
         f"{snap.done}/{total} · rejected {snap.rejected} · failed {snap.failed} · "
-        f"retrying {snap.retrying} · {snap.rate:.2f}/s of {snap.limit:.2f}/s · "
-        f"eta {format_duration(snap.eta)}"
+        f"retrying {snap.retrying} · {snap.rate:.2f}/s of {snap.limit:.2f}/s · {tail}"
     )
+
+
+def pause_clock(epoch_seconds: float) -> str:
+    """``HH:MM:SS`` of ``epoch_seconds`` in the operator's local time."""
+    return datetime.fromtimestamp(epoch_seconds).strftime("%H:%M:%S")
 
 
 def _summary_text(summary: Mapping[str, int]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,9 @@ def write_outputs(
         ) as results,
         RejectsWriter(run_dir / REJECTS_NAME) as rejects,
     ):
-        for source in _input_rows(request):
+        # A file rewritten during the run must not be re-read: its rows are not the job's.
+        sources = _journal_rows(journal) if summary.input_changed else _input_rows(request)
+        for source in sources:
             record = rows.get(source.row)
             results.write(_result_line(source, record, spec.reference_columns))
             if record is not None and record.status in _PROBLEMS:
@@ -91,7 +94,22 @@ def _input_rows(request: RunRequest) -> Iterator[SourceRecord]:
         return
 
 
-def _reference(source: SourceRecord, columns: tuple[str, ...]) -> str:
+@dataclass(frozen=True, slots=True)
+class _JournalOnly:
+    """A row known from the journal alone: no line number and no data to show."""
+
+    row: int
+    line: int | None = None
+    data: None = None
+
+
+def _journal_rows(journal: Journal) -> Iterator[_JournalOnly]:
+    """One data-less source per row the journal holds."""
+    for record in journal.iter_rows():
+        yield _JournalOnly(row=record.row)
+
+
+def _reference(source: SourceRecord | _JournalOnly, columns: tuple[str, ...]) -> str:
     data = source.data or {}
     for column in columns:
         value = data.get(column)
@@ -107,7 +125,9 @@ def _status_of(record: RowRecord | None) -> RowStatus:
 
 
 def _result_line(
-    source: SourceRecord, record: RowRecord | None, reference_columns: tuple[str, ...]
+    source: SourceRecord | _JournalOnly,
+    record: RowRecord | None,
+    reference_columns: tuple[str, ...],
 ) -> ResultLine:
     status = _status_of(record)
     note = ""
@@ -124,7 +144,7 @@ def _result_line(
     )
 
 
-def _reject_line(source: SourceRecord, record: RowRecord) -> RejectLine:
+def _reject_line(source: SourceRecord | _JournalOnly, record: RowRecord) -> RejectLine:
     return RejectLine(
         row=record.row,
         line=source.line,

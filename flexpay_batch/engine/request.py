@@ -83,6 +83,9 @@ class RunSummary:
     #: Every row went through but the job's own work is not done (a payroll run left in draft
     #: because its figures differ).
     job_incomplete: bool = False
+    #: The input file's bytes differ at the end of the run from its start (rewritten mid-run):
+    #: the outputs then come from the journal alone, and the run exits 1.
+    input_changed: bool = False
 
     @property
     def unsettled(self) -> int:
@@ -99,7 +102,7 @@ class RunSummary:
             return 1
         counts = self.journal_counts
         open_rows = counts.get(RowStatus.PENDING, 0) + counts.get(RowStatus.IN_FLIGHT, 0)
-        incomplete = self.unsettled or open_rows or self.job_incomplete
+        incomplete = self.unsettled or open_rows or self.job_incomplete or self.input_changed
         return 1 if incomplete or self.totals.rows == 0 else 0
 
 

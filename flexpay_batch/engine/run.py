@@ -23,10 +23,16 @@ The steps live in their own modules: ``target`` (sandbox or real API), ``rundir`
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shlex
+import signal
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -43,7 +49,7 @@ from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, o
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
 from flexpay_batch.engine.progress import Reporter, make_reporter
-from flexpay_batch.engine.rates import estimate_seconds, report_rate
+from flexpay_batch.engine.rates import estimate_seconds, report_rate, server_pause_until
 from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.rundir import default_run_dir, input_sha256
@@ -64,7 +70,8 @@ def execute_request(request: RunRequest) -> int:
     token = None if request.sandbox else load_token(request.settings.token_file, environment())
     if token is not None:
         install_redaction(token)
-    summary = anyio.run(_run, request, token)
+    with _stop_signals_interrupt():
+        summary = anyio.run(_run, request, token)
     if summary.stopped is not None:
         stopped = summary.stopped
         if isinstance(stopped, errors.FlexPayBatchError) and "RUN_DIR" in stopped.hint:
@@ -73,6 +80,28 @@ def execute_request(request: RunRequest) -> int:
             stopped.hint = stopped.hint.replace("RUN_DIR", where)  # type: ignore[misc]
         raise stopped
     return summary.exit_code
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP outside the row pipeline (start-up, pre-flight) stop the run like
+    Ctrl-C: ``RunInterrupted`` (exit 130), the outputs written from the journal. Without this
+    they would kill the process with no message and no outputs. The pipeline installs its
+    own handlers for the rows (``engine.pipeline.STOP_SIGNALS``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        raise errors.RunInterrupted(f"stopped by {name} before the rows were sent")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _run(request: RunRequest, token: str | None) -> RunSummary:
@@ -103,11 +132,40 @@ async def run_job(
         finally:
             summary.elapsed = time.monotonic() - started
             summary.journal_counts = {str(k): v for k, v in journal.counts().items()}
+            summary.input_changed = _input_changed(request, journal)
+            if summary.input_changed:
+                reporter.message(
+                    f"the input file {request.input_path} changed during the run: the outputs "
+                    "list only the rows the journal holds, without their references; check "
+                    "the file, then resume with it as it was",
+                    logging.WARNING,
+                )
             write_outputs(run_dir, journal, request, summary)
             reporter.message(_where_outputs_are(run_dir, summary))
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
     return summary
+
+
+async def _idle_in_a_server_pause(client: FlexPayClient, limiters: LimiterSet) -> None:
+    """Return once nothing is on the wire, if the server has paused us when the stop comes.
+
+    Then the workers only wait out the pause (up to ``max_server_pause``) to send rows the
+    operator asked not to send: a stop need not wait for them. Outside a pause, never returns,
+    so requests about to leave the limiter still go and settle their rows within the grace.
+    """
+    now = anyio.current_time()
+    if server_pause_until(limiters, now=now, wall=time.time()) is None:
+        await anyio.sleep_forever()
+    await client.wait_nothing_on_the_wire()
+
+
+def _input_changed(request: RunRequest, journal: Journal) -> bool:
+    """Whether the input's bytes now differ from those the job began with (or it is gone)."""
+    try:
+        return input_sha256(request.input_path) != journal.job.input_sha256
+    except errors.InputFileError:
+        return True
 
 
 def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
@@ -120,12 +178,18 @@ def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
     if isinstance(exc, errors.FlexPayBatchError):
         return exc
     assert isinstance(exc, BaseExceptionGroup)
-    matched, rest = exc.split(errors.FlexPayBatchError)
+    # A local write refused (disk full, read-only) inside a task group is a stop the user can
+    # fix, not a bug: it becomes ``LocalFileError`` like the same fault outside a group.
+    matched, rest = exc.split(
+        lambda e: isinstance(e, errors.FlexPayBatchError) or errors.is_local_fault(e)
+    )
     if matched is None or rest is not None:
         raise exc
     first: BaseException = matched
     while isinstance(first, BaseExceptionGroup):
         first = first.exceptions[0]
+    if isinstance(first, OSError | sqlite3.Error):
+        return errors.local_fault(first)
     assert isinstance(first, errors.FlexPayBatchError)
     return first
 
@@ -157,7 +221,10 @@ async def _run_rows(
         estimate_seconds=estimate_seconds(to_send, settings),
         limit_per_second=write_rate,
     )
-    limiters = LimiterSet(settings.limits)
+    # A server-imposed pause never outlasts max_server_pause nor a row's whole deadline.
+    limiters = LimiterSet(
+        settings.limits, max_pause=min(settings.retry.max_retry_after, settings.retry.deadline)
+    )
     client = FlexPayClient(
         base_url,
         token,
@@ -169,7 +236,7 @@ async def _run_rows(
     api = ApiSession(client, settings.retry, RetryBudget())
     async with client, AsyncJournalWriter(journal) as writer:
         await job.prepare(api, journal.job.secret)
-        worker = RowWorker(job, api, writer, reporter, summary)
+        worker = RowWorker(job, api, writer, reporter, summary, known_ids=journal.server_ids())
         tasks = plan_tasks(
             request,
             job,
@@ -177,10 +244,13 @@ async def _run_rows(
             skip=settled,
             look_up_first=keys_may_have_expired(journal, settings),
             totals=summary.totals,
+            look_up_rows=frozenset(journal.unverified_rows()),
         )
         stop = StopControl()
         try:
-            await _pipeline(tasks, worker, writer, summary, reporter, settings, stop)
+            await _pipeline(
+                tasks, worker, writer, summary, reporter, settings, stop, limiters, client
+            )
         finally:
             await writer.flush()
         await _finish(job, api, journal, summary, reporter)
@@ -195,6 +265,8 @@ async def _pipeline(
     reporter: Reporter,
     settings: Settings,
     stop: StopControl,
+    limiters: LimiterSet,
+    client: FlexPayClient,
 ) -> None:
     async def record(outcome: RowOutcome) -> None:
         await writer.record(transition(outcome))
@@ -202,7 +274,7 @@ async def _pipeline(
         reporter.row_done(outcome.status)
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(report_rate, summary, reporter)
+        tg.start_soon(report_rate, summary, reporter, limiters)
         await run_pipeline(
             tasks,
             worker.process,
@@ -210,6 +282,7 @@ async def _pipeline(
             workers=settings.workers,
             stop=stop,
             handle_signals=True,
+            idle=partial(_idle_in_a_server_pause, client, limiters),
         )
         tg.cancel_scope.cancel()
 

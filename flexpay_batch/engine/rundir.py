@@ -16,6 +16,7 @@ from pathlib import Path
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import file_sha256
 from flexpay_batch.engine.request import SANDBOX, RunRequest
+from flexpay_batch.input.readers import require_regular_file
 
 
 def default_run_dir(request: RunRequest, input_sha256: str) -> Path:
@@ -30,7 +31,9 @@ def default_run_dir(request: RunRequest, input_sha256: str) -> Path:
 
 
 def input_sha256(path: Path) -> str:
-    """The input file's SHA-256 (hex); ``errors.InputFileError`` if it is missing or a dir."""
+    """The input file's SHA-256 (hex); ``errors.InputFileError`` if it is missing or is not a
+    regular file (a FIFO or device would hang: the input is read more than once)."""
+    require_regular_file(path)
     try:
         return file_sha256(path)
     except FileNotFoundError:

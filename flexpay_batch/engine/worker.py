@@ -12,12 +12,14 @@ leaves it "in flight" and resume re-sends it under the same idempotency key.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Mapping
 
 from flexpay_batch.api.retry.loop import Attempts
 from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
-from flexpay_batch.core.states import RowStatus
+from flexpay_batch.core.states import UNVERIFIED, RowStatus
 from flexpay_batch.engine.progress import Reporter
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.jobs.base import RowJob, RowOutcome, RowRejection, RowTask
@@ -35,12 +37,19 @@ class RowWorker:
         writer: AsyncJournalWriter,
         reporter: Reporter,
         summary: RunSummary,
+        known_ids: Mapping[str, int] | None = None,
     ) -> None:
+        """``known_ids``: server id → row already recorded in the journal (on resume), so an
+        id the server hands to a second row is caught across runs too."""
         self._job = job
         self._api = api
         self._writer = writer
         self._reporter = reporter
         self._summary = summary
+        # In memory for this run, seeded from the journal: one dict lookup per row instead of
+        # a journal query on the hot path, and the writer's group commits may not yet hold
+        # the ids of rows finished a moment ago.
+        self._ids: dict[str, int] = dict(known_ids or {})
 
     async def process(self, task: RowTask) -> RowOutcome:
         if task.rejection is not None:
@@ -65,31 +74,49 @@ class RowWorker:
         except errors.Conflict as err:
             existing = self._job.existing_id(err)
             if existing:
-                return RowOutcome(
-                    task.row, RowStatus.ALREADY_EXISTED, server_id=existing, attempts=attempts.count
+                return self._succeeded(
+                    task, RowStatus.ALREADY_EXISTED, existing, err.request_id, attempts
                 )
             return _rejected_by_server(task, err, attempts)
         except errors.RowRejected as err:
             return _rejected_by_server(task, err, attempts)
         except errors.RetryableError as err:
             return _failed(task, err, attempts)
+        except errors.UnusableReply as err:
+            return _unverified(task, err.message, err.request_id, attempts)
 
     async def _send(self, task: RowTask, attempts: Attempts) -> RowOutcome:
         if task.look_up_first:
             existing = await self._job.look_up(self._api, task)
             if existing:
-                return RowOutcome(task.row, RowStatus.ALREADY_EXISTED, server_id=existing)
+                return self._succeeded(task, RowStatus.ALREADY_EXISTED, existing, None, attempts)
         reply = await self._api.call(
             lambda: self._job.send(self._api.client, task),
             attempts=attempts,
             on_retry=self._on_retry,
         )
+        status = RowStatus.REPLAYED if reply.replayed else RowStatus.CREATED
+        return self._succeeded(task, status, self._job.server_id(reply), reply.request_id, attempts)
+
+    def _succeeded(
+        self,
+        task: RowTask,
+        status: RowStatus,
+        server_id: str | None,
+        request_id: str | None,
+        attempts: Attempts,
+    ) -> RowOutcome:
+        """The success outcome, or an unverified failure when the id cannot be trusted."""
+        what = f"HTTP 2xx ({status.value})"
+        if server_id is None or not usable_server_id(server_id):
+            return _unverified(task, f"{what} without a usable id", request_id, attempts)
+        owner = self._ids.setdefault(server_id, task.row)
+        if owner != task.row:
+            return _unverified(
+                task, f"{what} with the id already recorded for row {owner}", request_id, attempts
+            )
         return RowOutcome(
-            task.row,
-            RowStatus.REPLAYED if reply.replayed else RowStatus.CREATED,
-            server_id=self._job.server_id(reply),
-            request_id=reply.request_id,
-            attempts=attempts.count,
+            task.row, status, server_id=server_id, request_id=request_id, attempts=attempts.count
         )
 
     def _on_retry(self, attempt: int, error: errors.RetryableError, delay: float) -> None:
@@ -136,6 +163,30 @@ def _failed(task: RowTask, err: errors.RetryableError, attempts: Attempts) -> Ro
     )
 
 
+#: What a server id may look like: short, printable, no spaces or markup. Anything else (an
+#: empty id, a number, an object, a scrubbed token) cannot name the row's object.
+_USABLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+
+
+def usable_server_id(value: object) -> bool:
+    """True when ``value`` is a string that can be the id of a created object."""
+    return isinstance(value, str) and _USABLE_ID.fullmatch(value) is not None
+
+
+def _unverified(task: RowTask, what: str, request_id: str | None, attempts: Attempts) -> RowOutcome:
+    return RowOutcome(
+        task.row,
+        RowStatus.FAILED,
+        code=UNVERIFIED,
+        reason=(
+            f"the server answered {what}; the row may have been applied, so it is not "
+            "counted as done: resume looks it up before sending it again"
+        ),
+        request_id=request_id,
+        attempts=attempts.count,
+    )
+
+
 def transition(outcome: RowOutcome) -> Transition:
     """The journal transition that records ``outcome`` (rejected and failed rows keep their
     request id; a row that took effect keeps its status word and request id)."""
@@ -162,4 +213,4 @@ def transition(outcome: RowOutcome) -> Transition:
     )
 
 
-__all__ = ["RowWorker", "transition"]
+__all__ = ["RowWorker", "transition", "usable_server_id"]

@@ -54,6 +54,7 @@ import csv
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -73,6 +74,7 @@ __all__ = [
     "detect_format",
     "iter_records",
     "normalise_column",
+    "require_regular_file",
 ]
 
 FIELD_SIZE_LIMIT = 1 << 20
@@ -137,8 +139,8 @@ def detect_format(path: PathLike, format: str | None = None) -> str:
         chosen = _FORMATS.get(Path(path).suffix.lower())
     if chosen is None:
         raise InputFileError(
-            f"{path}: cannot tell the file format; use a .csv or .jsonl name or pass "
-            "--format csv|jsonl"
+            f"{path}: cannot tell the file format from its name",
+            hint="Save the rows in a file whose name ends in .csv or .jsonl and pass that file.",
         )
     return chosen
 
@@ -178,7 +180,32 @@ def count_rows(
     return sum(1 for _ in iter_records(path, encoding=encoding, format=format))
 
 
+def require_regular_file(path: PathLike) -> None:
+    """Raise ``InputFileError`` unless ``path`` is a regular file.
+
+    A run reads its input several times (hash, count, validate and send, verify at the end),
+    so a pipe, a terminal, ``/dev/stdin`` or ``/dev/zero`` would hang or give different rows
+    each time; they are refused up front. ``stat`` follows symlinks, so a link to a regular
+    file is fine, and it opens nothing, so a FIFO without a writer cannot block here.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputFileError(f"{path}: is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputFileError(
+            f"{path}: is not a regular file (a pipe, a device or standard input); the input is "
+            "read more than once",
+            hint="Save the rows to a .csv or .jsonl file first and pass that file.",
+        )
+
+
 def _open(path: PathLike) -> BinaryIO:
+    require_regular_file(path)
     try:
         return open(path, "rb")
     except FileNotFoundError:

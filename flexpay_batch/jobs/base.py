@@ -125,8 +125,9 @@ class RowJob(Protocol):
         retries it with ``ApiSession.call``)."""
         ...
 
-    def server_id(self, reply: ApiResponse) -> str:
-        """The server's id of what the write created."""
+    def server_id(self, reply: ApiResponse) -> str | None:
+        """The server's id of what the write created; None when the reply has no string id
+        (the engine then records the row as unverified, not done)."""
         ...
 
     def existing_id(self, conflict: errors.Conflict) -> str | None:

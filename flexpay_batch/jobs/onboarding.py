@@ -69,8 +69,9 @@ class OnboardingJob:
             "POST", "employees", json_body=task.body, idempotency_key=task.idempotency_key
         )
 
-    def server_id(self, reply: ApiResponse) -> str:
-        return str(reply.body.get("employee_id", ""))
+    def server_id(self, reply: ApiResponse) -> str | None:
+        value = reply.body.get("employee_id")
+        return value if isinstance(value, str) else None
 
     def existing_id(self, conflict: errors.Conflict) -> str | None:
         if conflict.code != "employee_exists":
@@ -81,8 +82,9 @@ class OnboardingJob:
     async def look_up(self, api: ApiSession, task: RowTask) -> str | None:
         found = await list_all(api, "employees", params={"external_id": task.identity})
         for employee in found:
-            if employee.get("external_id") == task.identity:
-                return str(employee.get("employee_id"))
+            found_id = employee.get("employee_id")
+            if employee.get("external_id") == task.identity and isinstance(found_id, str):
+                return found_id
         return None
 
     async def finish(

@@ -179,8 +179,9 @@ class PayrollJob:
             idempotency_key=task.idempotency_key,
         )
 
-    def server_id(self, reply: ApiResponse) -> str:
-        return str(reply.body.get("item_id", ""))
+    def server_id(self, reply: ApiResponse) -> str | None:
+        value = reply.body.get("item_id")
+        return value if isinstance(value, str) else None
 
     def existing_id(self, conflict: errors.Conflict) -> str | None:
         existing = conflict.details.get("item_id")

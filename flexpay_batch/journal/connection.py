@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sqlite3
+import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,9 +66,37 @@ def connect_readonly(db: Path) -> sqlite3.Connection:
     if not db.is_file():
         raise UsageError(f"No flexpay-batch journal at {db}.")
     uri = f"file:{urllib.parse.quote(str(db.resolve()))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.OperationalError:
+        return _copy_into_memory(db)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        # A WAL reader must create ``-shm`` beside the database: on a read-only file system
+        # (or a directory we may not write) that fails, though nothing can be writing there.
+        conn.close()
+        return _copy_into_memory(db)
     return conn
+
+
+def _copy_into_memory(db: Path) -> sqlite3.Connection:
+    """An in-memory copy of ``db`` and its ``-wal`` (committed rows included), for reading a
+    journal where SQLite cannot create its shared-memory file. The copy lives in a private
+    temporary directory only for the moment of the backup."""
+    memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    with tempfile.TemporaryDirectory(prefix="flexpay-status-") as tmp:
+        for suffix in ("", "-wal"):
+            source = Path(f"{db}{suffix}")
+            if source.exists():
+                shutil.copyfile(source, Path(tmp) / f"{db.name}{suffix}")
+        disk = sqlite3.connect(Path(tmp) / db.name)
+        try:
+            disk.backup(memory)
+        finally:
+            disk.close()
+    return memory
 
 
 @contextlib.contextmanager

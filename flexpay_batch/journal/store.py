@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import Final, Self, cast
 
 from flexpay_batch.core.errors import UsageError
-from flexpay_batch.core.states import SETTLED, RowStatus
+from flexpay_batch.core.states import SETTLED, UNVERIFIED, RowStatus
 from flexpay_batch.journal.connection import connect, use_wal, write_transaction
 from flexpay_batch.journal.files import (
     WriterLock,
@@ -405,6 +405,23 @@ class Journal:
         with self._lock:
             cursor = self._db().execute(
                 f"SELECT row_no FROM rows WHERE state IN {_SETTLED_SQL}"  # noqa: S608
+            )
+            return {row_no for (row_no,) in cursor}
+
+    def server_ids(self) -> dict[str, int]:
+        """Return server id → row for every row that recorded one (to catch a reused id)."""
+        with self._lock:
+            cursor = self._db().execute(
+                "SELECT server_id, row_no FROM rows WHERE server_id IS NOT NULL"
+            )
+            return {server_id: row_no for server_id, row_no in cursor}
+
+    def unverified_rows(self) -> set[int]:
+        """Return the failed rows whose 2xx could not be trusted: resume looks them up first."""
+        with self._lock:
+            cursor = self._db().execute(
+                "SELECT row_no FROM rows WHERE state = ? AND code = ?",
+                (RowStatus.FAILED.value, UNVERIFIED),
             )
             return {row_no for (row_no,) in cursor}
 

@@ -1,0 +1,139 @@
+"""SIGTERM and SIGHUP stop a run like Ctrl-C at every stage (issue 12): the real CLI in its own
+process, a stub server that holds the pre-flight read open until the signal has arrived."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+from aiohttp import web
+
+from flexpay_batch.core import errors
+from flexpay_batch.engine.pipeline import StopControl, run_pipeline
+from tests.fake_api import TOKEN
+from tests.harness import start_cli, write_onboarding
+from tests.stub_server import StubServer
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+async def test_signal_during_pre_flight_is_an_orderly_interrupt(
+    stop_signal: signal.Signals, tmp_path: Path
+) -> None:
+    """A SIGTERM/SIGHUP while pre-flight waits on the server: message, outputs, exit 130."""
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 3)
+    reached = anyio.Event()
+    release = anyio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        reached.set()
+        await release.wait()
+        return web.json_response({"data": []})
+
+    run_dir = tmp_path / "run"
+    async with StubServer(handler, tmp_path) as stub:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "FLEXPAY_BASE_URL": stub.base_url,
+            "FLEXPAY_CA_BUNDLE": str(stub.ca),
+            "FLEXPAY_TOKEN": TOKEN,
+        }
+        proc = start_cli(["onboard", str(source), "--run-dir", str(run_dir)], env=env)
+        try:
+            with anyio.fail_after(60):
+                await reached.wait()
+            proc.send_signal(stop_signal)
+            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=60))
+            _, stderr = proc.communicate(timeout=10)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 130, stderr
+    assert f"stopped by {stop_signal.name}" in stderr
+    assert (run_dir / "report.json").is_file()
+
+
+async def test_stop_with_nothing_on_the_wire_cancels_waiting_workers_at_once() -> None:
+    """Workers waiting (as at a paused limiter) are cancelled as soon as a stop is requested
+    and nothing is on the wire, not after the grace period (here: never)."""
+    stop = StopControl()
+    started = anyio.Event()
+
+    async def wait_at_the_limiter(row: int) -> int:
+        started.set()
+        await anyio.sleep_forever()
+        return row
+
+    async def record(outcome: int) -> None:
+        raise AssertionError("nothing was sent, so nothing is recorded")
+
+    async def nothing_on_the_wire() -> None:
+        return None
+
+    async def stop_soon() -> None:
+        await started.wait()
+        stop.request(errors.RunInterrupted("stopped by SIGINT"))
+
+    with anyio.fail_after(10):  # a hang guard, not a speed claim: grace is infinite
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_soon)
+            with pytest.raises(errors.RunInterrupted):
+                await run_pipeline(
+                    iter(range(5)),
+                    wait_at_the_limiter,
+                    record,
+                    workers=2,
+                    stop=stop,
+                    grace=math.inf,
+                    idle=nothing_on_the_wire,
+                )
+
+
+async def test_second_ctrl_c_does_not_claim_in_flight_requests_finished() -> None:
+    """After a second SIGINT the error says in-flight requests were cancelled."""
+    stop = StopControl()
+    started = anyio.Event()
+
+    async def in_flight_forever(row: int) -> int:
+        started.set()
+        await anyio.sleep_forever()
+        return row
+
+    async def record(outcome: int) -> None:
+        raise AssertionError("nothing finishes")
+
+    async def interrupt_twice() -> None:
+        await started.wait()
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGINT)
+            await anyio.sleep(0.05)
+
+    caught: list[errors.RunInterrupted] = []
+
+    async def run() -> None:
+        try:
+            await run_pipeline(
+                iter(range(3)),
+                in_flight_forever,
+                record,
+                workers=1,
+                stop=stop,
+                grace=math.inf,
+                handle_signals=True,
+            )
+        except errors.RunInterrupted as exc:
+            caught.append(exc)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(interrupt_twice)
+            await run()
+    assert len(caught) == 1
+    assert "allowed to finish" not in str(caught[0])
+    assert "second SIGINT" in str(caught[0])
