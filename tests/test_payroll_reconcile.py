@@ -86,10 +86,17 @@ def write_pay(path: Path, rows: Mapping[str, Pay], *, bad: Sequence[Pay] = ()) -
     return path
 
 
+def env_of(sim: SimulatorThread, tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment with this test's own state directory (default run dirs)."""
+    return cli_env(sim, extra={"FLEXPAY_STATE_DIR": str(tmp_path / "state")})
+
+
 def payroll(
     sim: SimulatorThread, file: Path, cwd: Path, *extra: str, flags: Sequence[str] = FLAGS
 ) -> Any:
-    return run_cli(["payroll", str(file), *PERIOD, *flags, *extra], env=cli_env(sim), cwd=cwd)
+    """``flexpay-batch payroll FILE`` for the test period, run from ``cwd``."""
+    args = ["payroll", str(file), *PERIOD, *flags, *extra]
+    return run_cli(args, env=env_of(sim, cwd), cwd=cwd)
 
 
 def run_items(sim: SimulatorThread, run_id: str) -> dict[str, tuple[Decimal, Decimal | None]]:
@@ -116,6 +123,22 @@ def expected_items(
         ids[ext]: (Decimal(r["gross_amount"]), Decimal(r["hours"]) if r["hours"] else None)
         for ext, r in rows.items()
     }
+
+
+def item_writes(sim: SimulatorThread) -> int:
+    """Item adds and changes so far (the effect ledger)."""
+    effects = sim.effects()
+    changes = effects["payroll_item_changes"]
+    return int(effects["payroll_items"]["added"] + changes["patched"] + changes["deleted"])
+
+
+def wait_for_writes(sim: SimulatorThread, proc: Any, count: int, timeout: float = 60.0) -> None:
+    """Return once ``count`` more item writes landed, or the process ended (bounded)."""
+    target = item_writes(sim) + count
+    deadline = time.monotonic() + timeout
+    while item_writes(sim) < target and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.01)
 
 
 def the_regular_run(sim: SimulatorThread) -> dict[str, Any]:
@@ -277,16 +300,23 @@ def test_sigkill_while_reconciling_then_the_last_file_is_submitted_exactly_once(
     rng = random.Random(11)
     file = tmp_path / "pay.csv"
     version: dict[str, Pay] = {}
+    killed = 0
     for attempt in range(4):
-        version = pay(externals, seed=attempt)
-        # Some employees come and go between versions (never dropped: no --prune here).
+        # Each version changes every figure (PATCHes) and adds employees (never drops any:
+        # no --prune here).
+        version = pay(externals[: 28 + 4 * attempt], seed=attempt)
         write_pay(file, version)
         run_dir = tmp_path / f"dir{rng.randint(0, 1)}"
         args = ["payroll", str(file), *PERIOD, *limit_flags(slow), "--run-dir", str(run_dir)]
-        proc = start_cli(args, env=cli_env(sim), cwd=tmp_path)
-        time.sleep(rng.uniform(0.3, 1.2))
+        proc = start_cli(args, env=env_of(sim, tmp_path), cwd=tmp_path)
+        # Kill after a random number of this attempt's item writes: a blind timer lands
+        # before the first write on a loaded machine.
+        wait_for_writes(sim, proc, rng.randint(1, 12))
         proc.kill()
-        proc.wait()
+        proc.communicate(timeout=30)  # reaps it and closes its output files
+        killed += proc.returncode not in (0, 1)
+    assert killed >= 2, "the kills must land while the runs are still working"
+    assert sim.effects()["payroll_item_changes"]["patched"] > 0
     last = payroll(sim, file, tmp_path, flags=limit_flags(slow))
     assert last.returncode == 0, last.stderr
 
