@@ -41,7 +41,7 @@ from flexpay_batch.input.columns import PAYROLL_COLUMNS, PAYROLL_REFERENCE_COLUM
 from flexpay_batch.input.models import PayrollRow, RowModel
 from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, Meta, RowRejection, RowTask
 from flexpay_batch.jobs.lookups import list_all, read_page
-from flexpay_batch.jobs.payroll_reconcile import ItemFigures, compare
+from flexpay_batch.jobs.payroll_reconcile import PATCHABLE, ItemFigures, compare
 
 META_RUN_ID = "payroll_run_id"
 META_SUBMITTED = "payroll_submitted"
@@ -229,7 +229,15 @@ class PayrollJob:
             "type": REGULAR,
         }
         runs = await list_all(api, "payroll_runs", params=query)
-        return runs[0] if runs else None
+        # Filtered here too: a server that ignores a filter must not hand us another period's
+        # (or an off-cycle) run to reconcile.
+        wanted = {k: v for k, v in query.items() if k != "type"}
+        for run in runs:
+            if run.get("type", REGULAR) == REGULAR and all(
+                run.get(k) == v for k, v in wanted.items()
+            ):
+                return run
+        return None
 
     def employee_id_for(self, model: PayrollRow) -> str | None:
         if model.employee_id is not None:
@@ -319,12 +327,18 @@ class PayrollJob:
         item_id = str(item.get("item_id"))
         wanted = ItemFigures.of_body(task.body)
         if "gross_amount" in item:
+            before: Mapping[str, Any] = item
             patch = ItemFigures.of_item(item).patch_to(wanted)
         else:
+            before = {}
             patch = ItemFigures(None, None, None, None).patch_to(wanted)
             patch.setdefault("hours", None)
             patch.setdefault("memo", None)
-        key = idempotency_key(self._secret, "payroll_item_patch", item_id, body_sha256(patch))
+        # The key covers the figures it changes from as well as to: the same change replays
+        # after a crash, but an item someone changed back since is patched again, not
+        # answered with the old reply.
+        change = {"from": {k: before.get(k) for k in PATCHABLE}, "to": patch}
+        key = idempotency_key(self._secret, "payroll_item_patch", item_id, body_sha256(change))
         reply = await client.request(
             "PATCH",
             f"payroll_runs/{self.run_id}/items/{item_id}",
