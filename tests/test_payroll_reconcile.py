@@ -210,8 +210,26 @@ def test_a_draft_left_by_a_bad_row_is_finished_by_the_fixed_file(
     assert set(effects["payroll_items"]["by_run_and_employee"].values()) == {1}
     assert run_items(sim, run_id) == expected_items(sim, fixed)
     assert f"{run_id} submitted" in second.stderr
+    assert "the period's draft, found on the server" in second.stderr
     # The first job's journal was set aside, not deleted.
     assert list((tmp_path / "weekly").glob("previous-*/journal.sqlite"))
+
+
+def test_restart_adopts_the_periods_draft_instead_of_leaving_it_behind(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """--restart begins a new job, which adopts and submits the draft: still one run."""
+    sim = make_simulator_thread(limits=LIMITS)
+    file = write_pay(tmp_path / "pay.csv", pay(onboard(sim, tmp_path)))
+    assert payroll(sim, file, tmp_path, "--no-submit").returncode == 0
+    (draft,) = list_all(sim, "payroll_runs")
+    result = payroll(sim, file, tmp_path, "--restart")
+    assert result.returncode == 0, result.stderr
+    effects = sim.effects()
+    assert effects["payroll_runs"]["created"] == 1
+    assert effects["runs_submitted"] == {draft["payroll_run_id"]: 1}
+    assert set(effects["payroll_items"]["by_run_and_employee"].values()) == {1}
+    assert effects["payroll_item_changes"]["patched"] == 0
 
 
 def test_a_submitted_run_and_a_different_file_send_nothing_and_exit_1(

@@ -164,6 +164,8 @@ class PayrollJob:
         self._server_items: dict[str, dict[str, Any]] = {}
         self._file_items: dict[str, ItemFigures] = {}
         self.patched = 0
+        #: The run was found on the server (made by another job, run directory or host).
+        self.adopted = False
 
     @property
     def _frozen(self) -> bool:
@@ -206,6 +208,7 @@ class PayrollJob:
         if not self.off_cycle:
             existing = await self._regular_run(api)
             if existing is not None:
+                self.adopted = True
                 return existing
         body = {**self.period.body(), "type": OFF_CYCLE if self.off_cycle else REGULAR}
         # Derived from this job's secret: a resumed job replays its own create; another job
@@ -218,6 +221,7 @@ class PayrollJob:
             existing_id = conflict.details.get("payroll_run_id")
             if conflict.code != "payroll_run_exists" or not isinstance(existing_id, str):
                 raise
+            self.adopted = True
             return await read_page(api, f"payroll_runs/{existing_id}", {})
         return reply.body
 
@@ -376,6 +380,11 @@ class PayrollJob:
         if run.get("status") != "draft":
             return await self._compare_submitted(api, run, all_accepted)
         messages: list[str] = []
+        if self.adopted:
+            messages.append(
+                f"payroll run {self.run_id}: the period's draft, found on the server and "
+                "reconciled with the file"
+            )
         if self.patched:
             messages.append(f"payroll run {self.run_id}: {self.patched} items changed (PATCH)")
         server = await self._server_figures(api)
