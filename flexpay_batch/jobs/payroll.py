@@ -416,7 +416,7 @@ class PayrollJob:
             messages.append(f"payroll run {self.run_id} is ready and left in draft (--no-submit)")
             return FinishReport(tuple(messages))
         try:
-            await self._submit(api, file_count, file_total)
+            await self._submit(api, file_count, file_total, server)
         except errors.Conflict as conflict:
             if conflict.code != "payroll_run_not_draft":
                 raise
@@ -480,11 +480,16 @@ class PayrollJob:
             incomplete=True,
         )
 
-    async def _submit(self, api: ApiSession, count: int, total: Decimal) -> None:
+    async def _submit(
+        self, api: ApiSession, count: int, total: Decimal, server: Mapping[str, ItemFigures]
+    ) -> None:
         body = {"expected_item_count": count, "expected_total": f"{total:.2f}"}
-        # The figures are part of the key: a submit refused for other figures (an earlier
-        # version of the file) must not be replayed for this one.
-        digest = hashlib.sha256(f"{self.run_id}|{count}|{total:.2f}".encode()).hexdigest()
+        # The key covers the run's items as just read, not only the figures: the server keeps
+        # 4xx answers for a key, so a submit refused after a concurrent change must not be
+        # replayed once the run is right again, while a lost reply for the same state is.
+        state = sorted((e, repr(f)) for e, f in server.items())
+        seed = f"{self.run_id}|{count}|{total:.2f}|{state!r}"
+        digest = hashlib.sha256(seed.encode()).hexdigest()
         key = f"fpb_submit_{digest[:40]}"
         await api.request(
             "POST", f"payroll_runs/{self.run_id}/submit", json_body=body, idempotency_key=key
