@@ -124,6 +124,15 @@ def _cli_zygote() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _private_state_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Default run directories of in-process runs go to a temporary state directory, never
+    to the real per-user one (``engine.rundir.state_dir``)."""
+    monkeypatch.setenv("FLEXPAY_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
 def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
     """Close the event loop looptime's pytest hook creates even for sync tests.
 

@@ -18,6 +18,7 @@ import random
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,9 @@ from tests.forkcli import ForkedProcess, Zygote
 # PYTHONPATH: the CLI subprocess must import the package under test (a worktree), not
 # whatever copy is installed in the environment.
 _KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV", "PYTHONPATH")
+#: The CLI's state directory (default run directories) for every child of this test process:
+#: a test must never write to the real per-user state directory.
+STATE_DIR = Path(tempfile.mkdtemp(prefix="fpb-state-"))
 
 
 def fast_limits(
@@ -74,6 +78,7 @@ def cli_env(
             "FLEXPAY_CA_BUNDLE": str(sim.ca_path),
             "FLEXPAY_TOKEN": sim.tokens.get(token, token),
             "PYTHONUNBUFFERED": "1",
+            "FLEXPAY_STATE_DIR": str(STATE_DIR),
         }
     )
     env.update(extra or {})

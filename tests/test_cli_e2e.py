@@ -22,6 +22,7 @@ import pytest
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
 from tests.harness import (
+    STATE_DIR,
     api_get,
     cli_env,
     fast_limits,
@@ -93,6 +94,7 @@ def cli_env_offline() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")
     env = {key: os.environ[key] for key in keep if key in os.environ}
     env["FLEXPAY_BASE_URL"] = "https://127.0.0.1:9/v1/"
+    env["FLEXPAY_STATE_DIR"] = str(STATE_DIR)
     return env
 
 

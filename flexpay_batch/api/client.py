@@ -384,6 +384,9 @@ def _to_response(
 ) -> ApiResponse:
     body = _decode_json(raw)
     request_id = headers.get("X-Request-Id")
+    if status == 204 and not raw:
+        # No Content (DELETE of a payroll item): success has no body by definition.
+        body = {}
     if 200 <= status < 300:
         if body is None:
             raise errors.UnexpectedResponse(

@@ -162,6 +162,17 @@ def payroll(
     period_end: Annotated[str, typer.Option(help="Last day of the pay period (YYYY-MM-DD).")],
     pay_date: Annotated[str, typer.Option(help="Pay date (YYYY-MM-DD).")],
     no_submit: Annotated[bool, typer.Option(help="Stop with the run in draft.")] = False,
+    off_cycle: Annotated[
+        bool,
+        typer.Option(
+            help="Create an extra off-cycle run (a correction or bonus) instead of making the "
+            "period's regular run equal to FILE."
+        ),
+    ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(help="Delete the draft run's items for employees FILE does not have."),
+    ] = False,
     expected_total: Annotated[
         str | None, typer.Option(help="Control total the file must add up to.")
     ] = None,
@@ -191,7 +202,12 @@ def payroll(
     json_logs: JsonLogs = False,
     debug: Debug = False,
 ) -> int:
-    """Add one payroll item per row of FILE to a new run, check the totals, then submit."""
+    """Make the period's payroll run hold exactly FILE's items, check the totals, then submit.
+
+    The period's regular run is created, or adopted if it exists (from any run directory or
+    host): missing items are added and changed ones updated. A run already submitted is only
+    compared with FILE (exit 0 if it matches, 1 if not); nothing is sent to it.
+    """
     from flexpay_batch.engine.request import RunRequest
     from flexpay_batch.engine.run import execute_request
     from flexpay_batch.jobs.payroll import SPEC, ControlTotals, PayPeriod, payroll_parameters
@@ -213,8 +229,10 @@ def payroll(
         restart=restart,
         retry_rejected=retry_rejected,
         json_logs=json_logs,
-        label=f"{pay_group}-{period.period_start.isoformat()}",
-        parameters=payroll_parameters(period, submit=not no_submit, control=control),
+        label=f"{pay_group}-{period.period_start.isoformat()}" + ("-offcycle" if off_cycle else ""),
+        parameters=payroll_parameters(
+            period, submit=not no_submit, control=control, off_cycle=off_cycle, prune=prune
+        ),
         sandbox_employees=sandbox_employees,
     )
     if sandbox_employees is not None and not sandbox:

@@ -7,7 +7,10 @@
         job = build_job(request, journal)
 
 A run directory holds one job. Continuing it is refused (``errors.ResumeRefused``) when the
-input, kind, base URL, token or a job parameter that changes what rows send differ.
+input, kind, base URL, token or a job parameter that changes what rows send differ; except
+that for kinds with ``JobSpec.new_job_when_input_changes`` (payroll) a changed input with
+everything else equal begins a new job there, the old journal set aside under
+``previous-<time>/``.
 """
 
 from __future__ import annotations
@@ -74,7 +77,27 @@ def open_journal(request: RunRequest, run_dir: Path, wanted: JobInfo) -> Journal
         restart=request.restart,
         allow_token_change=request.allow_token_change,
         same_parameters_check=_check_same_parameters,
+        supersede=_supersedes,
     )
+
+
+def _supersedes(stored: JobInfo, wanted: JobInfo) -> bool:
+    """True when a changed input begins a new job in this run directory (kinds that allow
+    it, e.g. payroll: a fixed file reconciles the same period's run) rather than a refusal.
+
+    Everything else must be the same job: kind, target, token and the parameters that change
+    what rows send; those mismatches are refused by the usual checks.
+    """
+    if stored.kind != wanted.kind or stored.input_sha256 == wanted.input_sha256:
+        return False
+    spec = job_spec(wanted.kind)
+    if not spec.new_job_when_input_changes:
+        return False
+    if (stored.base_url, stored.token_fingerprint) != (wanted.base_url, wanted.token_fingerprint):
+        return False
+    changeable = spec.changeable_parameters
+    before, now = (_comparable(job.config.get("job"), changeable) for job in (stored, wanted))
+    return before == now
 
 
 def _check_same_parameters(stored: JobInfo, wanted: JobInfo) -> None:

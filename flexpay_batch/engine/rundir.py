@@ -3,31 +3,51 @@
 ::
 
     run_dir = default_run_dir(request, input_sha256(request.input_path))
-    # .flexpay/runs/onboarding-people-3f9a1c2b
+    # ~/.local/state/flexpay-batch/runs/onboarding-people-3f9a1c2b   (Linux)
 
-The same command on the same file names the same directory, so running it again resumes.
+The same command on the same file names the same directory, so running it again resumes;
+the directory lives in the user's state directory (``platformdirs``), not under the working
+directory, so a cron job started elsewhere finds the same run. ``FLEXPAY_STATE_DIR``
+overrides the state directory (tests point it at a temporary one).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+
+import platformdirs
 
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import file_sha256
 from flexpay_batch.engine.request import SANDBOX, RunRequest
 from flexpay_batch.input.readers import require_regular_file
 
+#: Environment variable naming the state directory instead of the platform's default.
+STATE_DIR_ENV = "FLEXPAY_STATE_DIR"
 
-def default_run_dir(request: RunRequest, input_sha256: str) -> Path:
-    """``.flexpay/runs/[sandbox-]<kind>-<file stem>[-<label>]-<sha8>`` (relative)."""
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$FLEXPAY_STATE_DIR``, else the per-user state directory (``platformdirs``)."""
+    environ = os.environ if env is None else env
+    override = environ.get(STATE_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_state_dir("flexpay-batch", appauthor=False))
+
+
+def default_run_dir(
+    request: RunRequest, input_sha256: str, env: Mapping[str, str] | None = None
+) -> Path:
+    """``<state dir>/runs/[sandbox-]<kind>-<file stem>[-<label>]-<sha8>`` (absolute)."""
     parts = [SANDBOX] if request.sandbox else []
     parts += [request.kind, request.input_path.stem]
     if request.label:
         parts.append(request.label)
     parts.append(input_sha256[:8])
     name = "-".join(part.replace(os.sep, "_") for part in parts)
-    return Path(".flexpay") / "runs" / name
+    return state_dir(env) / "runs" / name
 
 
 def input_sha256(path: Path) -> str:
@@ -42,4 +62,4 @@ def input_sha256(path: Path) -> str:
         raise errors.InputFileError(f"input file {path} is a directory") from None
 
 
-__all__ = ["default_run_dir", "input_sha256"]
+__all__ = ["STATE_DIR_ENV", "default_run_dir", "input_sha256", "state_dir"]

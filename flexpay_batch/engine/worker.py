@@ -86,6 +86,9 @@ class RowWorker:
             return _unverified(task, err.message, err.request_id, attempts)
 
     async def _send(self, task: RowTask, attempts: Attempts) -> RowOutcome:
+        done = self._job.already_done(task)
+        if done:
+            return RowOutcome(task.row, RowStatus.ALREADY_EXISTED, server_id=done)
         if task.look_up_first:
             existing = await self._job.look_up(self._api, task)
             if existing:

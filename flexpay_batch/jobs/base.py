@@ -138,6 +138,11 @@ class RowJob(Protocol):
         """Find this row's object on the server (for outcomes unknown past the key TTL)."""
         ...
 
+    def already_done(self, task: RowTask) -> str | None:
+        """The server's id when it already holds exactly this row (read in ``prepare``), so
+        nothing is sent; None to send it."""
+        ...
+
     async def finish(
         self, api: ApiSession, *, file_count: int, file_total: Decimal, all_accepted: bool
     ) -> FinishReport:
@@ -177,6 +182,11 @@ class JobSpec:
     changeable_parameters: frozenset[str]
     #: Build the job from its stored parameters; raises ``errors.UsageError`` if they are bad.
     build: Callable[[Mapping[str, Any], JobContext], RowJob]
+    #: True when a changed input file in a run directory begins a new job there (the old
+    #: journal set aside) instead of being refused: safe only for kinds whose server state
+    #: alone stops a row from applying twice (payroll: one run per period, one item per
+    #: employee, adopted and reconciled).
+    new_job_when_input_changes: bool = False
 
 
 __all__ = [

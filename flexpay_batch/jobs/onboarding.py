@@ -87,6 +87,10 @@ class OnboardingJob:
                 return found_id
         return None
 
+    def already_done(self, task: RowTask) -> str | None:
+        # The 409 employee_exists answer (``existing_id``) is the check: no list to compare.
+        return None
+
     async def finish(
         self, api: ApiSession, *, file_count: int, file_total: Decimal, all_accepted: bool
     ) -> FinishReport:

@@ -46,6 +46,7 @@ def open_run_journal(
     restart: bool = False,
     allow_token_change: bool = False,
     same_parameters_check: Callable[[JobInfo, JobInfo], None] | None = None,
+    supersede: Callable[[JobInfo, JobInfo], bool] | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> Journal:
     """Return the journal of the run at ``path`` (a run directory or a database file).
@@ -59,7 +60,9 @@ def open_run_journal(
     ensure_private_dir(db.parent)
     lock = WriterLock.take(db)
     try:
-        journal, created = _create_or_open(db, wanted, lock, restart=restart, wall_clock=wall_clock)
+        journal, created = _create_or_open(
+            db, wanted, lock, restart=restart, supersede=supersede, wall_clock=wall_clock
+        )
     except BaseException:
         lock.release()
         raise
@@ -81,6 +84,7 @@ def _create_or_open(
     lock: WriterLock,
     *,
     restart: bool,
+    supersede: Callable[[JobInfo, JobInfo], bool] | None,
     wall_clock: Callable[[], float],
 ) -> tuple[Journal, bool]:
     """The journal, under ``lock``, and whether it was created just now."""
@@ -89,7 +93,16 @@ def _create_or_open(
     if db.exists() and _never_held_a_job(db):
         remove_journal_files(db)
     if db.exists():
-        return Journal.open_locked(db, lock, wall_clock=wall_clock), False
+        journal = Journal.open_locked(db, lock, wall_clock=wall_clock)
+        try:
+            superseded = supersede is not None and supersede(journal.job, wanted)
+        except BaseException:
+            journal.close_keeping_lock()
+            raise
+        if not superseded:
+            return journal, False
+        journal.close_keeping_lock()
+        _archive_run_files(db.parent, keep=lock.path)
     return Journal.create_locked(db, wanted, lock, wall_clock=wall_clock), True
 
 

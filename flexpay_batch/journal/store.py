@@ -267,6 +267,14 @@ class Journal:
                 self._conn = None
                 self._writer_lock.release()
 
+    def close_keeping_lock(self) -> None:
+        """Close the database but leave the writer lock held (the caller took it and now
+        owns it again): for setting this journal aside without letting another process in."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
     def __enter__(self) -> Self:
         return self
 
