@@ -128,6 +128,10 @@ def _parse(raw: list[Any], configured: float) -> _Reply:
     )
 
 
+def _log(text: str, level: int) -> None:
+    log.log(level, "%s", text)
+
+
 class _Key:
     """What this process knows about one key."""
 
@@ -154,7 +158,16 @@ class RedisStore:
     fake event loop clock only, since a local clock is exactly what hosts do not share.
     """
 
-    __slots__ = ("_address", "_client", "_clock", "_keys", "_namespace", "_script", "_unavailable")
+    __slots__ = (
+        "_address",
+        "_client",
+        "_clock",
+        "_keys",
+        "_namespace",
+        "_notify",
+        "_script",
+        "_unavailable",
+    )
 
     def __init__(
         self,
@@ -171,6 +184,12 @@ class RedisStore:
         self._script = client.register_script(SCRIPT)
         self._keys: dict[str, _Key] = {}
         self._unavailable = False
+        self._notify: Callable[[str, int], None] = _log
+
+    def set_notifier(self, notify: Callable[[str, int], None]) -> None:
+        """Send "waiting for the store" / "the store is back" to ``notify(text, level)``
+        (e.g. the run's progress reporter) instead of this module's logger."""
+        self._notify = notify
 
     @classmethod
     async def connect(
@@ -179,13 +198,13 @@ class RedisStore:
         *,
         namespace: str = "flexpay-batch:limiter",
         clock: Callable[[], float] | None = None,
-        timeout: float = 5.0,
+        socket_timeout: float = 5.0,
     ) -> RedisStore:
         """Open ``url`` and check that Redis answers; else ``LimiterStoreUnreachable``."""
         address = store_address(url)
         try:
             client = aioredis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
+                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
             )
         except ValueError:
             raise LimiterStoreUnreachable(
@@ -326,7 +345,7 @@ class RedisStore:
                 raise
         if self._unavailable:
             self._unavailable = False
-            log.warning("the rate-limit store at %s is back", self._address)
+            self._notify(f"the rate-limit store at {self._address} is back", logging.WARNING)
         reply = _parse(raw, spec.rate)
         entry.last = reply
         entry.local_at = asyncio.get_running_loop().time()
@@ -336,6 +355,8 @@ class RedisStore:
     def _went_away(self, exc: BaseException) -> None:
         if not self._unavailable:
             self._unavailable = True
-            log.warning(
-                "waiting for the rate-limit store at %s (%s)", self._address, type(exc).__name__
+            self._notify(
+                f"waiting for the rate-limit store at {self._address} ({type(exc).__name__}); "
+                "nothing is sent until it answers",
+                logging.WARNING,
             )
