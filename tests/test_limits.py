@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,14 +23,61 @@ from flexpay_batch.api.headers import NO_FEEDBACK, RateLimitFeedback
 from flexpay_batch.api.ratelimit.aimd import AimdSettings, AimdState
 from flexpay_batch.api.ratelimit.inprocess import InProcessStore
 from flexpay_batch.api.ratelimit.limiter import ClassLimiter, LimiterSet, jitter_margin
+from flexpay_batch.api.ratelimit import redis_store
 from flexpay_batch.api.ratelimit.store import BucketSpec, LimiterStore
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, EndpointClass, Rate
+from tests.redisserver import shared_server
 
 # looptime rounds loop time to 1 µs; a window count may be off by that much of a token.
 _TIME_EPSILON = 1e-6
 
+
+def RedisStore() -> LimiterStore:  # noqa: N802  # named like the store: it is the test id
+    """A ``RedisStore`` on the shared test server, in a namespace of its own.
+
+    Its clock is the event loop's instead of Redis ``TIME``: these properties are about the
+    script's arithmetic, and looptime makes "five seconds" instant and exact. That Redis
+    ``TIME`` is what processes share is checked in ``tests/test_redis_store.py``.
+    """
+    server = shared_server()
+    client = aioredis.Redis.from_url(server.url)
+    _OPEN_CLIENTS.append(client)
+    return _LooptimeRedisStore(
+        client, address=server.address, namespace=f"t{uuid.uuid4().hex}", clock=_now
+    )
+
+
+class _LooptimeRedisStore(redis_store.RedisStore):
+    """Holds looptime's clock while the script's round trip is in flight.
+
+    looptime fast-forwards to the next timer whenever the loop seems idle, and a loop waiting
+    for a socket seems idle; it never does while an executor future is pending (it really
+    waits then). So each round trip keeps a thread busy until the reply is in.
+    """
+
+    async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+        done = threading.Event()
+        hold = asyncio.get_running_loop().run_in_executor(None, done.wait)
+        try:
+            return await super()._eval(redis_key, argv)
+        finally:
+            done.set()
+            await hold
+
+
+_OPEN_CLIENTS: list[aioredis.Redis] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_redis_clients() -> AsyncIterator[None]:
+    """Close the clients a test's ``RedisStore`` factories opened, on the test's own loop."""
+    yield
+    while _OPEN_CLIENTS:
+        await _OPEN_CLIENTS.pop().aclose()
+
+
 #: Every ``LimiterStore`` the guarantees must hold for; a new store is appended here.
-STORES: list[Callable[[], LimiterStore]] = [InProcessStore]
+STORES: list[Callable[[], LimiterStore]] = [InProcessStore, RedisStore]
 _STORE_IDS = [factory.__name__ for factory in STORES]
 
 

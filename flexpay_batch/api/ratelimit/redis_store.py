@@ -332,7 +332,7 @@ class RedisStore:
         delay = _BACKOFF_FIRST
         while True:
             try:
-                raw = await self._script(keys=[f"{self._namespace}:{key}"], args=argv)
+                raw = await self._eval(f"{self._namespace}:{key}", argv)
                 break
             except _UNAVAILABLE as exc:
                 self._went_away(exc)
@@ -351,6 +351,11 @@ class RedisStore:
         entry.local_at = asyncio.get_running_loop().time()
         entry.known = True
         return reply
+
+    async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+        """One run of the script (EVALSHA, loading it again after a Redis restart)."""
+        raw: list[Any] = await self._script(keys=[redis_key], args=argv)
+        return raw
 
     def _went_away(self, exc: BaseException) -> None:
         if not self._unavailable:
