@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexpay_batch.api.headers import NO_FEEDBACK, RateLimitFeedback
+from flexpay_batch.api.ratelimit import redis_store
 from flexpay_batch.api.ratelimit.aimd import AimdSettings, AimdState
 from flexpay_batch.api.ratelimit.inprocess import InProcessStore
 from flexpay_batch.api.ratelimit.limiter import ClassLimiter, LimiterSet, jitter_margin
-from flexpay_batch.api.ratelimit import redis_store
 from flexpay_batch.api.ratelimit.store import BucketSpec, LimiterStore
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, EndpointClass, Rate
 from tests.redisserver import shared_server
@@ -32,7 +32,7 @@ from tests.redisserver import shared_server
 _TIME_EPSILON = 1e-6
 
 
-def RedisStore() -> LimiterStore:  # noqa: N802  # named like the store: it is the test id
+def RedisStore() -> LimiterStore:  # named like the store: it is the test id
     """A ``RedisStore`` on the shared test server, in a namespace of its own.
 
     Its clock is the event loop's instead of Redis ``TIME``: these properties are about the
