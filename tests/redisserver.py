@@ -79,7 +79,7 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -61,7 +61,8 @@ class _CreationWindow:
     def seconds(self) -> float:
         self._stop.set()
         self._thread.join(timeout=10)
-        assert self.first is not None and self.last is not None
+        assert self.first is not None
+        assert self.last is not None
         return self.last - self.first
 
 
