@@ -47,8 +47,17 @@ class _Redis:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -143,8 +152,13 @@ def figure_shared(suite: Suite) -> FigureResult:
     finally:
         redis.stop()
     rows = [
-        [str(k), fmt(results[k, False][0]), str(results[k, False][1])]
-        + [fmt(results[k, True][0]), str(results[k, True][1])]
+        [
+            str(k),
+            fmt(results[k, False][0]),
+            str(results[k, False][1]),
+            fmt(results[k, True][0]),
+            str(results[k, True][1]),
+        ]
         for k in counts
     ]
     checks = [
