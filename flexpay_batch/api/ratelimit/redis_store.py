@@ -20,7 +20,8 @@ state this process knew, never as a fresh empty bucket.
 
 **Adaptation** is optimistic: ``change`` runs here on the last known state and the script
 installs the result only if the state's version has not moved; otherwise it replies with the
-current state and ``change`` runs again. One round trip when nobody else adapted meanwhile.
+current state and ``change`` runs again. One round trip when nobody else adapted meanwhile;
+none for a change of the success streak alone, which each process keeps for itself.
 
 **Cancellation.** A waiter cancelled while it sleeps takes no token; one cancelled during
 the script's round trip may have been granted one that is then unused (stricter, never
@@ -33,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -135,7 +136,7 @@ def _log(text: str, level: int) -> None:
 class _Key:
     """What this process knows about one key."""
 
-    __slots__ = ("changed", "known", "last", "local_at", "spec", "turn", "waiting")
+    __slots__ = ("changed", "known", "last", "local_at", "spec", "streak", "turn", "waiting")
 
     def __init__(self, spec: BucketSpec, aimd: AimdState) -> None:
         self.spec = spec
@@ -145,6 +146,7 @@ class _Key:
         self.turn = asyncio.Lock()  # FIFO among this process's waiters
         self.changed = asyncio.Event()
         self.waiting = 0
+        self.streak = 0  # successes in a row seen by this process (see ``adapt``)
 
     def signal_change(self) -> None:
         self.changed.set()
@@ -274,17 +276,25 @@ class RedisStore:
         return reply.pause_left
 
     async def adapt(self, key: str, change: Adaptation) -> AimdState:
-        """Apply ``change`` optimistically (see the module docstring); return the new state."""
+        """Apply ``change`` optimistically (see the module docstring); return the new state.
+
+        The success streak stays in this process: a change that only moves ``streak`` costs
+        no round trip (it would be one per response), so each process counts its own run of
+        successes towards an increase, and the increase itself is shared.
+        """
         entry = self._keys[key]
         if entry.last.version < 0:
             await self._run(key, "get")
         while True:
             before = entry.last
-            after = change(before.aimd, self._now_estimate(entry))
-            if after == before.aimd:
+            local = replace(before.aimd, streak=entry.streak)
+            after = change(local, self._now_estimate(entry))
+            if replace(after, streak=0) == replace(local, streak=0):
+                entry.streak = after.streak
                 return after
             reply = await self._run(key, "cas", str(before.version), *_aimd_args(after))
             if reply.granted:
+                entry.streak = after.streak
                 if after.rate != before.aimd.rate:
                     entry.signal_change()
                 return after
