@@ -13,6 +13,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,3 +223,59 @@ def test_processes_whose_clocks_disagree_share_one_budget(redis_server: RedisSer
             assert j - i + 1 <= limits.max_starts(ordered[j] - start + 1e-6)
     # Together, not each on its own: 30 grants from one bucket take (30 - burst) / rate.
     assert ordered[-1] - ordered[0] >= (30 - BURST) / RATE - 0.01
+
+
+async def _redis_now(store_url: str) -> float:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(store_url)
+    try:
+        seconds, micros = await client.time()
+        await client.flushall()
+        return seconds + micros / 1e6
+    finally:
+        await client.aclose()
+
+
+async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
+    redis_server: RedisServer,
+) -> None:
+    """Redis loses its data (restart, flush): the next grant waits a token's leak at the
+    configured rate instead of handing out a fresh burst."""
+    store = await RedisStore.connect(redis_server.url)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        await store.acquire("tok:write")  # the key exists, this process knows it
+        flushed_at = await _redis_now(redis_server.url)
+        ticket = await asyncio.wait_for(store.acquire("tok:write"), 10)
+        assert ticket - flushed_at >= 1 / RATE - 0.005
+    finally:
+        await store.aclose()
+
+
+async def test_the_success_streak_costs_no_round_trip(redis_server: RedisServer) -> None:
+    """A success that only lengthens the streak is not sent to Redis; the increase it leads
+    to is."""
+    from flexpay_batch.api.ratelimit.aimd import AimdSettings
+
+    calls: list[str] = []
+
+    class Counting(RedisStore):
+        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+            calls.append(argv[0])
+            return await super()._eval(redis_key, argv)
+
+    store = await Counting.connect(redis_server.url)
+    policy = AimdSettings(increase_after=3)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState(RATE, RATE / 2, RATE, RATE))
+        await store.acquire("tok:write")
+        calls.clear()
+        for _ in range(2):
+            await store.adapt("tok:write", policy.on_success)
+        assert calls == []
+        raised = await store.adapt("tok:write", policy.on_success)
+        assert calls == ["cas"]
+        assert raised.rate > RATE / 2
+    finally:
+        await store.aclose()
