@@ -175,15 +175,16 @@ def figure_shared(suite: Suite) -> FigureResult:
     ]
     plot = bar_figure(
         suite.out_dir / "shared_limit.png",
-        f"{suite.scale.rate:g}/s, burst {suite.scale.burst}, one token, K processes",
+        f"K processes on one token at {suite.scale.rate:g}/s, burst {suite.scale.burst}: "
+        "KL in-process limiter, KR shared Redis",
         {
             "utilisation (ideal / actual)": {
-                f"K={k} {'redis' if shared else 'local'}": results[k, shared][0]
+                f"{k}{'R' if shared else 'L'}": results[k, shared][0]
                 for shared in (False, True)
                 for k in counts
             },
             "429s": {
-                f"K={k} {'redis' if shared else 'local'}": float(results[k, shared][1])
+                f"{k}{'R' if shared else 'L'}": float(results[k, shared][1])
                 for shared in (False, True)
                 for k in counts
             },
