@@ -21,6 +21,7 @@ from flexpay_batch.api.ratelimit.aimd import AimdState
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.api.ratelimit.store import BucketSpec
 from flexpay_batch.core.errors import LimiterStoreUnreachable
+from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.limitspec import ClassLimits, Rate
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
@@ -119,6 +120,22 @@ def test_processes_sharing_redis_use_the_limit_without_429(
     _assert_every_row_once(effects)
     # The first poll may miss the burst: the ideal counts from the first row after it.
     assert _ideal_seconds(TOTAL_ROWS) / elapsed >= 0.8, elapsed
+    keys = _redis_keys(redis_server.url)
+    scope = f"flexpay-batch:limiter:{token_fingerprint(sim.tokens['admin'])}"
+    assert f"{scope}:write" in keys
+    assert keys <= {f"{scope}:read", f"{scope}:write"}
+    assert not any(sim.tokens["admin"] in key for key in keys)
+
+
+def _redis_keys(url: str) -> set[str]:
+    """Every key in the Redis at ``url``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return {k.decode() if isinstance(k, bytes) else k for k in client.keys("*")}
+    finally:
+        client.close()
 
 
 def test_redis_killed_and_restarted_mid_run(
