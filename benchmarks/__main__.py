@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick] [--only NAME ...] [--out DIR]``: run the suite.
 
-Figures: utilisation, alternatives, overhead, journal, memory, startup (``benchmarks/__init__``).
+Figures: utilisation, alternatives, overhead, journal, memory, startup, shared
+(``benchmarks/__init__``).
 The full suite takes a few minutes on two cores; ``--quick`` is a small variant (about a
 minute) for checking a set-up; ``--size smoke`` is the seconds-long size the smoke test uses.
 ``report.md``, ``results.json`` (every check, machine-readable) and the PNGs go to ``--out``;
@@ -25,6 +26,7 @@ from .common import FULL, QUICK, SMOKE, FigureResult, Scale, Suite, machine
 from .memory import figure_memory
 from .overhead import figure_journal, figure_overhead
 from .report import render, write_report
+from .shared_limit import figure_shared
 from .simproc import SimProcess
 from .startup import figure_startup
 from .utilisation import figure_alternatives, figure_utilisation
@@ -36,6 +38,8 @@ FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
     "journal": figure_journal,
     "memory": figure_memory,
     "startup": figure_startup,
+    # Not in the default run's smoke test: it needs redis-server (see shared_limit.py).
+    "shared": figure_shared,
 }
 #: The committed report and figures: written only when asked for with ``--out``.
 COMMITTED_OUT = Path(__file__).resolve().parent / "results"

@@ -40,12 +40,13 @@ def onboarding_row(i: int) -> list[str]:
     ]
 
 
-def write_onboarding_csv(path: Path, rows: int) -> Path:
-    """Write ``rows`` valid onboarding rows (plus the header) to ``path``; return ``path``."""
+def write_onboarding_csv(path: Path, rows: int, *, first: int = 0) -> Path:
+    """Write ``rows`` valid onboarding rows (plus the header) to ``path``, numbered from
+    ``first`` (disjoint slices for several processes); return ``path``."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(ONBOARDING_COLUMNS)
-        writer.writerows(onboarding_row(i) for i in range(rows))
+        writer.writerows(onboarding_row(i) for i in range(first, first + rows))
     return path
 
 

@@ -8,6 +8,7 @@
   TTL move only when the test says so.
 - ``FakeTime``: a clock and a recording ``sleep`` for the retry loop (``execute(clock=...,
   sleep=...)``): time moves only when the loop sleeps, and no test really sleeps.
+- ``redis_server``: a real ``redis-server`` on a free loopback port (``tests/redisserver.py``).
 - ``mocked`` / ``client``: aioresponses active, and a ``FlexPayClient`` for
   ``tests.fake_api.BASE`` whose limiters never wait (helpers in ``tests/fake_api.py``).
 """
@@ -30,6 +31,7 @@ from flexpay_batch.sim import SimConfig, Simulator, SimulatorThread
 from flexpay_batch.sim.testing import FakeClock
 from tests.fake_api import BASE, NO_LIMITS, TOKEN, CompatResponse
 from tests.harness import close_zygote
+from tests.redisserver import RedisServer
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 MakeSimulatorThread = Callable[..., SimulatorThread]
@@ -148,3 +150,13 @@ def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
         if not loop.is_running() and not loop.is_closed():
             loop.close()
     policy.set_event_loop(None)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of this test's own (it may be killed and restarted)."""
+    server = RedisServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -154,6 +154,15 @@ FIELD_STRATEGIES: dict[type, dict[str, st.SearchStrategy[Any]]] = {
         "token_file": _paths,
         "workers": st.integers(1, 512),
         "key_ttl": _seconds,
+        # Without a password: the journal drops it (``test_limiter_url_password_...``).
+        "limiter_url": st.none()
+        | st.builds(
+            "{}://{}:{}/{}".format,
+            st.sampled_from(["redis", "rediss"]),
+            st.from_regex(r"[a-z][a-z0-9.-]{0,20}", fullmatch=True),
+            st.integers(1, 65535),
+            st.integers(0, 15),
+        ),
     },
 }
 FIELD_STRATEGIES[ClassLimits] = {
@@ -183,6 +192,40 @@ def test_every_setting_survives_the_journal(settings: Settings) -> None:
     assert settings_from_journal(stored) == settings
 
 
+def test_limiter_url_from_flag_environment_and_toml(tmp_path: Path) -> None:
+    """--limiter-url, FLEXPAY_LIMITER_URL and TOML limiter_url, flags first; unset: None."""
+    assert load_settings(flags={}, env={}).limiter_url is None
+    toml = tmp_path / "c.toml"
+    toml.write_text('limiter_url = "redis://toml:1/0"\n', encoding="utf-8")
+    env = {"FLEXPAY_LIMITER_URL": "rediss://env:2/1"}
+    assert load_settings(flags={}, env={}, toml_path=toml).limiter_url == "redis://toml:1/0"
+    assert load_settings(flags={}, env=env, toml_path=toml).limiter_url == "rediss://env:2/1"
+    flags = {"limiter_url": "redis://flag:3/2"}
+    assert load_settings(flags=flags, env=env).limiter_url == "redis://flag:3/2"
+
+
+@pytest.mark.parametrize("url", ["http://h:1/0", "redis:///0", "redis://h:port/0", "h:6379"])
+def test_limiter_url_must_be_a_redis_url_and_is_never_echoed(url: str) -> None:
+    """A malformed limiter URL is a ConfigError whose message does not quote the value."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags={}, env={"FLEXPAY_LIMITER_URL": url})
+    assert url not in str(caught.value)
+
+
+def test_limiter_url_password_stays_out_of_argv_and_the_journal() -> None:
+    """A password is refused on the command line, accepted from the environment, and the
+    journal keeps the URL without it."""
+    secret_url = "redis://ops:s3cret-pw@cache:6380/3"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags={"limiter_url": secret_url}, env={})
+    assert "s3cret-pw" not in str(caught.value)
+    settings = load_settings(flags={}, env={"FLEXPAY_LIMITER_URL": secret_url})
+    assert settings.limiter_url == secret_url
+    stored = json.dumps(settings_to_journal(settings))
+    assert "s3cret-pw" not in stored
+    assert settings_from_journal(json.loads(stored)).limiter_url == "redis://ops@cache:6380/3"
+
+
 def test_the_journal_keys_are_stable_and_hold_no_token() -> None:
     """What the journal holds (and report.json shows), key by key; no token in it."""
     settings = load_settings(flags={"row_deadline": 90, "key_ttl": 3600}, env={})
@@ -198,6 +241,7 @@ def test_the_journal_keys_are_stable_and_hold_no_token() -> None:
         "timeouts",
         "retry",
         "key_ttl",
+        "limiter_url",
     }
     assert stored["key_ttl"] == 3600.0
     assert json.loads(json.dumps(stored))["retry"]["deadline"] == 90.0

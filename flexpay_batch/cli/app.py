@@ -70,6 +70,13 @@ ReadLimit = Annotated[str | None, typer.Option(help="Sustained read rate, e.g. 3
 ReadBurst = Annotated[int | None, typer.Option(help="Read burst capacity [default 50].")]
 WriteLimit = Annotated[str | None, typer.Option(help="Sustained write rate, e.g. 100/min.")]
 WriteBurst = Annotated[int | None, typer.Option(help="Write burst capacity [default 20].")]
+LimiterUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Share each token's rate limit with every process using this Redis, e.g. "
+        "redis://127.0.0.1:6379/0 (a password only via FLEXPAY_LIMITER_URL or TOML)."
+    ),
+]
 Sandbox = Annotated[
     bool,
     typer.Option(help="Run against an embedded simulator: nothing real is touched."),
@@ -110,6 +117,7 @@ def onboard(
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
     write_burst: WriteBurst = None,
+    limiter_url: LimiterUrl = None,
     encoding: Encoding = None,
     restart: Restart = False,
     retry_rejected: RetryRejected = False,
@@ -196,6 +204,7 @@ def payroll(
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
     write_burst: WriteBurst = None,
+    limiter_url: LimiterUrl = None,
     encoding: Encoding = None,
     restart: Restart = False,
     retry_rejected: RetryRejected = False,
@@ -339,6 +348,7 @@ def bench(
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
     write_burst: WriteBurst = None,
+    limiter_url: LimiterUrl = None,
     workers: Workers = None,
     debug: Debug = False,
 ) -> int:

@@ -22,13 +22,13 @@ from pathlib import Path
 import anyio
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
-from flexpay_batch.api.ratelimit.limiter import LimiterSet
 from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.api.retry.loop import execute
 from flexpay_batch.core import errors
 from flexpay_batch.core.limitspec import EndpointClass
 from flexpay_batch.core.policies import RetryPolicy
 from flexpay_batch.core.settings import Settings, environment, load_token
+from flexpay_batch.engine.limiting import limiter_store, shared_limiters
 
 MAX_REQUESTS = 100_000
 
@@ -95,8 +95,11 @@ async def _bench(
     settings: Settings, token: str | None, requests: int, kind: str, use_sandbox: bool
 ) -> dict[EndpointClass, ClassResult]:
     results = {c: ClassResult() for c in EndpointClass}
-    async with _endpoint(settings, token, use_sandbox) as (base_url, ca, api_token):
-        limiters = LimiterSet(settings.limits, start="full")
+    async with (
+        limiter_store(settings) as store,
+        _endpoint(settings, token, use_sandbox) as (base_url, ca, api_token),
+    ):
+        limiters = shared_limiters(settings.limits, api_token, store, start="full")
         async with FlexPayClient(
             base_url, api_token, ca_bundle=ca, limiters=limiters, max_in_flight=settings.workers
         ) as client:

@@ -6,7 +6,8 @@
     ├── UsageError              (2)    bad flags, configuration or input file: fix and re-run
     │   ├── ConfigError                a setting is missing or invalid
     │   ├── InputFileError             the input file cannot be read at all (not one bad row)
-    │   └── ResumeRefused              the run directory does not match this invocation
+    │   ├── ResumeRefused              the run directory does not match this invocation
+    │   └── LimiterStoreUnreachable    --limiter-url names a Redis that does not answer
     ├── RunAborted              (3)    stop the whole run now; nothing is retried
     │   ├── AuthenticationFailed       401: token missing, malformed, expired or revoked
     │   ├── PermissionDenied           403: token lacks a scope (``required_scope``)
@@ -69,6 +70,12 @@ class ConfigError(UsageError):
 
 class InputFileError(UsageError):
     """The input file as a whole cannot be read (missing, wrong encoding, no header)."""
+
+
+class LimiterStoreUnreachable(UsageError):
+    """The shared rate-limit store (``--limiter-url``) cannot be used at the start of a run."""
+
+    hint = "Start Redis there, or fix --limiter-url / FLEXPAY_LIMITER_URL (or run without it)."
 
 
 class ResumeRefused(UsageError):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 from flexpay_batch.core.errors import ConfigError
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
@@ -49,6 +50,10 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     key_ttl: float = 24 * 3600.0
     token_file: Path | None = None
+    #: ``redis://HOST:PORT/DB`` (or ``rediss://``) shared by every process on one token;
+    #: ``None``: the in-process limiter. May hold a password (from the environment or TOML
+    #: only): ``settings_to_journal`` leaves it out, messages show ``limiter_address``.
+    limiter_url: str | None = None
 
 
 #: Marks the layout ``settings_to_journal`` writes; journals without it hold the older summary
@@ -75,6 +80,7 @@ def settings_to_journal(settings: Settings) -> dict[str, JSON]:
         "timeouts": asdict(settings.timeouts),
         "retry": asdict(settings.retry),
         "key_ttl": settings.key_ttl,
+        "limiter_url": _without_password(settings.limiter_url),
     }
 
 
@@ -101,6 +107,7 @@ def settings_from_journal(data: Mapping[str, Any]) -> Settings:
         timeouts=Timeouts(**data["timeouts"]),
         retry=RetryPolicy(**data["retry"]),
         key_ttl=data["key_ttl"],
+        limiter_url=data.get("limiter_url"),
     )
 
 
@@ -135,6 +142,32 @@ def _path_text(path: Path | None) -> str | None:
 
 def _stored_path(text: str | None) -> Path | None:
     return None if text is None else Path(text)  # already expanded when it was loaded
+
+
+def _without_password(url: str | None) -> str | None:
+    """``url`` minus its password: the journal is no place for a credential (a resume takes
+    it from ``FLEXPAY_LIMITER_URL`` or the TOML file again)."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+def _limiter_url(value: object) -> str:
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        # Never echo the value: it may hold a password.
+        raise ConfigError("limiter_url must look like redis://HOST:PORT/DB or rediss://...")
+    try:
+        parts.port  # noqa: B018  # raises for a port that is not a number
+    except ValueError:
+        raise ConfigError("limiter_url has a port that is not a number") from None
+    return text
 
 
 def _class_limits_to_json(limits: ClassLimits) -> dict[str, JSON]:
@@ -202,6 +235,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "row_deadline": _positive_float("row_deadline"),
     "max_server_pause": _positive_float("max_server_pause"),
     "key_ttl": _positive_float("key_ttl"),
+    "limiter_url": _limiter_url,
 }
 
 
@@ -223,6 +257,12 @@ def load_settings(
 
 
 def _from_flags(flags: Mapping[str, object | None]) -> dict[str, Any]:
+    url = flags.get("limiter_url")
+    if url is not None and urlsplit(str(url)).password is not None:
+        raise ConfigError(
+            "--limiter-url must not hold a password (it would show in ps)",
+            hint="Put the URL with its password in FLEXPAY_LIMITER_URL or the TOML file.",
+        )
     return {k: _parse(k, v, "--" + k.replace("_", "-")) for k, v in flags.items() if v is not None}
 
 
@@ -309,6 +349,7 @@ def _build(values: Mapping[str, Any]) -> Settings:
         retry=retry,
         key_ttl=values.get("key_ttl", base.key_ttl),
         token_file=values.get("token_file"),
+        limiter_url=values.get("limiter_url"),
     )
 
 

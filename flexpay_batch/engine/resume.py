@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from flexpay_batch.core.settings import DEFAULT_BASE_URL, settings_from_journal
+from flexpay_batch.core.settings import DEFAULT_BASE_URL, environment, settings_from_journal
 from flexpay_batch.engine.request import SANDBOX, RunRequest
 from flexpay_batch.journal.status import status_snapshot
 
@@ -48,6 +48,8 @@ def resume_request(
         base_url=DEFAULT_BASE_URL if was_sandbox else job.base_url,
         ca_bundle=ca_bundle or stored.ca_bundle,
         token_file=token_file,
+        # The journal keeps the URL without its password; the environment supplies it again.
+        limiter_url=environment().get("FLEXPAY_LIMITER_URL") or stored.limiter_url,
     )
     parameters: dict[str, Any] = dict(config.get("job") or {})
     return RunRequest(

@@ -39,12 +39,14 @@ import anyio
 
 from flexpay_batch.api.client import FlexPayClient
 from flexpay_batch.api.ratelimit.limiter import LimiterSet
+from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import install_redaction
 from flexpay_batch.core.settings import Settings, environment, load_token
 from flexpay_batch.core.states import OPEN, RowStatus
+from flexpay_batch.engine.limiting import limiter_store, shared_limiters
 from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, open_journal
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
@@ -105,12 +107,24 @@ def _stop_signals_interrupt() -> Iterator[None]:
 
 
 async def _run(request: RunRequest, token: str | None) -> RunSummary:
-    async with target(request, token) as (base_url, ca_bundle, api_token):
-        return await run_job(request, base_url=base_url, ca_bundle=ca_bundle, token=api_token)
+    # The shared store first: an unreachable Redis stops the command before anything is
+    # written (exit 2), not as a run that stopped.
+    async with (
+        limiter_store(request.settings) as store,
+        target(request, token) as (base_url, ca_bundle, api_token),
+    ):
+        return await run_job(
+            request, base_url=base_url, ca_bundle=ca_bundle, token=api_token, store=store
+        )
 
 
 async def run_job(
-    request: RunRequest, *, base_url: str, ca_bundle: Path | None, token: str
+    request: RunRequest,
+    *,
+    base_url: str,
+    ca_bundle: Path | None,
+    token: str,
+    store: RedisStore | None = None,
 ) -> RunSummary:
     """One invocation against ``base_url``; see the module docstring for the steps."""
     started = time.monotonic()
@@ -126,7 +140,9 @@ async def run_job(
             journal.reset_rejected()
         job = build_job(request, journal)
         try:
-            await _run_rows(request, journal, job, summary, reporter, base_url, ca_bundle, token)
+            await _run_rows(
+                request, journal, job, summary, reporter, base_url, ca_bundle, token, store
+            )
         except (errors.FlexPayBatchError, BaseExceptionGroup) as exc:
             summary.stopped = _stopping_error(exc)
         finally:
@@ -209,6 +225,7 @@ async def _run_rows(
     base_url: str,
     ca_bundle: Path | None,
     token: str,
+    store: RedisStore | None,
 ) -> None:
     settings = request.settings
     total = count_rows(request.input_path, encoding=request.encoding)
@@ -222,9 +239,10 @@ async def _run_rows(
         limit_per_second=write_rate,
     )
     # A server-imposed pause never outlasts max_server_pause nor a row's whole deadline.
-    limiters = LimiterSet(
-        settings.limits, max_pause=min(settings.retry.max_retry_after, settings.retry.deadline)
-    )
+    max_pause = min(settings.retry.max_retry_after, settings.retry.deadline)
+    limiters = shared_limiters(settings.limits, token, store, max_pause=max_pause)
+    if store is not None:
+        store.set_notifier(reporter.message)
     client = FlexPayClient(
         base_url,
         token,

@@ -1,0 +1,110 @@
+"""The one Lua script behind ``RedisStore``: every operation on a key's hash, atomically.
+
+GCRA: the hash keeps the *theoretical arrival time* ``tat`` (when the bucket would be empty
+leaking at the adaptive ``rate``), so the level at ``now`` is ``max(0, tat - now) * rate``
+and a grant of ``cost`` moves ``tat`` to ``max(tat, now) + cost / rate``. ``ntat`` is the
+same at the configured rate (the floor of ``reset``). The clock is Redis ``TIME``, clamped so
+it never runs backwards (``clk``); tests may pass ``now`` instead (``ARGV[2]`` not empty).
+
+KEYS[1] the hash. ARGV: op, now ("" = TIME), capacity, configured rate, initial level, the
+initial AIMD state (rate, ceiling, limit_cap, last_decrease, ceiling_checked_at, streak,
+decreases, increases; "" for None), ttl in ms, then the op's own arguments:
+
+- ``acquire cost``: refused while paused or short of tokens (status 0, wait in ``extra``);
+- ``fill level`` / ``reset level`` / ``pause seconds`` / ``get``;
+- ``cas version`` + eight AIMD fields: replace the state if nobody changed it since.
+
+Every reply: status, now, level, pause_left, version, the eight AIMD fields, extra, created;
+numbers as strings (Redis would truncate Lua floats to integers).
+"""
+
+SCRIPT = r"""
+local key = KEYS[1]
+local op = ARGV[1]
+local capacity = tonumber(ARGV[3])
+local configured = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[14])
+local EPS = 1e-9
+local AIMD = {'rate', 'ceiling', 'cap', 'ldec', 'cchk', 'streak', 'dec', 'inc'}
+
+local now
+if ARGV[2] ~= '' then
+  now = tonumber(ARGV[2])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+
+local created = 0
+if redis.call('EXISTS', key) == 0 then
+  created = 1
+  local rate0 = tonumber(ARGV[6])
+  redis.call('HSET', key, 'tat', now + tonumber(ARGV[5]) / rate0, 'ntat', now,
+    'pause', 0, 'clk', now, 'ver', 0)
+  for i, name in ipairs(AIMD) do
+    redis.call('HSET', key, name, ARGV[5 + i])
+  end
+end
+
+local h = {}
+local raw = redis.call('HGETALL', key)
+for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
+local clk = tonumber(h['clk'])
+if now < clk then now = clk end
+local rate = tonumber(h['rate'])
+local tat = tonumber(h['tat'])
+local ntat = tonumber(h['ntat'])
+local pause = tonumber(h['pause'])
+local ver = tonumber(h['ver'])
+local status = 1
+local extra = 0
+
+local function level_at(t, r) return math.max(0, t - now) * r end
+
+if op == 'acquire' then
+  local cost = tonumber(ARGV[15])
+  local level = level_at(tat, rate)
+  if pause > now then
+    status = 0
+    extra = pause - now
+  elseif level + cost > capacity + EPS then
+    status = 0
+    extra = (level + cost - capacity) / rate
+  else
+    tat = math.max(tat, now) + cost / rate
+    ntat = math.max(ntat, now) + cost / configured
+  end
+elseif op == 'fill' then
+  local wanted = math.min(tonumber(ARGV[15]), capacity)
+  if wanted > level_at(tat, rate) then tat = now + wanted / rate end
+elseif op == 'reset' then
+  local wanted = math.min(capacity, math.max(tonumber(ARGV[15]), level_at(ntat, configured)))
+  tat = now + wanted / rate
+elseif op == 'pause' then
+  pause = math.max(pause, now + tonumber(ARGV[15]))
+elseif op == 'cas' then
+  if tonumber(ARGV[15]) ~= ver then
+    status = 0
+  else
+    local level = level_at(tat, rate)
+    for i, name in ipairs(AIMD) do h[name] = ARGV[15 + i] end
+    rate = tonumber(h['rate'])
+    tat = now + level / rate
+    ver = ver + 1
+    for i, name in ipairs(AIMD) do redis.call('HSET', key, name, h[name]) end
+  end
+elseif op ~= 'get' then
+  return redis.error_reply('unknown limiter operation ' .. op)
+end
+
+local function num(x) return string.format('%.17g', x) end
+redis.call('HSET', key, 'tat', num(tat), 'ntat', num(ntat), 'pause', num(pause),
+  'clk', num(now), 'ver', ver)
+redis.call('PEXPIRE', key, ttl)
+local reply = {tostring(status), num(now), num(level_at(tat, rate)),
+  num(math.max(0, pause - now)), tostring(ver)}
+for _, name in ipairs(AIMD) do table.insert(reply, h[name]) end
+table.insert(reply, num(extra))
+table.insert(reply, tostring(created))
+return reply
+"""

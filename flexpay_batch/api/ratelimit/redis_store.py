@@ -1,0 +1,377 @@
+"""A ``LimiterStore`` in Redis: every process and host naming the same Redis shares each bucket.
+
+    store = await RedisStore.connect("redis://127.0.0.1:6379/0")   # exit 2 if unreachable
+    limiters = LimiterSet(settings.limits, store=store, scope=token_fingerprint(token))
+    ...
+    await store.aclose()
+
+One hash per key (``{namespace}:{scope}:{class}``, the scope being the token's fingerprint,
+never the token), changed only by one Lua script (``redis_lua.py``): GCRA arithmetic, the
+pause, the adaptive state and its version, all atomic, all on Redis ``TIME`` so hosts whose
+clocks disagree still agree on the bucket. Tickets and AIMD times are Redis times.
+
+**Failing closed.** ``connect`` raises ``LimiterStoreUnreachable`` (exit 2) when Redis does
+not answer. Lost mid-run, every operation waits: it logs "waiting for the rate-limit store
+at HOST:PORT" once, retries with capped exponential backoff, and carries on when Redis is
+back — nothing is granted meanwhile, so nothing is sent. A key missing from a Redis that
+this process has seen it in (a restart, or an expiry after an hour of idleness) is recreated
+*full* (nothing to spend until a token leaks at the configured rate) with the last adaptive
+state this process knew, never as a fresh empty bucket.
+
+**Adaptation** is optimistic: ``change`` runs here on the last known state and the script
+installs the result only if the state's version has not moved; otherwise it replies with the
+current state and ``change`` runs again. One round trip when nobody else adapted meanwhile;
+none for a change of the success streak alone, which each process keeps for itself.
+
+**Cancellation.** A waiter cancelled while it sleeps takes no token; one cancelled during
+the script's round trip may have been granted one that is then unused (stricter, never
+looser).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import BusyLoadingError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from flexpay_batch.api.ratelimit.aimd import AimdState
+from flexpay_batch.api.ratelimit.redis_lua import SCRIPT
+from flexpay_batch.api.ratelimit.store import Adaptation, BucketSnapshot, BucketSpec
+from flexpay_batch.core.errors import LimiterStoreUnreachable
+
+log = logging.getLogger(__name__)
+
+#: Hash keys expire after this many milliseconds without a change (the bucket long drained).
+_TTL_MS: Final = 3_600_000
+#: Shortest wait, in seconds, before asking the script again.
+_MIN_WAIT: Final = 1e-6
+#: Reconnection backoff: first and longest wait, in seconds.
+_BACKOFF_FIRST: Final = 0.05
+_BACKOFF_MAX: Final = 2.0
+#: Errors that mean "the store is not there right now", as opposed to a bug or bad auth.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
+
+
+def store_address(url: str) -> str:
+    """``HOST:PORT`` of a ``redis://`` or ``rediss://`` URL: what messages show (no secrets)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        port = 6379
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """One parsed script reply (see ``redis_lua``)."""
+
+    granted: bool
+    now: float
+    level: float
+    pause_left: float
+    version: int
+    aimd: AimdState
+    extra: float
+
+
+def _opt(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def _aimd_args(state: AimdState) -> list[str]:
+    def opt(value: float | None) -> str:
+        return "" if value is None else repr(value)
+
+    return [
+        repr(state.rate),
+        repr(state.ceiling),
+        repr(state.limit_cap),
+        opt(state.last_decrease),
+        opt(state.ceiling_checked_at),
+        str(state.streak),
+        str(state.decreases),
+        str(state.increases),
+    ]
+
+
+def _parse(raw: list[Any], configured: float) -> _Reply:
+    f = [item.decode() if isinstance(item, bytes) else str(item) for item in raw]
+    aimd = AimdState(
+        configured=configured,
+        rate=float(f[5]),
+        ceiling=float(f[6]),
+        limit_cap=float(f[7]),
+        last_decrease=_opt(f[8]),
+        ceiling_checked_at=_opt(f[9]),
+        streak=int(f[10]),
+        decreases=int(f[11]),
+        increases=int(f[12]),
+    )
+    return _Reply(
+        granted=f[0] == "1",
+        now=float(f[1]),
+        level=float(f[2]),
+        pause_left=float(f[3]),
+        version=int(f[4]),
+        aimd=aimd,
+        extra=float(f[13]),
+    )
+
+
+def _log(text: str, level: int) -> None:
+    log.log(level, "%s", text)
+
+
+class _Key:
+    """What this process knows about one key."""
+
+    __slots__ = ("changed", "known", "last", "local_at", "spec", "streak", "turn", "waiting")
+
+    def __init__(self, spec: BucketSpec, aimd: AimdState) -> None:
+        self.spec = spec
+        self.last = _Reply(False, 0.0, spec.initial_level, 0.0, -1, aimd, 0.0)
+        self.local_at: float | None = None  # loop time of ``last``
+        self.known = False  # seen in Redis: if it vanishes, Redis lost it
+        self.turn = asyncio.Lock()  # FIFO among this process's waiters
+        self.changed = asyncio.Event()
+        self.waiting = 0
+        self.streak = 0  # successes in a row seen by this process (see ``adapt``)
+
+    def signal_change(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class RedisStore:
+    """A ``LimiterStore`` shared through one Redis (see the module docstring).
+
+    ``clock`` replaces Redis ``TIME`` by a local clock (seconds): for tests that run on a
+    fake event loop clock only, since a local clock is exactly what hosts do not share.
+    """
+
+    __slots__ = (
+        "_address",
+        "_client",
+        "_clock",
+        "_keys",
+        "_namespace",
+        "_notify",
+        "_script",
+        "_unavailable",
+    )
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        address: str,
+        namespace: str = "flexpay-batch:limiter",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._client = client
+        self._address = address
+        self._namespace = namespace
+        self._clock = clock
+        self._script = client.register_script(SCRIPT)
+        self._keys: dict[str, _Key] = {}
+        self._unavailable = False
+        self._notify: Callable[[str, int], None] = _log
+
+    def set_notifier(self, notify: Callable[[str, int], None]) -> None:
+        """Send "waiting for the store" / "the store is back" to ``notify(text, level)``
+        (e.g. the run's progress reporter) instead of this module's logger."""
+        self._notify = notify
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        namespace: str = "flexpay-batch:limiter",
+        clock: Callable[[], float] | None = None,
+        socket_timeout: float = 5.0,
+    ) -> RedisStore:
+        """Open ``url`` and check that Redis answers; else ``LimiterStoreUnreachable``."""
+        address = store_address(url)
+        try:
+            client = aioredis.Redis.from_url(
+                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            )
+        except ValueError:
+            raise LimiterStoreUnreachable(
+                f"the rate-limit store URL for {address} is not a redis:// or rediss:// URL"
+            ) from None
+        store = cls(client, address=address, namespace=namespace, clock=clock)
+        try:
+            await client.ping()
+        except RedisError as exc:
+            await client.aclose()
+            raise LimiterStoreUnreachable(
+                f"the rate-limit store at {address} cannot be used ({type(exc).__name__})"
+            ) from None
+        return store
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` of the Redis (never the URL: it may hold credentials)."""
+        return self._address
+
+    @property
+    def unavailable(self) -> bool:
+        """True while operations wait for Redis to come back."""
+        return self._unavailable
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._client.aclose()
+
+    # -- the seam ---------------------------------------------------------------------------
+
+    def register(self, key: str, spec: BucketSpec, aimd: AimdState) -> None:
+        """Declare ``key`` (no I/O); Redis keeps any state other processes gave it."""
+        self._keys.setdefault(key, _Key(spec, aimd))
+
+    async def acquire(self, key: str, cost: float = 1.0) -> float:
+        """Wait for the pause and ``cost`` tokens; take them; return the Redis time."""
+        entry = self._keys[key]
+        if not 0 < cost <= entry.spec.capacity:
+            raise ValueError("cost must lie in (0, capacity]")
+        entry.waiting += 1
+        try:
+            async with entry.turn:
+                while True:
+                    changed = entry.changed
+                    reply = await self._run(key, "acquire", repr(cost))
+                    if reply.granted:
+                        return reply.now
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(max(_MIN_WAIT, reply.extra)):
+                            await changed.wait()
+        finally:
+            entry.waiting -= 1
+
+    async def fill(self, key: str, level: float) -> None:
+        """Raise the shared level to ``level`` (capped); never lower it."""
+        await self._run(key, "fill", repr(level))
+
+    async def reset_level(self, key: str, level: float) -> None:
+        """Replace the level, floored by the configured-rate level of the same grants."""
+        await self._run(key, "reset", repr(level))
+        self._keys[key].signal_change()
+
+    async def pause(self, key: str, seconds: float) -> float:
+        """Extend the shared pause to ``seconds`` from now; return the seconds left."""
+        reply = await self._run(key, "pause", repr(max(0.0, seconds)))
+        return reply.pause_left
+
+    async def adapt(self, key: str, change: Adaptation) -> AimdState:
+        """Apply ``change`` optimistically (see the module docstring); return the new state.
+
+        The success streak stays in this process: a change that only moves ``streak`` costs
+        no round trip (it would be one per response), so each process counts its own run of
+        successes towards an increase, and the increase itself is shared.
+        """
+        entry = self._keys[key]
+        if entry.last.version < 0:
+            await self._run(key, "get")
+        while True:
+            before = entry.last
+            local = replace(before.aimd, streak=entry.streak)
+            after = change(local, self._now_estimate(entry))
+            if replace(after, streak=0) == replace(local, streak=0):
+                entry.streak = after.streak
+                return after
+            reply = await self._run(key, "cas", str(before.version), *_aimd_args(after))
+            if reply.granted:
+                entry.streak = after.streak
+                if after.rate != before.aimd.rate:
+                    entry.signal_change()
+                return after
+
+    def snapshot(self, key: str) -> BucketSnapshot:
+        """The state of ``key`` at the last reply, aged by the local clock since (no I/O)."""
+        entry = self._keys[key]
+        last = entry.last
+        aged = 0.0
+        if entry.local_at is not None:
+            aged = max(0.0, asyncio.get_running_loop().time() - entry.local_at)
+        return BucketSnapshot(
+            level=max(0.0, last.level - aged * last.aimd.rate),
+            pause_left=max(0.0, last.pause_left - aged),
+            waiting=entry.waiting,
+            aimd=last.aimd,
+        )
+
+    # -- talking to Redis -------------------------------------------------------------------
+
+    def _now_estimate(self, entry: _Key) -> float:
+        """Redis time now, from the last reply and the local clock since (no I/O)."""
+        if self._clock is not None:
+            return self._clock()
+        if entry.local_at is None:
+            return entry.last.now
+        return entry.last.now + (asyncio.get_running_loop().time() - entry.local_at)
+
+    async def _run(self, key: str, op: str, *args: str) -> _Reply:
+        """Run the script for ``key``; while Redis is unreachable, wait and retry."""
+        entry = self._keys[key]
+        spec = entry.spec
+        # A key this process has seen but Redis has not: recreate it full (see the docstring).
+        initial = spec.capacity if entry.known else spec.initial_level
+        argv = [
+            op,
+            "" if self._clock is None else repr(self._clock()),
+            repr(spec.capacity),
+            repr(spec.rate),
+            repr(initial),
+            *_aimd_args(entry.last.aimd),
+            str(_TTL_MS),
+            *args,
+        ]
+        delay = _BACKOFF_FIRST
+        while True:
+            try:
+                raw = await self._eval(f"{self._namespace}:{key}", argv)
+                break
+            except _UNAVAILABLE as exc:
+                self._went_away(exc)
+                await asyncio.sleep(delay)
+                delay = min(_BACKOFF_MAX, delay * 2)
+            except ResponseError as exc:
+                if "NOSCRIPT" in str(exc) or "LOADING" in str(exc):
+                    await asyncio.sleep(delay)
+                    continue
+                raise
+        if self._unavailable:
+            self._unavailable = False
+            self._notify(f"the rate-limit store at {self._address} is back", logging.WARNING)
+        reply = _parse(raw, spec.rate)
+        entry.last = reply
+        entry.local_at = asyncio.get_running_loop().time()
+        entry.known = True
+        return reply
+
+    async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+        """One run of the script (EVALSHA, loading it again after a Redis restart)."""
+        raw: list[Any] = await self._script(keys=[redis_key], args=argv)
+        return raw
+
+    def _went_away(self, exc: BaseException) -> None:
+        if not self._unavailable:
+            self._unavailable = True
+            self._notify(
+                f"waiting for the rate-limit store at {self._address} ({type(exc).__name__}); "
+                "nothing is sent until it answers",
+                logging.WARNING,
+            )

@@ -1,0 +1,298 @@
+"""The shared limiter store on a real redis-server: processes on one token share one budget.
+
+The store's arithmetic is proven in ``tests/test_limits.py`` (the same properties as the
+in-process store). Here: real CLI processes against the simulator enforcing one token's
+limit, Redis lost and restarted mid-run, clocks that disagree, and failing closed at start.
+Utilisation is asserted with a generous floor (the machine is shared); the precise figure is
+the benchmark's (``benchmarks/shared_limit.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flexpay_batch.api.ratelimit.aimd import AimdState
+from flexpay_batch.api.ratelimit.redis_store import RedisStore
+from flexpay_batch.api.ratelimit.store import BucketSpec
+from flexpay_batch.core.errors import LimiterStoreUnreachable
+from flexpay_batch.core.keys import token_fingerprint
+from flexpay_batch.core.limitspec import ClassLimits, Rate
+from flexpay_batch.sim import SimulatorThread
+from tests.conftest import MakeSimulatorThread
+from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli, write_onboarding
+from tests.redisserver import RedisServer, _free_port
+
+#: The token's write limit the simulator enforces and every process is configured with.
+RATE, BURST = 20.0, 5
+TOTAL_ROWS = 120
+
+
+def _ideal_seconds(rows: int) -> float:
+    """The least time the server lets ``rows`` writes take: a burst, then the rate."""
+    return (rows - BURST) / RATE
+
+
+class _CreationWindow:
+    """Polls the simulator's effects: the seconds from its first to its last employee created
+    (server side, so process start-up and shut-down are not counted)."""
+
+    def __init__(self, sim: SimulatorThread) -> None:
+        self._sim = sim
+        self._stop = threading.Event()
+        self.first: float | None = None
+        self.last: float | None = None
+        self._thread = threading.Thread(target=self._poll)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        seen = 0
+        while not self._stop.wait(0.02):
+            created = self._sim.effects()["employees"]["created"]
+            if created > seen:
+                now = time.monotonic()
+                if seen == 0:
+                    self.first = now
+                seen, self.last = created, now
+
+    def seconds(self) -> float:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        assert self.first is not None
+        assert self.last is not None
+        return self.last - self.first
+
+
+def _run_processes(
+    sim: SimulatorThread,
+    sim_env: dict[str, str],
+    tmp_path: Path,
+    count: int,
+    *,
+    during: object = None,
+) -> tuple[list[tuple[int, str]], float]:
+    """Start ``count`` onboarding processes on disjoint rows; return (code, stderr) and the
+    server-side seconds from the first to the last row created."""
+    limits = fast_limits(RATE, BURST, 1000.0, 100)
+    procs = []
+    window = _CreationWindow(sim)
+    for index in range(count):
+        source = tmp_path / f"part{index}.csv"
+        write_onboarding(source, TOTAL_ROWS // count, prefix=f"P{index}X")
+        args = ["onboard", str(source), "--run-dir", str(tmp_path / f"run{index}")]
+        procs.append(start_cli([*args, *limit_flags(limits)], env=sim_env, cwd=tmp_path))
+    if callable(during):
+        during()
+    results = []
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        results.append((proc.wait(), err))
+    return results, window.seconds()
+
+
+def _assert_every_row_once(effects: dict[str, object]) -> None:
+    employees = effects["employees"]
+    assert isinstance(employees, dict)
+    assert employees["created"] == TOTAL_ROWS
+    assert set(employees["by_external_id"].values()) == {1}
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_processes_sharing_redis_use_the_limit_without_429(
+    count: int,
+    make_simulator_thread: MakeSimulatorThread,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """K processes on one token, each configured with the true limit: no 429, and together
+    they use most of the limit (ideal time / actual time, start-up included)."""
+    sim = make_simulator_thread(limits=fast_limits(RATE, BURST, 1000.0, 100))
+    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": redis_server.url})
+    results, elapsed = _run_processes(sim, env, tmp_path, count)
+    assert [code for code, _ in results] == [0] * count, results
+    effects = sim.effects()
+    assert "429" not in effects["requests"]["by_status"], effects["requests"]
+    _assert_every_row_once(effects)
+    # The first poll may miss the burst: the ideal counts from the first row after it.
+    assert _ideal_seconds(TOTAL_ROWS) / elapsed >= 0.8, elapsed
+    keys = _redis_keys(redis_server.url)
+    scope = f"flexpay-batch:limiter:{token_fingerprint(sim.tokens['admin'])}"
+    assert f"{scope}:write" in keys
+    assert keys <= {f"{scope}:read", f"{scope}:write"}
+    assert not any(sim.tokens["admin"] in key for key in keys)
+
+
+def _redis_keys(url: str) -> set[str]:
+    """Every key in the Redis at ``url``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return {k.decode() if isinstance(k, bytes) else k for k in client.keys("*")}
+    finally:
+        client.close()
+
+
+def test_redis_killed_and_restarted_mid_run(
+    make_simulator_thread: MakeSimulatorThread,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """Redis dies mid-run: processes wait and say so, carry on when it is back (empty), send
+    no burst of 429s, and every row is created once."""
+    sim = make_simulator_thread(limits=fast_limits(RATE, BURST, 1000.0, 100))
+    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": redis_server.url})
+
+    def outage() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until both processes are sending
+            created = sim.effects()["employees"]["by_external_id"]
+            if all(sum(k.startswith(f"P{i}X") for k in created) >= 5 for i in (0, 1)):
+                break
+            time.sleep(0.05)
+        redis_server.kill()
+        time.sleep(1.5)
+        redis_server.restart()
+
+    results, _ = _run_processes(sim, env, tmp_path, 2, during=outage)
+    assert [code for code, _ in results] == [0, 0], results
+    assert any(
+        f"waiting for the rate-limit store at {redis_server.address}" in err for _, err in results
+    ), results[0][1][-3000:]
+    effects = sim.effects()
+    assert effects["requests"]["by_status"].get("429", 0) == 0, effects["requests"]
+    _assert_every_row_once(effects)
+
+
+def test_unreachable_store_at_start_exits_2_without_the_password(tmp_path: Path) -> None:
+    """No Redis at the URL: exit 2, one sentence naming HOST:PORT, the password nowhere, and
+    no run directory created."""
+    port = _free_port()
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 2)
+    env = {
+        "FLEXPAY_LIMITER_URL": f"redis://ops:hunter2-pw@127.0.0.1:{port}/0",
+        "PATH": "/usr/bin:/bin",
+    }
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        ["onboard", str(source), "--sandbox", "--run-dir", str(run_dir)], env=env, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"the rate-limit store at 127.0.0.1:{port} cannot be used" in result.stderr
+    assert "hunter2-pw" not in result.stderr + result.stdout
+    assert not run_dir.exists()
+
+
+async def test_connect_fails_closed() -> None:
+    """``RedisStore.connect`` to a port nobody listens on raises the exit-2 error."""
+    with pytest.raises(LimiterStoreUnreachable) as caught:
+        await RedisStore.connect(f"redis://127.0.0.1:{_free_port()}/0", socket_timeout=2.0)
+    assert caught.value.exit_code == 2
+
+
+class _SkewedLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock is an hour ahead: a host whose clock disagrees."""
+
+    def time(self) -> float:
+        return super().time() + 3600.0
+
+
+def test_processes_whose_clocks_disagree_share_one_budget(redis_server: RedisServer) -> None:
+    """Two stores on loops whose clocks are an hour apart grant at most burst + rate * T in
+    any window, together, on Redis time."""
+    limits = ClassLimits(Rate(RATE, 1.0), burst=BURST)
+    tickets: list[float] = []
+
+    async def take(count: int) -> None:
+        store = await RedisStore.connect(redis_server.url)
+        try:
+            store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+            for _ in range(count):
+                tickets.append(await store.acquire("tok:write"))
+        finally:
+            await store.aclose()
+
+    def in_thread(loop_factory: type[asyncio.AbstractEventLoop]) -> threading.Thread:
+        def main() -> None:
+            loop = loop_factory()
+            try:
+                loop.run_until_complete(take(15))
+            finally:
+                loop.close()
+
+        return threading.Thread(target=main)
+
+    threads = [in_thread(asyncio.SelectorEventLoop), in_thread(_SkewedLoop)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(tickets) == 30
+    ordered = sorted(tickets)
+    for i, start in enumerate(ordered):
+        for j in range(i, len(ordered)):
+            assert j - i + 1 <= limits.max_starts(ordered[j] - start + 1e-6)
+    # Together, not each on its own: 30 grants from one bucket take (30 - burst) / rate.
+    assert ordered[-1] - ordered[0] >= (30 - BURST) / RATE - 0.01
+
+
+async def _redis_now(store_url: str) -> float:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(store_url)
+    try:
+        seconds, micros = await client.time()
+        await client.flushall()
+        return seconds + micros / 1e6
+    finally:
+        await client.aclose()
+
+
+async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
+    redis_server: RedisServer,
+) -> None:
+    """Redis loses its data (restart, flush): the next grant waits a token's leak at the
+    configured rate instead of handing out a fresh burst."""
+    store = await RedisStore.connect(redis_server.url)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        await store.acquire("tok:write")  # the key exists, this process knows it
+        flushed_at = await _redis_now(redis_server.url)
+        ticket = await asyncio.wait_for(store.acquire("tok:write"), 10)
+        assert ticket - flushed_at >= 1 / RATE - 0.005
+    finally:
+        await store.aclose()
+
+
+async def test_the_success_streak_costs_no_round_trip(redis_server: RedisServer) -> None:
+    """A success that only lengthens the streak is not sent to Redis; the increase it leads
+    to is."""
+    from flexpay_batch.api.ratelimit.aimd import AimdSettings
+
+    calls: list[str] = []
+
+    class Counting(RedisStore):
+        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+            calls.append(argv[0])
+            return await super()._eval(redis_key, argv)
+
+    store = await Counting.connect(redis_server.url)
+    policy = AimdSettings(increase_after=3)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState(RATE, RATE / 2, RATE, RATE))
+        await store.acquire("tok:write")
+        calls.clear()
+        for _ in range(2):
+            await store.adapt("tok:write", policy.on_success)
+        assert calls == []
+        raised = await store.adapt("tok:write", policy.on_success)
+        assert calls == ["cas"]
+        assert raised.rate > RATE / 2
+    finally:
+        await store.aclose()
