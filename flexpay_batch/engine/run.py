@@ -51,6 +51,8 @@ from flexpay_batch.engine.target import target
 from flexpay_batch.engine.worker import RowWorker, transition
 from flexpay_batch.input.readers import count_rows
 from flexpay_batch.jobs.base import RowJob, RowOutcome, RowTask
+from flexpay_batch.jobs.header import check_header
+from flexpay_batch.jobs.registry import job_spec
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.writer import AsyncJournalWriter
 
@@ -61,6 +63,9 @@ def execute_request(request: RunRequest) -> int:
     Raises the ``errors`` class that stopped the run (after the outputs were written), so the
     command line shows its message; returns 0 or 1 otherwise.
     """
+    # Before the token, the sandbox, the run directory and any write: a renamed column or a
+    # file of the other kind is one error, not a run of rejected rows.
+    check_header(job_spec(request.kind), request.input_path, encoding=request.encoding)
     token = None if request.sandbox else load_token(request.settings.token_file, environment())
     if token is not None:
         install_redaction(token)
