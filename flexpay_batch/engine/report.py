@@ -11,9 +11,9 @@ streaming pass rather than appended to while the run goes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from flexpay_batch.core.files import (
     RejectLine,
@@ -100,6 +100,20 @@ def _reference(source: SourceRecord, columns: tuple[str, ...]) -> str:
     return ""
 
 
+#: What each status means, as results.csv's ``note`` says it (a problem row's note starts
+#: with its code and field). An operator reading "already_existed" next to "created" must not
+#: have to guess which rows this job changed.
+STATUS_NOTES: Final[Mapping[RowStatus, str]] = {
+    RowStatus.CREATED: "created by this job",
+    RowStatus.REPLAYED: "sent earlier in this job; the server replayed its answer, not a copy",
+    RowStatus.ALREADY_EXISTED: "was on the server before this job; left unchanged",
+    RowStatus.REJECTED: "fix the row and run the file again; done rows are not created twice",
+    RowStatus.FAILED: "gave up for now; resume sends it again",
+    RowStatus.PENDING: "not sent yet; resume sends it",
+    RowStatus.IN_FLIGHT: "sent, outcome not yet known; resume settles it",
+}
+
+
 def _status_of(record: RowRecord | None) -> RowStatus:
     if record is None or record.status is RowStatus.IN_FLIGHT:
         return RowStatus.PENDING
@@ -110,9 +124,10 @@ def _result_line(
     source: SourceRecord, record: RowRecord | None, reference_columns: tuple[str, ...]
 ) -> ResultLine:
     status = _status_of(record)
-    note = ""
+    note = STATUS_NOTES[status]
     if record is not None and record.status in _PROBLEMS:
-        note = f"{record.code}: {record.field}" if record.field else str(record.code)
+        detail = f"{record.code}: {record.field}" if record.field else str(record.code)
+        note = f"{detail} ({note})"
     elif record is not None and record.status is RowStatus.IN_FLIGHT:
         note = "sent, outcome not yet known; resume settles it"
     return ResultLine(

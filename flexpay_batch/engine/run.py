@@ -23,6 +23,7 @@ The steps live in their own modules: ``target`` (sandbox or real API), ``rundir`
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 import time
@@ -161,6 +162,7 @@ async def _run_rows(
         total_rows=total,
         estimate_seconds=estimate_seconds(to_send, settings),
         limit_per_second=write_rate,
+        done_rows=min(len(settled), total),
     )
     limiters = LimiterSet(settings.limits)
     client = FlexPayClient(
@@ -183,13 +185,22 @@ async def _run_rows(
             look_up_first=keys_may_have_expired(journal, settings),
             totals=summary.totals,
         )
-        stop = StopControl()
+        stop = StopControl(on_stop=lambda reason: _say_stopping(reporter, reason))
         try:
             await _pipeline(tasks, worker, writer, summary, reporter, settings, stop)
         finally:
             await writer.flush()
         await _finish(job, api, journal, summary, reporter)
     summary.throttled = sum(stats.throttled for stats in limiters.statistics().values())
+
+
+def _say_stopping(reporter: Reporter, reason: BaseException) -> None:
+    if isinstance(reason, errors.RunInterrupted):
+        # The requests in flight may take seconds to finish: say at once that Ctrl-C was heard.
+        reporter.message(
+            "stopping… letting requests in flight finish (Ctrl-C again to stop at once)",
+            logging.WARNING,
+        )
 
 
 async def _pipeline(

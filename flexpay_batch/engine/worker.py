@@ -79,11 +79,26 @@ class RowWorker:
             existing = await self._job.look_up(self._api, task)
             if existing:
                 return RowOutcome(task.row, RowStatus.ALREADY_EXISTED, server_id=existing)
-        reply = await self._api.call(
-            lambda: self._job.send(self._api.client, task),
-            attempts=attempts,
-            on_retry=self._on_retry,
-        )
+        # "retrying N" on the progress line counts rows waiting to retry now: +1 at a row's
+        # first retry, -1 when it ends either way (not one per retry, which only grows).
+        waiting = False
+
+        def on_retry(attempt: int, error: errors.RetryableError, delay: float) -> None:
+            nonlocal waiting
+            self._summary.retries += 1
+            if not waiting:
+                waiting = True
+                self._reporter.retrying(1)
+
+        try:
+            reply = await self._api.call(
+                lambda: self._job.send(self._api.client, task),
+                attempts=attempts,
+                on_retry=on_retry,
+            )
+        finally:
+            if waiting:
+                self._reporter.retrying(-1)
         return RowOutcome(
             task.row,
             RowStatus.REPLAYED if reply.replayed else RowStatus.CREATED,
@@ -91,10 +106,6 @@ class RowWorker:
             request_id=reply.request_id,
             attempts=attempts.count,
         )
-
-    def _on_retry(self, attempt: int, error: errors.RetryableError, delay: float) -> None:
-        self._summary.retries += 1
-        self._reporter.retrying(1)
 
 
 def _rejected_locally(task: RowTask, rejection: RowRejection) -> RowOutcome:
