@@ -267,6 +267,21 @@ def status(
 
 
 @app.command()
+def runs(
+    root: Annotated[
+        Path | None,
+        typer.Option(help="Directory holding the run directories [default: the runs root]."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """List the local runs: kind, file, token, started, state, counts, directory."""
+    from flexpay_batch.cli.runs import show_runs
+    from flexpay_batch.engine.rundir import default_runs_root
+
+    return show_runs(root or default_runs_root(), as_json=json_output)
+
+
+@app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="Onboarding or payroll file to check.")],
     kind: Annotated[

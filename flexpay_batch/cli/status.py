@@ -55,6 +55,7 @@ def status_report(snapshot: StatusSnapshot, *, running: bool) -> dict[str, Any]:
         "kind": snapshot.job.kind,
         "input": snapshot.job.input_path,
         "base_url": snapshot.job.base_url,
+        "token_fingerprint": snapshot.job.token_fingerprint,
         "rows_in_input": max(input_rows, snapshot.total),
         "counts": counts,
         "left": left,

@@ -18,15 +18,21 @@ from flexpay_batch.core.keys import file_sha256
 from flexpay_batch.engine.request import SANDBOX, RunRequest
 
 
+def default_runs_root() -> Path:
+    """The directory that holds the run directories by default (``flexpay-batch runs`` lists
+    it). The one place that says where it is."""
+    return Path(".flexpay") / "runs"
+
+
 def default_run_dir(request: RunRequest, input_sha256: str) -> Path:
-    """``.flexpay/runs/[sandbox-]<kind>-<file stem>[-<label>]-<sha8>`` (relative)."""
+    """``<runs root>/[sandbox-]<kind>-<file stem>[-<label>]-<sha8>`` (``default_runs_root``)."""
     parts = [SANDBOX] if request.sandbox else []
     parts += [request.kind, request.input_path.stem]
     if request.label:
         parts.append(request.label)
     parts.append(input_sha256[:8])
     name = "-".join(part.replace(os.sep, "_") for part in parts)
-    return Path(".flexpay") / "runs" / name
+    return default_runs_root() / name
 
 
 def input_sha256(path: Path) -> str:
@@ -39,4 +45,4 @@ def input_sha256(path: Path) -> str:
         raise errors.InputFileError(f"input file {path} is a directory") from None
 
 
-__all__ = ["default_run_dir", "input_sha256"]
+__all__ = ["default_run_dir", "default_runs_root", "input_sha256"]
