@@ -39,48 +39,174 @@ from flexpay_batch.sim.cli import sim as sim_command
 
 app = typer.Typer(
     name="flexpay-batch",
-    help="Bulk onboarding and payroll through the FlexPay API: at the rate limit, exactly once.",
     no_args_is_help=True,
-    add_completion=False,
     # Pretty tracebacks show local variables, and a local may hold the token.
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    # Markdown, not rich markup: "[env FLEXPAY_BASE_URL]" in a help text must print as written.
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("sim", help="Run the FlexPay simulator (HTTPS on 127.0.0.1) until Ctrl-C.")(sim_command)
 
-# Options shared by the commands that talk to the API. One definition each, reused.
+#: Help panels: the options of a command grouped by what they are about.
+CONNECTION = "Connection (token: FLEXPAY_TOKEN or --token-file)"
+LIMITS = "Rate limits and workers"
+RUN = "Run directory and input"
+OUTPUT = "Output"
+PERIOD = "Pay period and checks"
+
+#: Said by every command that needs the token: where it comes from, and why never a flag.
+TOKEN_HELP = (
+    "The API token is read from the FLEXPAY_TOKEN environment variable or from "  # noqa: S105
+    "--token-file FILE (never from a flag value: those show in `ps` and shell history)."
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from flexpay_batch import __version__
+
+        print(f"flexpay-batch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Bulk onboarding and payroll through the FlexPay API: at the rate limit, exactly once.
+
+    Exit codes: 0 every row done · 1 some rows rejected or failed · 2 usage, input or
+    configuration error · 3 aborted (authentication, scope, TLS) · 4 API unavailable
+    (resumable) · 70 internal error · 130 interrupted (resumable). `status`: 0 finished,
+    1 rows left (running or stopped), 2 no journal.
+    """
+
+
+app.command(
+    "sim",
+    help="Run the FlexPay simulator (HTTPS on 127.0.0.1) until Ctrl-C; prints the `export` "
+    "lines that point the other commands at it.",
+)(sim_command)
+
+# Options shared by the commands that talk to the API. One definition each, reused. Flags
+# are single words (``--sandbox``), never typer's ``--x/--no-x`` pair for a default-off flag.
 BaseUrl = Annotated[
-    str | None, typer.Option(help="API base URL [env FLEXPAY_BASE_URL].", show_default=False)
+    str | None,
+    typer.Option(
+        help="API base URL [env FLEXPAY_BASE_URL].",
+        show_default=False,
+        metavar="URL",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 CaBundle = Annotated[
-    Path | None, typer.Option(help="PEM file of CAs to trust [env FLEXPAY_CA_BUNDLE].")
+    Path | None,
+    typer.Option(
+        help="PEM file of CAs to trust [env FLEXPAY_CA_BUNDLE].",
+        metavar="PEM",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 TokenFile = Annotated[
     Path | None,
-    typer.Option(help="File holding the API token ('-' for stdin) [env FLEXPAY_TOKEN_FILE]."),
+    typer.Option(
+        help="File holding the API token ('-' for stdin) [env FLEXPAY_TOKEN_FILE]; "
+        "else FLEXPAY_TOKEN.",
+        metavar="FILE",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 ConfigFile = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file [env FLEXPAY_CONFIG].")
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML settings file [env FLEXPAY_CONFIG].",
+        metavar="TOML",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 RunDir = Annotated[
-    Path | None, typer.Option(help="Run directory (journal and outputs) [env FLEXPAY_RUN_DIR].")
+    Path | None,
+    typer.Option(
+        help="Run directory (journal and outputs) [env FLEXPAY_RUN_DIR; default "
+        ".flexpay/runs/KIND-FILE-HASH].",
+        metavar="DIR",
+        rich_help_panel=RUN,
+    ),
 ]
-Workers = Annotated[int | None, typer.Option(help="Concurrent workers [default 8].")]
-ReadLimit = Annotated[str | None, typer.Option(help="Sustained read rate, e.g. 300/min.")]
-ReadBurst = Annotated[int | None, typer.Option(help="Read burst capacity [default 50].")]
-WriteLimit = Annotated[str | None, typer.Option(help="Sustained write rate, e.g. 100/min.")]
-WriteBurst = Annotated[int | None, typer.Option(help="Write burst capacity [default 20].")]
+Workers = Annotated[
+    int | None,
+    typer.Option(help="Concurrent workers [default 8].", metavar="N", rich_help_panel=LIMITS),
+]
+ReadLimit = Annotated[
+    str | None,
+    typer.Option(
+        help="Sustained read rate, e.g. 300/min.", metavar="N/UNIT", rich_help_panel=LIMITS
+    ),
+]
+ReadBurst = Annotated[
+    int | None,
+    typer.Option(help="Read burst capacity [default 50].", metavar="N", rich_help_panel=LIMITS),
+]
+WriteLimit = Annotated[
+    str | None,
+    typer.Option(
+        help="Sustained write rate, e.g. 100/min.", metavar="N/UNIT", rich_help_panel=LIMITS
+    ),
+]
+WriteBurst = Annotated[
+    int | None,
+    typer.Option(help="Write burst capacity [default 20].", metavar="N", rich_help_panel=LIMITS),
+]
 Sandbox = Annotated[
     bool,
-    typer.Option(help="Run against an embedded simulator: nothing real is touched."),
+    typer.Option(
+        "--sandbox",
+        help="Run against an embedded simulator: nothing real is touched, no token needed.",
+        rich_help_panel=CONNECTION,
+    ),
 ]
-JsonLogs = Annotated[bool, typer.Option(help="One JSON object per line instead of a bar.")]
-Debug = Annotated[bool, typer.Option(help="Show (redacted) tracebacks on errors.")]
-Encoding = Annotated[str | None, typer.Option(help="Input encoding if not UTF-8.")]
+JsonLogs = Annotated[
+    bool,
+    typer.Option(
+        "--json-logs",
+        help="Progress as one JSON object per line on stderr instead of a bar.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+JsonSummary = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON summary of the run on stdout at the end.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+Debug = Annotated[
+    bool,
+    typer.Option("--debug", help="Show (redacted) tracebacks on errors.", rich_help_panel=OUTPUT),
+]
+Encoding = Annotated[
+    str | None,
+    typer.Option(help="Input encoding if not UTF-8.", metavar="NAME", rich_help_panel=RUN),
+]
 Restart = Annotated[
-    bool, typer.Option(help="Begin a new job even if the run directory holds another.")
+    bool,
+    typer.Option(
+        "--restart",
+        help="Begin a new job even if the run directory holds another.",
+        rich_help_panel=RUN,
+    ),
 ]
-RetryRejected = Annotated[bool, typer.Option(help="On resume, try rejected rows again.")]
+RetryRejected = Annotated[
+    bool,
+    typer.Option("--retry-rejected", help="Try rows rejected earlier again.", rich_help_panel=RUN),
+]
 
 
 def _settings(params: Mapping[str, object]) -> Settings:
@@ -96,29 +222,33 @@ def _settings(params: Mapping[str, object]) -> Settings:
     )
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def onboard(
-    file: Annotated[Path, typer.Argument(help="Onboarding file (.csv or .jsonl).")],
+    file: Annotated[Path, typer.Argument(help="Onboarding file (.csv or .jsonl).", metavar="FILE")],
     sandbox: Sandbox = False,
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
     config: ConfigFile = None,
     run_dir: RunDir = None,
+    encoding: Encoding = None,
+    restart: Restart = False,
+    retry_rejected: RetryRejected = False,
     workers: Workers = None,
     read_limit: ReadLimit = None,
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
     write_burst: WriteBurst = None,
-    encoding: Encoding = None,
-    restart: Restart = False,
-    retry_rejected: RetryRejected = False,
     json_logs: JsonLogs = False,
+    json_output: JsonSummary = False,
     debug: Debug = False,
 ) -> int:
-    """Create one employee per row of FILE (POST /employees), exactly once."""
+    """Create one employee per row of FILE (POST /employees), exactly once.
+
+    Running the same command again continues the same run (its run directory is named
+    after the file); `flexpay-batch resume DIR` does the same from the directory.
+    """
     from flexpay_batch.engine.request import RunRequest
-    from flexpay_batch.engine.run import execute_request
     from flexpay_batch.jobs.onboarding import SPEC
 
     settings = _settings(locals())
@@ -132,7 +262,18 @@ def onboard(
         retry_rejected=retry_rejected,
         json_logs=json_logs,
     )
-    return execute_request(request)
+    return _execute(request, json_output=json_output)
+
+
+def _execute(request: Any, *, json_output: bool) -> int:
+    """Run ``request``; with ``--json`` print one JSON summary on stdout, even if it stopped."""
+    from flexpay_batch.engine.run import execute_request
+
+    if not json_output:
+        return execute_request(request)
+    from flexpay_batch.cli.summary import print_json_summary
+
+    return execute_request(request, on_summary=print_json_summary)
 
 
 def _parse_date(name: str, value: str) -> date:
@@ -154,25 +295,50 @@ def _parse_total(value: str | None) -> Decimal | None:
     return total
 
 
-@app.command()
+def _date_option(text: str) -> Any:
+    return typer.Option(help=text, metavar="YYYY-MM-DD", rich_help_panel=PERIOD)
+
+
+@app.command(epilog=TOKEN_HELP)
 def payroll(
-    file: Annotated[Path, typer.Argument(help="Payroll file (.csv or .jsonl).")],
-    pay_group: Annotated[str, typer.Option(help="Pay group id, e.g. pg_weekly.")],
-    period_start: Annotated[str, typer.Option(help="First day of the pay period (YYYY-MM-DD).")],
-    period_end: Annotated[str, typer.Option(help="Last day of the pay period (YYYY-MM-DD).")],
-    pay_date: Annotated[str, typer.Option(help="Pay date (YYYY-MM-DD).")],
-    no_submit: Annotated[bool, typer.Option(help="Stop with the run in draft.")] = False,
+    file: Annotated[Path, typer.Argument(help="Payroll file (.csv or .jsonl).", metavar="FILE")],
+    pay_group: Annotated[
+        str,
+        typer.Option(help="Pay group id, e.g. pg_weekly.", metavar="ID", rich_help_panel=PERIOD),
+    ],
+    period_start: Annotated[str, _date_option("First day of the pay period.")],
+    period_end: Annotated[str, _date_option("Last day of the pay period.")],
+    pay_date: Annotated[str, _date_option("Pay date.")],
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit/--no-submit",
+            help="Submit the run once every item is in and the totals agree (--no-submit: "
+            "leave it in draft for review).",
+            rich_help_panel=PERIOD,
+        ),
+    ] = True,
     expected_total: Annotated[
-        str | None, typer.Option(help="Control total the file must add up to.")
+        str | None,
+        typer.Option(
+            help="Control total the file must add up to.",
+            metavar="AMOUNT",
+            rich_help_panel=PERIOD,
+        ),
     ] = None,
     expected_count: Annotated[
-        int | None, typer.Option(help="Control count of items the file must hold.")
+        int | None,
+        typer.Option(
+            help="Control count of items the file must hold.", metavar="N", rich_help_panel=PERIOD
+        ),
     ] = None,
     sandbox: Sandbox = False,
     sandbox_employees: Annotated[
         Path | None,
         typer.Option(
-            help="With --sandbox: onboarding file whose employees the sandbox starts with."
+            help="With --sandbox: onboarding file whose employees the sandbox starts with.",
+            metavar="FILE",
+            rich_help_panel=CONNECTION,
         ),
     ] = None,
     base_url: BaseUrl = None,
@@ -180,20 +346,20 @@ def payroll(
     token_file: TokenFile = None,
     config: ConfigFile = None,
     run_dir: RunDir = None,
+    encoding: Encoding = None,
+    restart: Restart = False,
+    retry_rejected: RetryRejected = False,
     workers: Workers = None,
     read_limit: ReadLimit = None,
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
     write_burst: WriteBurst = None,
-    encoding: Encoding = None,
-    restart: Restart = False,
-    retry_rejected: RetryRejected = False,
     json_logs: JsonLogs = False,
+    json_output: JsonSummary = False,
     debug: Debug = False,
 ) -> int:
     """Add one payroll item per row of FILE to a new run, check the totals, then submit."""
     from flexpay_batch.engine.request import RunRequest
-    from flexpay_batch.engine.run import execute_request
     from flexpay_batch.jobs.payroll import SPEC, ControlTotals, PayPeriod, payroll_parameters
 
     period = PayPeriod(
@@ -214,17 +380,19 @@ def payroll(
         retry_rejected=retry_rejected,
         json_logs=json_logs,
         label=f"{pay_group}-{period.period_start.isoformat()}",
-        parameters=payroll_parameters(period, submit=not no_submit, control=control),
+        parameters=payroll_parameters(period, submit=submit, control=control),
         sandbox_employees=sandbox_employees,
     )
     if sandbox_employees is not None and not sandbox:
         raise errors.UsageError("--sandbox-employees only makes sense with --sandbox")
-    return execute_request(request)
+    return _execute(request, json_output=json_output)
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory to continue.", metavar="RUN_DIR")
+    ],
     sandbox: Sandbox = False,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
@@ -232,16 +400,26 @@ def resume(
     allow_token_change: Annotated[
         bool,
         typer.Option(
+            "--allow-token-change",
             help="Continue with a new token of the same organisation (e.g. after the old one "
-            "was revoked); rows already sent replay under their keys."
+            "was revoked); rows already sent replay under their keys.",
+            rich_help_panel=CONNECTION,
         ),
     ] = False,
+    workers: Workers = None,
+    read_limit: ReadLimit = None,
+    read_burst: ReadBurst = None,
+    write_limit: WriteLimit = None,
+    write_burst: WriteBurst = None,
     json_logs: JsonLogs = False,
+    json_output: JsonSummary = False,
     debug: Debug = False,
 ) -> int:
-    """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys."""
+    """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys.
+
+    Workers and limits default to the run's own; given here they apply to this resume only.
+    """
     from flexpay_batch.engine.resume import resume_request
-    from flexpay_batch.engine.run import execute_request
 
     request = resume_request(
         run_dir,
@@ -251,8 +429,15 @@ def resume(
         retry_rejected=retry_rejected,
         json_logs=json_logs,
         allow_token_change=allow_token_change,
+        overrides={
+            "workers": workers,
+            "read_limit": read_limit,
+            "read_burst": read_burst,
+            "write_limit": write_limit,
+            "write_burst": write_burst,
+        },
     )
-    return execute_request(request)
+    return _execute(request, json_output=json_output)
 
 
 @app.command()

@@ -27,7 +27,7 @@ import logging
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -58,11 +58,14 @@ from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.writer import AsyncJournalWriter
 
 
-def execute_request(request: RunRequest) -> int:
+def execute_request(
+    request: RunRequest, *, on_summary: Callable[[RunSummary], None] | None = None
+) -> int:
     """Run ``request`` to completion (synchronously) and return the process exit code.
 
     Raises the ``errors`` class that stopped the run (after the outputs were written), so the
-    command line shows its message; returns 0 or 1 otherwise.
+    command line shows its message; returns 0 or 1 otherwise. ``on_summary`` is given the
+    summary first whenever the run got as far as its run directory (``--json`` prints it).
     """
     # Before the token, the sandbox, the run directory and any write: a renamed column or a
     # file of the other kind is one error, not a run of rejected rows.
@@ -71,6 +74,8 @@ def execute_request(request: RunRequest) -> int:
     if token is not None:
         install_redaction(token)
     summary = anyio.run(_run, request, token)
+    if on_summary is not None:
+        on_summary(summary)
     if summary.stopped is not None:
         stopped = summary.stopped
         if isinstance(stopped, errors.FlexPayBatchError) and "RUN_DIR" in stopped.hint:
