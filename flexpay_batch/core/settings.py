@@ -335,6 +335,10 @@ def override_settings(settings: Settings, flags: Mapping[str, object | None]) ->
     return replace(settings, workers=given.get("workers", settings.workers), limits=limits)
 
 
+#: Shorter than this is no token (and could not be redacted without mangling other text).
+MIN_TOKEN_CHARS: Final = 8
+
+
 def load_token(token_file: Path | None, env: Mapping[str, str]) -> str:
     """The API token from ``token_file`` (``-`` is standard input) or ``FLEXPAY_TOKEN``.
 
@@ -354,6 +358,9 @@ def load_token(token_file: Path | None, env: Mapping[str, str]) -> str:
             )
     if any(ch.isspace() for ch in token) or not token.isprintable():
         raise ConfigError(f"the token in {source} contains white space or control characters")
+    if len(token) < MIN_TOKEN_CHARS:
+        # Too short to redact safely (it would match inside ordinary words), and no real token.
+        raise ConfigError(f"the token in {source} is too short to be an API token")
     return token
 
 

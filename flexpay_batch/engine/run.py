@@ -45,6 +45,7 @@ from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
 from flexpay_batch.engine.progress import Reporter, make_reporter
 from flexpay_batch.engine.rates import estimate_seconds, report_rate
+from flexpay_batch.engine.reach import FailFastOnConnect
 from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.rundir import default_run_dir, input_sha256
@@ -180,7 +181,9 @@ async def _run_rows(
     )
     api = ApiSession(client, settings.retry, RetryBudget())
     async with client, AsyncJournalWriter(journal) as writer:
-        await job.prepare(api, journal.job.secret)
+        # A server that cannot be reached at all stops the pre-flight in seconds (exit 4).
+        preflight = FailFastOnConnect(client, api.policy, api.budget)
+        await job.prepare(preflight, journal.job.secret)
         worker = RowWorker(job, api, writer, reporter, summary)
         tasks = plan_tasks(
             request,
