@@ -442,10 +442,16 @@ def resume(
 
 @app.command()
 def status(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to inspect.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory to inspect.", metavar="RUN_DIR")
+    ],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
-    """Counts per state, rate and what is left, read from the journal (safe while running)."""
+    """Where a run stands: running, stopped or finished, counts per state, what is left.
+
+    Safe while the run is going (reads the journal, probes its lock). Exit codes: 0
+    finished · 1 rows left (running or stopped) · 2 no journal in RUN_DIR.
+    """
     from flexpay_batch.cli.status import show_status
 
     return show_status(run_dir, as_json=json_output)
@@ -455,7 +461,10 @@ def status(
 def runs(
     root: Annotated[
         Path | None,
-        typer.Option(help="Directory holding the run directories [default: the runs root]."),
+        typer.Option(
+            help="Directory holding the run directories [default: .flexpay/runs].",
+            metavar="DIR",
+        ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
@@ -468,13 +477,19 @@ def runs(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="Onboarding or payroll file to check.")],
+    file: Annotated[
+        Path, typer.Argument(help="Onboarding or payroll file to check.", metavar="FILE")
+    ],
     kind: Annotated[
-        str, typer.Option(help="A job kind, e.g. onboarding (default: guessed from the columns).")
+        str,
+        typer.Option(
+            help="onboarding or payroll (default: guessed from the columns).", metavar="KIND"
+        ),
     ] = "auto",
     encoding: Encoding = None,
     rejects: Annotated[
-        Path | None, typer.Option(help="Also write the rejected rows to this CSV (0600).")
+        Path | None,
+        typer.Option(help="Also write the rejected rows to this CSV (0600).", metavar="FILE"),
     ] = None,
 ) -> int:
     """Check FILE with no network at all: schema, duplicates and totals. Needs no token."""
@@ -483,10 +498,23 @@ def validate(
     return validate_file(file, kind=kind, encoding=encoding, rejects_path=rejects)
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def paystubs(
-    run_id: Annotated[str, typer.Argument(help="The submitted payroll run's id.")],
-    out: Annotated[Path, typer.Option(help="Output file (.csv or .jsonl), created 0600.")],
+    run_id: Annotated[
+        str, typer.Argument(help="The submitted payroll run's id.", metavar="RUN_ID")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file (.csv or .jsonl), created 0600.",
+            metavar="FILE",
+            rich_help_panel=OUTPUT,
+        ),
+    ],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite --out if it exists.", rich_help_panel=OUTPUT),
+    ] = False,
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
@@ -498,6 +526,10 @@ def paystubs(
     """Export a submitted run's paystubs (paginated reads) to CSV or JSONL."""
     from flexpay_batch.jobs.paystubs import export_paystubs
 
+    if out.exists() and not force:
+        raise errors.UsageError(
+            f"{out} already exists", hint="Pass --force to overwrite it, or choose another --out."
+        )
     settings = _settings(locals())
     token = load_token(settings.token_file, environment())
     count = anyio.run(export_paystubs, settings, token, run_id, out)
@@ -505,16 +537,30 @@ def paystubs(
     return 0
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def bench(
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
-    requests: Annotated[int, typer.Option(help="Requests to send in total (bounded).")] = 300,
+    requests: Annotated[
+        int, typer.Option(help="Requests to send in total (bounded).", metavar="N")
+    ] = 300,
     kind: Annotated[
         str | None,
-        typer.Option(help="read, write or mixed [default: mixed in the sandbox, else read]."),
+        typer.Option(
+            help="read, write or mixed [default: mixed in the sandbox, else read].",
+            metavar="KIND",
+        ),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Do not ask before sending writes (they create draft payroll runs) to a "
+            "real base URL.",
+        ),
+    ] = False,
     read_limit: ReadLimit = None,
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
@@ -530,7 +576,25 @@ def bench(
     use_sandbox = base_url is None and settings.base_url == DEFAULT_BASE_URL
     # Writes create objects; against a real organisation they are sent only when asked for.
     chosen = kind or ("mixed" if use_sandbox else "read")
+    if chosen != "read" and not use_sandbox and not yes:
+        _confirm_writes(settings.base_url, requests, chosen)
     return run_bench(settings, requests=requests, kind=chosen, use_sandbox=use_sandbox)
+
+
+def _confirm_writes(base_url: str, requests: int, kind: str) -> None:
+    """Ask before a bench creates objects in a real organisation; refuse if nobody can answer."""
+    writes = requests if kind == "write" else (requests + 3) // 4
+    question = (
+        f"bench --kind {kind} sends about {writes} writes to {base_url}: each creates a draft "
+        "payroll run there. Continue?"
+    )
+    if not sys.stdin.isatty():
+        raise errors.UsageError(
+            f"bench --kind {kind} against {base_url} creates draft payroll runs there",
+            hint="Pass --yes if that is what you want, or use --kind read.",
+        )
+    if not typer.confirm(question, default=False, err=True):
+        raise errors.UsageError("bench cancelled; nothing was sent")
 
 
 # typer >= 0.20 runs commands on its own vendored copy of click, whose exceptions are not
