@@ -399,6 +399,17 @@ def test_payroll_with_wrong_control_total_stays_draft_then_submits_once_and_expo
     assert len(stubs) == PAYROLL_ITEMS
     assert {s["payroll_run_id"] for s in stubs} == {run_id}
     assert sum(Decimal(s["gross_amount"]) for s in stubs) == PAYROLL_TOTAL
+    # Who first, in the operator's own ids; then when and how much; the server's ids last.
+    header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header[:3] == ["employee_external_id", "employee_id", "pay_date"]
+    assert all(s["employee_external_id"].startswith("E") for s in stubs)
+    before = out.read_bytes()
+    again = run_cli(["paystubs", run_id, "--out", str(out)], env=env, cwd=tmp_path)
+    assert again.returncode == 2, again.stderr
+    assert "--force" in again.stderr
+    assert out.read_bytes() == before
+    forced = run_cli(["paystubs", run_id, "--out", str(out), "--force"], env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
 
 
 def test_payroll_submits_at_once_when_every_figure_matches(

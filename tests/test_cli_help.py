@@ -78,3 +78,16 @@ def test_json_prints_one_summary_on_stdout(tmp_path: Path) -> None:
     assert summary["exit_code"] == 0
     assert summary["run_dir"] == str(tmp_path / "run")
     assert "SANDBOX" in result.stderr
+
+
+def test_bench_writes_to_a_real_url_need_yes(tmp_path: Path) -> None:
+    """bench --kind write against a non-sandbox URL with nobody to ask: exit 2, nothing sent."""
+    result = run_cli(
+        ["bench", "--kind", "write", "--base-url", "https://127.0.0.1:9/v1/"],
+        env={"FLEXPAY_TOKEN": "fp_test_token_123"},
+        cwd=tmp_path,
+        stdin="",
+    )
+    assert result.returncode == 2, result.stderr
+    assert "draft payroll runs" in result.stderr
+    assert "--yes" in result.stderr
