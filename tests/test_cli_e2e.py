@@ -283,6 +283,7 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before status could watch it"
         assert code == 1  # rows left
+        assert report["state"] == "running"
         assert report["rows_in_input"] == 120
         assert 0 < succeeded(report["counts"]) < 120
         assert report["left"] == 120 - succeeded(report["counts"]) - report["counts"]["rejected"]
@@ -295,8 +296,13 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
     assert proc.returncode == 130, stderr
     assert "resume" in stderr
     assert str(run_dir) in stderr  # the hint names the directory to resume
+    # Said when the signal arrived, before the in-flight requests finished and the summary.
+    assert "stopping…" in stderr
+    assert stderr.index("stopping…") < stderr.index("finished in")
     code, report = status_json(run_dir, tmp_path)
     assert code == 1
+    assert report["state"] == "stopped"
+    assert report["eta_seconds"] is None
     assert report["counts"]["in_flight"] == 0
     assert report["left"] > 0
 
@@ -304,6 +310,7 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
     assert resumed.returncode == 0, resumed.stderr
     table = run_cli(["status", str(run_dir)], env=cli_env_offline(), cwd=tmp_path)
     assert table.returncode == 0, table.stderr
+    assert "finished" in table.stdout
     assert "created" in table.stdout
     assert "120" in table.stdout
     assert set(sim.effects()["employees"]["by_external_id"].values()) == {1}
