@@ -23,6 +23,7 @@ from flexpay_batch.core.files import (
     write_report_json,
 )
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.htmlreport import REPORT_HTML_NAME, write_html_report
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.input.readers import SourceRecord, iter_records
 from flexpay_batch.jobs.registry import job_spec
@@ -56,6 +57,12 @@ def write_outputs(
             if record is not None and record.status in _PROBLEMS:
                 rejects.write(_reject_line(source, record))
     write_report_json(run_dir / REPORT_NAME, _report(journal, request, summary))
+    write_html_report(
+        run_dir / REPORT_HTML_NAME,
+        journal,
+        summary,
+        request.settings.limits.write.rate.per_second,
+    )
 
 
 class _JournalCursor:
@@ -187,7 +194,7 @@ def _report(journal: Journal, request: RunRequest, summary: RunSummary) -> dict[
         "total_amount": str(summary.totals.amount) if job_spec(request.kind).moves_money else None,
         "meta": journal.meta(),
         "messages": summary.messages,
-        "files": [RESULTS_NAME, REJECTS_NAME, REPORT_NAME],
+        "files": [RESULTS_NAME, REJECTS_NAME, REPORT_NAME, REPORT_HTML_NAME],
     }
 
 

@@ -145,7 +145,7 @@ def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
 def _where_outputs_are(run_dir: Path, summary: RunSummary) -> str:
     problems = summary.unsettled
     rejects = f"; {problems} rows in rejects.csv" if problems else ""
-    return f"results in {run_dir}/ (results.csv, report.json){rejects}"
+    return f"results in {run_dir}/ (results.csv, report.json, report.html){rejects}"
 
 
 async def _run_rows(
