@@ -242,6 +242,15 @@ def onboard(
     json_logs: JsonLogs = False,
     json_output: JsonSummary = False,
     debug: Debug = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the header, every row and the server's pay groups and employment "
+            "types (reads only); print what would be sent. No write, no run directory.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
 ) -> int:
     """Create one employee per row of FILE (POST /employees), exactly once.
 
@@ -262,6 +271,10 @@ def onboard(
         retry_rejected=retry_rejected,
         json_logs=json_logs,
     )
+    if dry_run:
+        from flexpay_batch.engine.dryrun import dry_run as check_only
+
+        return check_only(request)
     return _execute(request, json_output=json_output)
 
 
