@@ -40,6 +40,7 @@ from flexpay_batch.core import errors
 from flexpay_batch.core.redact import install_redaction
 from flexpay_batch.core.settings import Settings, environment, load_token
 from flexpay_batch.core.states import OPEN, RowStatus
+from flexpay_batch.engine.carryover import carry_over
 from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, open_journal
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
@@ -108,6 +109,12 @@ async def run_job(
         if request.retry_rejected:
             journal.reset_rejected()
         job = build_job(request, journal)
+        carried = carry_over(request, run_dir, journal)
+        if carried:
+            reporter.message(
+                f"{carried} rows took effect in an earlier run of this file: recorded as "
+                "already existed, not sent again"
+            )
         try:
             await _run_rows(request, journal, job, summary, reporter, base_url, ca_bundle, token)
         except (errors.FlexPayBatchError, BaseExceptionGroup) as exc:
