@@ -27,6 +27,7 @@ from flexpay_batch.engine.request import SANDBOX, RunRequest
 from flexpay_batch.input.readers import iter_records
 from flexpay_batch.input.validation import Rejection, validate_rows
 from flexpay_batch.jobs.registry import job_spec
+from flexpay_batch.journal.jobinfo import JobInfo
 from flexpay_batch.journal.previous import DoneRows, read_done_rows
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.transitions import Done, Register, Transition
@@ -45,19 +46,20 @@ def earlier_jobs(run_dir: Path, journal: Journal) -> list[DoneRows]:
     for other in sorted(parent.iterdir()) if parent.is_dir() else []:
         if not other.is_dir() or other.resolve() == run_dir.resolve():
             continue
-        done = read_done_rows(other)
-        if done is None or not done.server_ids:
-            continue
-        job = done.job
-        if (
-            job.job_id != current.job_id
-            and job.kind == current.kind
-            and job.input_path == current.input_path
-            and job.base_url == current.base_url
-            and job.token_fingerprint == current.token_fingerprint
-        ):
+        done = read_done_rows(other, accept=lambda job: _same_file_api_token(job, current))
+        if done is not None and done.server_ids:
             found.append(done)
     return found
+
+
+def _same_file_api_token(job: JobInfo, current: JobInfo) -> bool:
+    return (
+        job.job_id != current.job_id
+        and job.kind == current.kind
+        and job.input_path == current.input_path
+        and job.base_url == current.base_url
+        and job.token_fingerprint == current.token_fingerprint
+    )
 
 
 def carry_over(request: RunRequest, run_dir: Path, journal: Journal) -> int:

@@ -13,7 +13,7 @@ its own rows among them. Nothing read here leaves the process.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from flexpay_batch.core import errors
@@ -32,8 +32,12 @@ class DoneRows:
     server_ids: Mapping[str, str]
 
 
-def read_done_rows(path: str | os.PathLike[str]) -> DoneRows | None:
-    """The succeeded rows of the journal in ``path``; None if there is none to read."""
+def read_done_rows(
+    path: str | os.PathLike[str], accept: Callable[[JobInfo], bool] = lambda job: True
+) -> DoneRows | None:
+    """The succeeded rows of the journal in ``path``; None if there is none to read or its
+    job is not ``accept``-ed (checked before any row is read: a runs root may hold big
+    journals of other files)."""
     try:
         db = resolve_db(path)
         conn = connect_readonly(db)
@@ -42,6 +46,9 @@ def read_done_rows(path: str | os.PathLike[str]) -> DoneRows | None:
     try:
         conn.execute("BEGIN")
         job = read_job(conn, db, with_secret=True, versions=READABLE_VERSIONS)
+        if not accept(job):
+            conn.execute("COMMIT")
+            return None
         state = state_expression(job.schema_version)
         rows = conn.execute(
             f"SELECT row_key, server_id FROM rows WHERE {state} IN {sql_words(SUCCEEDED)} "  # noqa: S608
