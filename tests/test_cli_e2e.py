@@ -285,6 +285,7 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before status could watch it"
         assert code == 1  # rows left
+        assert report["state"] == "running"
         assert report["rows_in_input"] == 120
         assert 0 < succeeded(report["counts"]) < 120
         assert report["left"] == 120 - succeeded(report["counts"]) - report["counts"]["rejected"]
@@ -297,8 +298,13 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
     assert proc.returncode == 130, stderr
     assert "resume" in stderr
     assert str(run_dir) in stderr  # the hint names the directory to resume
+    # Said when the signal arrived, before the in-flight requests finished and the summary.
+    assert "stopping…" in stderr
+    assert stderr.index("stopping…") < stderr.index("finished in")
     code, report = status_json(run_dir, tmp_path)
     assert code == 1
+    assert report["state"] == "stopped"
+    assert report["eta_seconds"] is None
     assert report["counts"]["in_flight"] == 0
     assert report["left"] > 0
 
@@ -306,6 +312,7 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
     assert resumed.returncode == 0, resumed.stderr
     table = run_cli(["status", str(run_dir)], env=cli_env_offline(), cwd=tmp_path)
     assert table.returncode == 0, table.stderr
+    assert "finished" in table.stdout
     assert "created" in table.stdout
     assert "120" in table.stdout
     assert set(sim.effects()["employees"]["by_external_id"].values()) == {1}
@@ -401,6 +408,17 @@ def test_payroll_with_wrong_control_total_stays_draft_then_submits_once_and_expo
     assert len(stubs) == PAYROLL_ITEMS
     assert {s["payroll_run_id"] for s in stubs} == {run_id}
     assert sum(Decimal(s["gross_amount"]) for s in stubs) == PAYROLL_TOTAL
+    # Who first, in the operator's own ids; then when and how much; the server's ids last.
+    header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header[:3] == ["employee_external_id", "employee_id", "pay_date"]
+    assert all(s["employee_external_id"].startswith("E") for s in stubs)
+    before = out.read_bytes()
+    again = run_cli(["paystubs", run_id, "--out", str(out)], env=env, cwd=tmp_path)
+    assert again.returncode == 2, again.stderr
+    assert "--force" in again.stderr
+    assert out.read_bytes() == before
+    forced = run_cli(["paystubs", run_id, "--out", str(out), "--force"], env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
 
 
 def test_payroll_submits_at_once_when_every_figure_matches(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pytest
 from rich.console import Console
@@ -16,6 +17,7 @@ from flexpay_batch.engine.progress import (
     RichReporter,
     estimate_eta,
     format_duration,
+    format_rate,
     make_reporter,
 )
 
@@ -94,12 +96,12 @@ def test_plain_reporter_throttles_progress_lines() -> None:
     for _ in range(4):
         clock.advance(1.0)
         reporter.row_done("created")
-    assert lines(stream) == ["start: 10 rows, limit 1.67 rows/s, estimated 6s"]
+    assert lines(stream) == ["start: 10 rows, limit 100 rows/min, estimated 6s"]
     clock.advance(1.0)
     reporter.row_done("created")
     assert len(lines(stream)) == 2
     assert lines(stream)[1] == (
-        "progress: 5/10 · rejected 0 · failed 0 · retrying 0 · 1.00/s of 1.67/s · eta 5s"
+        "progress: 5/10 · rejected 0 · failed 0 · retrying 0 · 60/min of 100/min · eta 5s"
     )
     for _ in range(4):
         reporter.row_done("created")
@@ -119,10 +121,11 @@ def test_plain_reporter_messages_and_finish() -> None:
     reporter.finish({"created": 3, "rejected": 1})
     reporter.close()
     assert lines(stream) == [
-        "start: an unknown number of rows, limit 2.00 rows/s, estimated ?",
+        "start: an unknown number of rows, limit 2 rows/s, estimated ?",
         "error: token [X] rejected",
         "warning: slowing down",
-        "finished in 5m02s: created 3, rejected 1",
+        "finished in 5m02s (average 0/s): created 3, already existed 0, replayed 0, "
+        "rejected 1, failed 0",
     ]
 
 
@@ -188,8 +191,8 @@ def test_rich_reporter_draws_bar_and_summary() -> None:
     reporter.finish({"created": 3, "rejected": 1})
     reporter.close()
     output = stream.getvalue()
-    assert "Starting: 4 rows, limit 2.00 rows/s, estimated 2m00s" in output
-    assert "2/4 · rejected 1 · failed 0 · retrying 1 · 1.50/s of 2.00/s" in output_while_running
+    assert "Starting: 4 rows, limit 2 rows/s, estimated 2m00s" in output
+    assert "2/4 · rejected 1 · failed 0 · retrying 1 · 1.5/s of 2/s" in output_while_running
     assert "error: token [REDACTED] refused" in output
     assert "Summary" in output
     for word in ("created", "rejected", "total"):
@@ -210,17 +213,7 @@ def test_make_reporter_chooses_by_flag_and_terminal() -> None:
     [
         (False, False, PlainReporter),
         (True, False, JsonReporter),
-        pytest.param(
-            False,
-            True,
-            RichReporter,
-            marks=pytest.mark.xfail(
-                raises=SystemExit,
-                strict=True,
-                reason="rich's Console turns a BrokenPipeError into SystemExit(1); "
-                "RichReporter does not guard against it yet",
-            ),
-        ),
+        (False, True, RichReporter),
     ],
     ids=["plain", "json", "rich"],
 )
@@ -235,3 +228,107 @@ def test_closed_stream_does_not_break_the_run(json_logs: bool, tty: bool, kind: 
     reporter.finish({"created": 1})
     reporter.close()  # none of these raised BrokenPipeError ...
     assert stream.refused > 0  # ... although the reporter did try to write to the pipe
+
+
+@pytest.mark.parametrize(
+    ("limit_per_second", "expected"),
+    [
+        (100 / 60, "100/min"),
+        (100 / 3600, "100/h"),
+        (1000.0, "1000/s"),
+        (2.0, "2/s"),
+        (0.5, "30/min"),
+    ],
+)
+def test_rates_are_shown_in_the_limits_own_unit(limit_per_second: float, expected: str) -> None:
+    """A 100/min limit reads 100/min (not 1.67/s), 100/h reads 100/h (not 0.03/s)."""
+    assert format_rate(limit_per_second, limit_per_second) == f"{expected} of {expected}"
+
+
+def test_the_final_line_shows_the_runs_average_rate_not_the_last_window() -> None:
+    """Finished: the average over the run (60 rows in 60 s at 100/min is 60/min), not 0/s."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = PlainReporter(stream, interval=1000.0, clock=clock)
+    reporter.start(total_rows=60, estimate_seconds=36.0, limit_per_second=100 / 60)
+    for _ in range(60):
+        clock.advance(1.0)
+        reporter.row_done(RowStatus.CREATED)
+    reporter.rate(0.0)
+    reporter.finish({"created": 50, "already_existed": 10})
+    assert lines(stream)[-1] == (
+        "finished in 1m00s (average 60/min): created 50, already existed 10, replayed 0, "
+        "rejected 0, failed 0"
+    )
+
+
+def test_retrying_counts_rows_retrying_now() -> None:
+    """retrying(+1) and retrying(-1) pair up: after both, nothing is retrying."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = PlainReporter(stream, interval=0.0, clock=clock)
+    reporter.start(total_rows=3, estimate_seconds=None, limit_per_second=1.0)
+    reporter.retrying(+1)
+    reporter.retrying(+1)
+    assert "retrying 2" in lines(stream)[-1]
+    reporter.retrying(-1)
+    reporter.retrying(-1)
+    assert "retrying 0" in lines(stream)[-1]
+
+
+def test_the_last_rows_say_finishing_not_eta_0s() -> None:
+    """With rows left but an ETA under a second, the line says what is happening."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = PlainReporter(stream, interval=0.0, clock=clock)
+    reporter.start(total_rows=500, estimate_seconds=None, limit_per_second=100.0)
+    reporter.rate(100.0)
+    for _ in range(499):
+        reporter.row_done(RowStatus.CREATED)
+    assert lines(stream)[-1].endswith("· finishing 1"), lines(stream)[-1]
+    reporter.row_done(RowStatus.CREATED)
+    assert lines(stream)[-1].endswith("· done"), lines(stream)[-1]
+
+
+def test_a_resume_starts_from_the_rows_already_settled() -> None:
+    """done_rows counts toward done and the ETA, not toward this invocation's average."""
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = PlainReporter(stream, interval=0.0, clock=clock)
+    reporter.start(total_rows=500, estimate_seconds=None, limit_per_second=10.0, done_rows=431)
+    assert lines(stream)[0] == "start: 500 rows (431 already settled), limit 10 rows/s, estimated ?"
+    clock.advance(1.0)
+    reporter.row_done(RowStatus.CREATED)
+    assert lines(stream)[-1].startswith("progress: 432/500 ·")
+    reporter.finish({"created": 432})
+    assert "(average 1/s)" in lines(stream)[-1]
+
+
+@pytest.mark.parametrize("width", [60, 100])
+def test_rich_progress_keeps_counts_and_eta_visible(width: int) -> None:
+    """At 60 or 100 columns the counts, the rate and the ETA are all on screen."""
+    clock, stream = FakeClock(), io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=width, color_system=None)
+    reporter = RichReporter(console, clock=clock, auto_refresh=False)
+    reporter.start(
+        total_rows=50000, estimate_seconds=3600.0, limit_per_second=100 / 60, done_rows=12000
+    )
+    reporter.rate(1.6)
+    for _ in range(300):
+        reporter.row_done(RowStatus.REJECTED)
+    reporter.retrying(2)
+    reporter.close()
+    shown = stream.getvalue().rsplit("\r", 1)[-1]
+    assert "12300/50000" in shown
+    assert "rej 300" in shown or "rejected 300" in shown
+    assert "retry" in shown
+    assert "96/min" in shown
+    assert "eta 6h" in shown
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    assert all(len(line) <= width for line in re.split(r"[\r\n]", drawn)), drawn
+
+
+def test_rich_broken_pipe_leaves_stdout_alone(capfd: pytest.CaptureFixture[str]) -> None:
+    """rich's default closes stdout (dup2 /dev/null) on a broken pipe; ours goes quiet only."""
+    reporter = make_reporter(False, BrokenStream(tty=True), clock=FakeClock())
+    reporter.start(total_rows=1, estimate_seconds=1.0, limit_per_second=1.0)
+    reporter.finish({"created": 1})
+    reporter.close()
+    print("stdout still works")
+    assert "stdout still works" in capfd.readouterr().out

@@ -39,55 +39,185 @@ from flexpay_batch.sim.cli import sim as sim_command
 
 app = typer.Typer(
     name="flexpay-batch",
-    help="Bulk onboarding and payroll through the FlexPay API: at the rate limit, exactly once.",
     no_args_is_help=True,
-    add_completion=False,
     # Pretty tracebacks show local variables, and a local may hold the token.
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    # Markdown, not rich markup: "[env FLEXPAY_BASE_URL]" in a help text must print as written.
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("sim", help="Run the FlexPay simulator (HTTPS on 127.0.0.1) until Ctrl-C.")(sim_command)
 
-# Options shared by the commands that talk to the API. One definition each, reused.
+#: Help panels: the options of a command grouped by what they are about.
+CONNECTION = "Connection (token: FLEXPAY_TOKEN or --token-file)"
+LIMITS = "Rate limits and workers"
+RUN = "Run directory and input"
+OUTPUT = "Output"
+PERIOD = "Pay period and checks"
+
+#: Said by every command that needs the token: where it comes from, and why never a flag.
+TOKEN_HELP = (
+    "The API token is read from the FLEXPAY_TOKEN environment variable or from "  # noqa: S105
+    "--token-file FILE (never from a flag value: those show in `ps` and shell history)."
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from flexpay_batch import __version__
+
+        print(f"flexpay-batch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Bulk onboarding and payroll through the FlexPay API: at the rate limit, exactly once.
+
+    Exit codes: 0 every row done · 1 some rows rejected or failed · 2 usage, input or
+    configuration error · 3 aborted (authentication, scope, TLS) · 4 API unavailable
+    (resumable) · 5 a local write refused (disk full, read-only, planted link) · 70 internal
+    error · 130 interrupted (resumable). `status`: 0 finished,
+    1 rows left (running or stopped), 2 no journal.
+    """
+
+
+app.command(
+    "sim",
+    help="Run the FlexPay simulator (HTTPS on 127.0.0.1) until Ctrl-C; prints the `export` "
+    "lines that point the other commands at it.",
+)(sim_command)
+
+# Options shared by the commands that talk to the API. One definition each, reused. Flags
+# are single words (``--sandbox``), never typer's ``--x/--no-x`` pair for a default-off flag.
 BaseUrl = Annotated[
-    str | None, typer.Option(help="API base URL [env FLEXPAY_BASE_URL].", show_default=False)
+    str | None,
+    typer.Option(
+        help="API base URL [env FLEXPAY_BASE_URL].",
+        show_default=False,
+        metavar="URL",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 CaBundle = Annotated[
-    Path | None, typer.Option(help="PEM file of CAs to trust [env FLEXPAY_CA_BUNDLE].")
+    Path | None,
+    typer.Option(
+        help="PEM file of CAs to trust [env FLEXPAY_CA_BUNDLE].",
+        metavar="PEM",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 TokenFile = Annotated[
     Path | None,
-    typer.Option(help="File holding the API token ('-' for stdin) [env FLEXPAY_TOKEN_FILE]."),
+    typer.Option(
+        help="File holding the API token ('-' for stdin) [env FLEXPAY_TOKEN_FILE]; "
+        "else FLEXPAY_TOKEN.",
+        metavar="FILE",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 ConfigFile = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file [env FLEXPAY_CONFIG].")
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML settings file [env FLEXPAY_CONFIG].",
+        metavar="TOML",
+        rich_help_panel=CONNECTION,
+    ),
 ]
 RunDir = Annotated[
-    Path | None, typer.Option(help="Run directory (journal and outputs) [env FLEXPAY_RUN_DIR].")
+    Path | None,
+    typer.Option(
+        help="Run directory (journal and outputs) [env FLEXPAY_RUN_DIR; default "
+        ".flexpay/runs/KIND-FILE-HASH].",
+        metavar="DIR",
+        rich_help_panel=RUN,
+    ),
 ]
-Workers = Annotated[int | None, typer.Option(help="Concurrent workers [default 8].")]
-ReadLimit = Annotated[str | None, typer.Option(help="Sustained read rate, e.g. 300/min.")]
-ReadBurst = Annotated[int | None, typer.Option(help="Read burst capacity [default 50].")]
-WriteLimit = Annotated[str | None, typer.Option(help="Sustained write rate, e.g. 100/min.")]
-WriteBurst = Annotated[int | None, typer.Option(help="Write burst capacity [default 20].")]
+Workers = Annotated[
+    int | None,
+    typer.Option(help="Concurrent workers [default 8].", metavar="N", rich_help_panel=LIMITS),
+]
+ReadLimit = Annotated[
+    str | None,
+    typer.Option(
+        help="Sustained read rate, e.g. 300/min.", metavar="N/UNIT", rich_help_panel=LIMITS
+    ),
+]
+ReadBurst = Annotated[
+    int | None,
+    typer.Option(help="Read burst capacity [default 50].", metavar="N", rich_help_panel=LIMITS),
+]
+WriteLimit = Annotated[
+    str | None,
+    typer.Option(
+        help="Sustained write rate, e.g. 100/min.", metavar="N/UNIT", rich_help_panel=LIMITS
+    ),
+]
+WriteBurst = Annotated[
+    int | None,
+    typer.Option(help="Write burst capacity [default 20].", metavar="N", rich_help_panel=LIMITS),
+]
 LimiterUrl = Annotated[
     str | None,
     typer.Option(
         help="Share each token's rate limit with every process using this Redis, e.g. "
-        "redis://127.0.0.1:6379/0 (a password only via FLEXPAY_LIMITER_URL or TOML)."
+        "redis://127.0.0.1:6379/0 (a password only via FLEXPAY_LIMITER_URL or TOML) "
+        "[env FLEXPAY_LIMITER_URL].",
+        metavar="URL",
+        rich_help_panel=LIMITS,
     ),
 ]
 Sandbox = Annotated[
     bool,
-    typer.Option(help="Run against an embedded simulator: nothing real is touched."),
+    typer.Option(
+        "--sandbox",
+        help="Run against an embedded simulator: nothing real is touched, no token needed.",
+        rich_help_panel=CONNECTION,
+    ),
 ]
-JsonLogs = Annotated[bool, typer.Option(help="One JSON object per line instead of a bar.")]
-Debug = Annotated[bool, typer.Option(help="Show (redacted) tracebacks on errors.")]
-Encoding = Annotated[str | None, typer.Option(help="Input encoding if not UTF-8.")]
+JsonLogs = Annotated[
+    bool,
+    typer.Option(
+        "--json-logs",
+        help="Progress as one JSON object per line on stderr instead of a bar.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+JsonSummary = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON summary of the run on stdout at the end.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+Debug = Annotated[
+    bool,
+    typer.Option("--debug", help="Show (redacted) tracebacks on errors.", rich_help_panel=OUTPUT),
+]
+Encoding = Annotated[
+    str | None,
+    typer.Option(help="Input encoding if not UTF-8.", metavar="NAME", rich_help_panel=RUN),
+]
 Restart = Annotated[
-    bool, typer.Option(help="Begin a new job even if the run directory holds another.")
+    bool,
+    typer.Option(
+        "--restart",
+        help="Begin a new job even if the run directory holds another.",
+        rich_help_panel=RUN,
+    ),
 ]
-RetryRejected = Annotated[bool, typer.Option(help="On resume, try rejected rows again.")]
+RetryRejected = Annotated[
+    bool,
+    typer.Option("--retry-rejected", help="Try rows rejected earlier again.", rich_help_panel=RUN),
+]
 
 
 def _settings(params: Mapping[str, object]) -> Settings:
@@ -103,30 +233,43 @@ def _settings(params: Mapping[str, object]) -> Settings:
     )
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def onboard(
-    file: Annotated[Path, typer.Argument(help="Onboarding file (.csv or .jsonl).")],
+    file: Annotated[Path, typer.Argument(help="Onboarding file (.csv or .jsonl).", metavar="FILE")],
     sandbox: Sandbox = False,
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
     config: ConfigFile = None,
     run_dir: RunDir = None,
+    encoding: Encoding = None,
+    restart: Restart = False,
+    retry_rejected: RetryRejected = False,
     workers: Workers = None,
     read_limit: ReadLimit = None,
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
     write_burst: WriteBurst = None,
     limiter_url: LimiterUrl = None,
-    encoding: Encoding = None,
-    restart: Restart = False,
-    retry_rejected: RetryRejected = False,
     json_logs: JsonLogs = False,
+    json_output: JsonSummary = False,
     debug: Debug = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the header, every row and the server's pay groups and employment "
+            "types (reads only); print what would be sent. No write, no run directory.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
 ) -> int:
-    """Create one employee per row of FILE (POST /employees), exactly once."""
+    """Create one employee per row of FILE (POST /employees), exactly once.
+
+    Running the same command again continues the same run (its run directory is named
+    after the file); `flexpay-batch resume DIR` does the same from the directory.
+    """
     from flexpay_batch.engine.request import RunRequest
-    from flexpay_batch.engine.run import execute_request
     from flexpay_batch.jobs.onboarding import SPEC
 
     settings = _settings(locals())
@@ -140,7 +283,22 @@ def onboard(
         retry_rejected=retry_rejected,
         json_logs=json_logs,
     )
-    return execute_request(request)
+    if dry_run:
+        from flexpay_batch.engine.dryrun import dry_run as check_only
+
+        return check_only(request)
+    return _execute(request, json_output=json_output)
+
+
+def _execute(request: Any, *, json_output: bool) -> int:
+    """Run ``request``; with ``--json`` print one JSON summary on stdout, even if it stopped."""
+    from flexpay_batch.engine.run import execute_request
+
+    if not json_output:
+        return execute_request(request)
+    from flexpay_batch.cli.summary import print_json_summary
+
+    return execute_request(request, on_summary=print_json_summary)
 
 
 def _parse_date(name: str, value: str) -> date:
@@ -162,36 +320,67 @@ def _parse_total(value: str | None) -> Decimal | None:
     return total
 
 
-@app.command()
+def _date_option(text: str) -> Any:
+    return typer.Option(help=text, metavar="YYYY-MM-DD", rich_help_panel=PERIOD)
+
+
+@app.command(epilog=TOKEN_HELP)
 def payroll(
-    file: Annotated[Path, typer.Argument(help="Payroll file (.csv or .jsonl).")],
-    pay_group: Annotated[str, typer.Option(help="Pay group id, e.g. pg_weekly.")],
-    period_start: Annotated[str, typer.Option(help="First day of the pay period (YYYY-MM-DD).")],
-    period_end: Annotated[str, typer.Option(help="Last day of the pay period (YYYY-MM-DD).")],
-    pay_date: Annotated[str, typer.Option(help="Pay date (YYYY-MM-DD).")],
-    no_submit: Annotated[bool, typer.Option(help="Stop with the run in draft.")] = False,
+    file: Annotated[Path, typer.Argument(help="Payroll file (.csv or .jsonl).", metavar="FILE")],
+    pay_group: Annotated[
+        str,
+        typer.Option(help="Pay group id, e.g. pg_weekly.", metavar="ID", rich_help_panel=PERIOD),
+    ],
+    period_start: Annotated[str, _date_option("First day of the pay period.")],
+    period_end: Annotated[str, _date_option("Last day of the pay period.")],
+    pay_date: Annotated[str, _date_option("Pay date.")],
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit/--no-submit",
+            help="Submit the run once every item is in and the totals agree (--no-submit: "
+            "leave it in draft for review).",
+            rich_help_panel=PERIOD,
+        ),
+    ] = True,
     off_cycle: Annotated[
         bool,
         typer.Option(
+            "--off-cycle",
             help="Create an extra off-cycle run (a correction or bonus) instead of making the "
-            "period's regular run equal to FILE."
+            "period's regular run equal to FILE.",
+            rich_help_panel=PERIOD,
         ),
     ] = False,
     prune: Annotated[
         bool,
-        typer.Option(help="Delete the draft run's items for employees FILE does not have."),
+        typer.Option(
+            "--prune",
+            help="Delete the draft run's items for employees FILE does not have.",
+            rich_help_panel=PERIOD,
+        ),
     ] = False,
     expected_total: Annotated[
-        str | None, typer.Option(help="Control total the file must add up to.")
+        str | None,
+        typer.Option(
+            help="Control total the file must add up to.",
+            metavar="AMOUNT",
+            rich_help_panel=PERIOD,
+        ),
     ] = None,
     expected_count: Annotated[
-        int | None, typer.Option(help="Control count of items the file must hold.")
+        int | None,
+        typer.Option(
+            help="Control count of items the file must hold.", metavar="N", rich_help_panel=PERIOD
+        ),
     ] = None,
     sandbox: Sandbox = False,
     sandbox_employees: Annotated[
         Path | None,
         typer.Option(
-            help="With --sandbox: onboarding file whose employees the sandbox starts with."
+            help="With --sandbox: onboarding file whose employees the sandbox starts with.",
+            metavar="FILE",
+            rich_help_panel=CONNECTION,
         ),
     ] = None,
     base_url: BaseUrl = None,
@@ -199,26 +388,21 @@ def payroll(
     token_file: TokenFile = None,
     config: ConfigFile = None,
     run_dir: RunDir = None,
+    encoding: Encoding = None,
+    restart: Restart = False,
+    retry_rejected: RetryRejected = False,
     workers: Workers = None,
     read_limit: ReadLimit = None,
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
     write_burst: WriteBurst = None,
     limiter_url: LimiterUrl = None,
-    encoding: Encoding = None,
-    restart: Restart = False,
-    retry_rejected: RetryRejected = False,
     json_logs: JsonLogs = False,
+    json_output: JsonSummary = False,
     debug: Debug = False,
 ) -> int:
-    """Make the period's payroll run hold exactly FILE's items, check the totals, then submit.
-
-    The period's regular run is created, or adopted if it exists (from any run directory or
-    host): missing items are added and changed ones updated. A run already submitted is only
-    compared with FILE (exit 0 if it matches, 1 if not); nothing is sent to it.
-    """
+    """Add one payroll item per row of FILE to a new run, check the totals, then submit."""
     from flexpay_batch.engine.request import RunRequest
-    from flexpay_batch.engine.run import execute_request
     from flexpay_batch.jobs.payroll import SPEC, ControlTotals, PayPeriod, payroll_parameters
 
     period = PayPeriod(
@@ -240,18 +424,20 @@ def payroll(
         json_logs=json_logs,
         label=f"{pay_group}-{period.period_start.isoformat()}" + ("-offcycle" if off_cycle else ""),
         parameters=payroll_parameters(
-            period, submit=not no_submit, control=control, off_cycle=off_cycle, prune=prune
+            period, submit=submit, control=control, off_cycle=off_cycle, prune=prune
         ),
         sandbox_employees=sandbox_employees,
     )
     if sandbox_employees is not None and not sandbox:
         raise errors.UsageError("--sandbox-employees only makes sense with --sandbox")
-    return execute_request(request)
+    return _execute(request, json_output=json_output)
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory to continue.", metavar="RUN_DIR")
+    ],
     sandbox: Sandbox = False,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
@@ -259,16 +445,26 @@ def resume(
     allow_token_change: Annotated[
         bool,
         typer.Option(
+            "--allow-token-change",
             help="Continue with a new token of the same organisation (e.g. after the old one "
-            "was revoked); rows already sent replay under their keys."
+            "was revoked); rows already sent replay under their keys.",
+            rich_help_panel=CONNECTION,
         ),
     ] = False,
+    workers: Workers = None,
+    read_limit: ReadLimit = None,
+    read_burst: ReadBurst = None,
+    write_limit: WriteLimit = None,
+    write_burst: WriteBurst = None,
     json_logs: JsonLogs = False,
+    json_output: JsonSummary = False,
     debug: Debug = False,
 ) -> int:
-    """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys."""
+    """Continue an interrupted run: done rows are skipped, unsettled rows re-sent, same keys.
+
+    Workers and limits default to the run's own; given here they apply to this resume only.
+    """
     from flexpay_batch.engine.resume import resume_request
-    from flexpay_batch.engine.run import execute_request
 
     request = resume_request(
         run_dir,
@@ -278,30 +474,67 @@ def resume(
         retry_rejected=retry_rejected,
         json_logs=json_logs,
         allow_token_change=allow_token_change,
+        overrides={
+            "workers": workers,
+            "read_limit": read_limit,
+            "read_burst": read_burst,
+            "write_limit": write_limit,
+            "write_burst": write_burst,
+        },
     )
-    return execute_request(request)
+    return _execute(request, json_output=json_output)
 
 
 @app.command()
 def status(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to inspect.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory to inspect.", metavar="RUN_DIR")
+    ],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
-    """Counts per state, rate and what is left, read from the journal (safe while running)."""
+    """Where a run stands: running, stopped or finished, counts per state, what is left.
+
+    Safe while the run is going (reads the journal, probes its lock). Exit codes: 0
+    finished · 1 rows left (running or stopped) · 2 no journal in RUN_DIR.
+    """
     from flexpay_batch.cli.status import show_status
 
     return show_status(run_dir, as_json=json_output)
 
 
 @app.command()
+def runs(
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory holding the run directories [default: .flexpay/runs].",
+            metavar="DIR",
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """List the local runs: kind, file, token, started, state, counts, directory."""
+    from flexpay_batch.cli.runs import show_runs
+    from flexpay_batch.engine.rundir import default_runs_root
+
+    return show_runs(root or default_runs_root(), as_json=json_output)
+
+
+@app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="Onboarding or payroll file to check.")],
+    file: Annotated[
+        Path, typer.Argument(help="Onboarding or payroll file to check.", metavar="FILE")
+    ],
     kind: Annotated[
-        str, typer.Option(help="A job kind, e.g. onboarding (default: guessed from the columns).")
+        str,
+        typer.Option(
+            help="onboarding or payroll (default: guessed from the columns).", metavar="KIND"
+        ),
     ] = "auto",
     encoding: Encoding = None,
     rejects: Annotated[
-        Path | None, typer.Option(help="Also write the rejected rows to this CSV (0600).")
+        Path | None,
+        typer.Option(help="Also write the rejected rows to this CSV (0600).", metavar="FILE"),
     ] = None,
 ) -> int:
     """Check FILE with no network at all: schema, duplicates and totals. Needs no token."""
@@ -310,10 +543,23 @@ def validate(
     return validate_file(file, kind=kind, encoding=encoding, rejects_path=rejects)
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def paystubs(
-    run_id: Annotated[str, typer.Argument(help="The submitted payroll run's id.")],
-    out: Annotated[Path, typer.Option(help="Output file (.csv or .jsonl), created 0600.")],
+    run_id: Annotated[
+        str, typer.Argument(help="The submitted payroll run's id.", metavar="RUN_ID")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file (.csv or .jsonl), created 0600.",
+            metavar="FILE",
+            rich_help_panel=OUTPUT,
+        ),
+    ],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite --out if it exists.", rich_help_panel=OUTPUT),
+    ] = False,
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
@@ -323,27 +569,45 @@ def paystubs(
     debug: Debug = False,
 ) -> int:
     """Export a submitted run's paystubs (paginated reads) to CSV or JSONL."""
-    import anyio  # only this command runs an event loop itself; start-up stays cheap
-
     from flexpay_batch.jobs.paystubs import export_paystubs
 
+    if out.exists() and not force:
+        raise errors.UsageError(
+            f"{out} already exists", hint="Pass --force to overwrite it, or choose another --out."
+        )
     settings = _settings(locals())
     token = load_token(settings.token_file, environment())
+    import anyio  # only this command runs an event loop itself; start-up stays cheap
+
     count = anyio.run(export_paystubs, settings, token, run_id, out)
     print(f"wrote {count} paystubs to {out}")
     return 0
 
 
-@app.command()
+@app.command(epilog=TOKEN_HELP)
 def bench(
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,
-    requests: Annotated[int, typer.Option(help="Requests to send in total (bounded).")] = 300,
+    requests: Annotated[
+        int, typer.Option(help="Requests to send in total (bounded).", metavar="N")
+    ] = 300,
     kind: Annotated[
         str | None,
-        typer.Option(help="read, write or mixed [default: mixed in the sandbox, else read]."),
+        typer.Option(
+            help="read, write or mixed [default: mixed in the sandbox, else read].",
+            metavar="KIND",
+        ),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Do not ask before sending writes (they create draft payroll runs) to a "
+            "real base URL.",
+        ),
+    ] = False,
     read_limit: ReadLimit = None,
     read_burst: ReadBurst = None,
     write_limit: WriteLimit = None,
@@ -360,7 +624,25 @@ def bench(
     use_sandbox = base_url is None and settings.base_url == DEFAULT_BASE_URL
     # Writes create objects; against a real organisation they are sent only when asked for.
     chosen = kind or ("mixed" if use_sandbox else "read")
+    if chosen != "read" and not use_sandbox and not yes:
+        _confirm_writes(settings.base_url, requests, chosen)
     return run_bench(settings, requests=requests, kind=chosen, use_sandbox=use_sandbox)
+
+
+def _confirm_writes(base_url: str, requests: int, kind: str) -> None:
+    """Ask before a bench creates objects in a real organisation; refuse if nobody can answer."""
+    writes = requests if kind == "write" else (requests + 3) // 4
+    question = (
+        f"bench --kind {kind} sends about {writes} writes to {base_url}: each creates a draft "
+        "payroll run there. Continue?"
+    )
+    if not sys.stdin.isatty():
+        raise errors.UsageError(
+            f"bench --kind {kind} against {base_url} creates draft payroll runs there",
+            hint="Pass --yes if that is what you want, or use --kind read.",
+        )
+    if not typer.confirm(question, default=False, err=True):
+        raise errors.UsageError("bench cancelled; nothing was sent")
 
 
 # typer >= 0.20 runs commands on its own vendored copy of click, whose exceptions are not

@@ -41,6 +41,8 @@ class ClassResult:
     starts: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
+    #: Requests that ended (succeeded or gave up), for the progress line.
+    finished: int = 0
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -105,12 +107,28 @@ async def _bench(
         ) as client:
             plan = _plan(requests, kind)
             budget = RetryBudget()
-            async with anyio.create_task_group() as tg:
-                for worker in range(settings.workers):
-                    tg.start_soon(
-                        _worker, client, plan[worker :: settings.workers], results, budget
-                    )
+            async with anyio.create_task_group() as progress:
+                progress.start_soon(_show_progress, results, requests)
+                async with anyio.create_task_group() as tg:
+                    for worker in range(settings.workers):
+                        tg.start_soon(
+                            _worker, client, plan[worker :: settings.workers], results, budget
+                        )
+                progress.cancel_scope.cancel()
     return results
+
+
+#: Seconds between bench progress lines on stderr (a default bench takes half a minute).
+PROGRESS_INTERVAL = 2.0
+
+
+async def _show_progress(results: dict[EndpointClass, ClassResult], requests: int) -> None:
+    """``bench: 120/300 requests done, 3 throttled`` on stderr every ``PROGRESS_INTERVAL``."""
+    while True:
+        await anyio.sleep(PROGRESS_INTERVAL)
+        done = sum(r.finished for r in results.values())
+        throttled = sum(r.statuses.get("429", 0) for r in results.values())
+        print(f"bench: {done}/{requests} requests done, {throttled} throttled", file=sys.stderr)
 
 
 def _plan(requests: int, kind: str) -> list[EndpointClass]:
@@ -153,6 +171,8 @@ async def _measure(
         result.statuses["ok"] += 1
     except errors.ApiError as err:
         result.statuses[str(err.status or err.code)] += 1
+    finally:
+        result.finished += 1
 
 
 async def _one(

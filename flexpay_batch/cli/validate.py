@@ -21,6 +21,7 @@ from flexpay_batch.input.validation import (
     format_rejection,
     validate_rows,
 )
+from flexpay_batch.jobs.header import check_header
 from flexpay_batch.jobs.registry import KINDS, guess_kind
 
 MAX_SHOWN = 50
@@ -38,6 +39,8 @@ def validate_file(path: Path, *, kind: str, encoding: str | None, rejects_path: 
     if kind not in KINDS:
         names = ", ".join(KINDS)
         raise errors.UsageError(f"--kind must be one of {names} or auto, not {kind!r}")
+    # A header problem is the file's, not each row's: say it once (exit 2).
+    check_header(KINDS[kind], path, encoding=encoding)
     summary = ValidationSummary()
     shown = 0
     writer = RejectsWriter(rejects_path) if rejects_path else None

@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 from flexpay_batch.core.errors import ConfigError
@@ -351,6 +351,31 @@ def _build(values: Mapping[str, Any]) -> Settings:
         token_file=values.get("token_file"),
         limiter_url=values.get("limiter_url"),
     )
+
+
+#: Settings a resume may change (for that invocation): none changes what a row sends.
+RESUME_SETTINGS: Final = frozenset(
+    {"workers", "read_limit", "read_burst", "write_limit", "write_burst"}
+)
+
+
+def override_settings(settings: Settings, flags: Mapping[str, object | None]) -> Settings:
+    """``settings`` (say, a journal's) with the set (non-None) ``flags`` of
+    ``RESUME_SETTINGS`` applied, parsed and checked as the same flags of a fresh run are."""
+    given = _from_flags({k: v for k, v in flags.items() if k in RESUME_SETTINGS})
+    if not given:
+        return settings
+    limits = LimitSettings(
+        read=ClassLimits(
+            given.get("read_limit", settings.limits.read.rate),
+            given.get("read_burst", settings.limits.read.burst),
+        ),
+        write=ClassLimits(
+            given.get("write_limit", settings.limits.write.rate),
+            given.get("write_burst", settings.limits.write.burst),
+        ),
+    )
+    return replace(settings, workers=given.get("workers", settings.workers), limits=limits)
 
 
 def load_token(token_file: Path | None, env: Mapping[str, str]) -> str:

@@ -45,9 +45,12 @@ _SINK_BATCH = 64
 class StopControl:
     """A shared "stop taking new rows" flag that remembers why the run stopped."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: Callable[[BaseException], None] | None = None) -> None:
         self._event = anyio.Event()
         self.reason: BaseException | None = None
+        #: Told the first reason at once, so the operator sees "stopping…" before the
+        #: requests in flight have finished (which may take a while).
+        self._on_stop = on_stop
 
     @property
     def requested(self) -> bool:
@@ -57,6 +60,8 @@ class StopControl:
         """Ask every stage to stop; the first reason wins (later ones are echoes of it)."""
         if self.reason is None:
             self.reason = reason
+            if self._on_stop is not None:
+                self._on_stop(reason)
         self._event.set()
 
     async def wait(self) -> None:

@@ -11,10 +11,10 @@ streaming pass rather than appended to while the run goes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from flexpay_batch.core.files import (
     RejectLine,
@@ -24,6 +24,7 @@ from flexpay_batch.core.files import (
     write_report_json,
 )
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.htmlreport import REPORT_HTML_NAME, write_html_report
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.input.readers import SourceRecord, iter_records
 from flexpay_batch.jobs.registry import job_spec
@@ -59,6 +60,12 @@ def write_outputs(
             if record is not None and record.status in _PROBLEMS:
                 rejects.write(_reject_line(source, record))
     write_report_json(run_dir / REPORT_NAME, _report(journal, request, summary))
+    write_html_report(
+        run_dir / REPORT_HTML_NAME,
+        journal,
+        summary,
+        request.settings.limits.write.rate.per_second,
+    )
 
 
 class _JournalCursor:
@@ -118,6 +125,20 @@ def _reference(source: SourceRecord | _JournalOnly, columns: tuple[str, ...]) ->
     return ""
 
 
+#: What each status means, as results.csv's ``note`` says it (a problem row's note starts
+#: with its code and field). An operator reading "already_existed" next to "created" must not
+#: have to guess which rows this job changed.
+STATUS_NOTES: Final[Mapping[RowStatus, str]] = {
+    RowStatus.CREATED: "created by this job",
+    RowStatus.REPLAYED: "sent earlier in this job; the server replayed its answer, not a copy",
+    RowStatus.ALREADY_EXISTED: "was on the server before this job; left unchanged",
+    RowStatus.REJECTED: "fix the row and run the file again; done rows are not created twice",
+    RowStatus.FAILED: "gave up for now; resume sends it again",
+    RowStatus.PENDING: "not sent yet; resume sends it",
+    RowStatus.IN_FLIGHT: "sent, outcome not yet known; resume settles it",
+}
+
+
 def _status_of(record: RowRecord | None) -> RowStatus:
     if record is None or record.status is RowStatus.IN_FLIGHT:
         return RowStatus.PENDING
@@ -130,9 +151,10 @@ def _result_line(
     reference_columns: tuple[str, ...],
 ) -> ResultLine:
     status = _status_of(record)
-    note = ""
+    note = STATUS_NOTES[status]
     if record is not None and record.status in _PROBLEMS:
-        note = f"{record.code}: {record.field}" if record.field else str(record.code)
+        detail = f"{record.code}: {record.field}" if record.field else str(record.code)
+        note = f"{detail} ({note})"
     elif record is not None and record.status is RowStatus.IN_FLIGHT:
         note = "sent, outcome not yet known; resume settles it"
     return ResultLine(
@@ -192,7 +214,7 @@ def _report(journal: Journal, request: RunRequest, summary: RunSummary) -> dict[
         "total_amount": str(summary.totals.amount) if job_spec(request.kind).moves_money else None,
         "meta": journal.meta(),
         "messages": summary.messages,
-        "files": [RESULTS_NAME, REJECTS_NAME, REPORT_NAME],
+        "files": [RESULTS_NAME, REJECTS_NAME, REPORT_NAME, REPORT_HTML_NAME],
     }
 
 

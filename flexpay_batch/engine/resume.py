@@ -12,11 +12,17 @@ run opens the journal, the same way as for a fresh run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from flexpay_batch.core.settings import DEFAULT_BASE_URL, environment, settings_from_journal
+from flexpay_batch.core.settings import (
+    DEFAULT_BASE_URL,
+    environment,
+    override_settings,
+    settings_from_journal,
+)
 from flexpay_batch.engine.request import SANDBOX, RunRequest
 from flexpay_batch.journal.status import status_snapshot
 
@@ -30,11 +36,14 @@ def resume_request(
     retry_rejected: bool,
     json_logs: bool,
     allow_token_change: bool = False,
+    overrides: Mapping[str, object | None] | None = None,
 ) -> RunRequest:
     """Rebuild the original request from the journal of ``run_dir``.
 
     Settings and job parameters come from the journal; the flags here are those a resume may
-    set. A job begun in the sandbox continues in the sandbox.
+    set, and ``overrides`` (flags named like settings, None when not given) may change the
+    workers and limits for this invocation (``RESUME_SETTINGS``). A job begun in the sandbox
+    continues in the sandbox.
     """
     snapshot = status_snapshot(run_dir)
     job = snapshot.job
@@ -42,7 +51,7 @@ def resume_request(
     was_sandbox = job.base_url == SANDBOX
     if was_sandbox != sandbox and was_sandbox:
         sandbox = True
-    stored = settings_from_journal(config)
+    stored = override_settings(settings_from_journal(config), overrides or {})
     settings = replace(
         stored,
         base_url=DEFAULT_BASE_URL if was_sandbox else job.base_url,

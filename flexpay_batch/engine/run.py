@@ -31,7 +31,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -46,12 +46,14 @@ from flexpay_batch.core import errors
 from flexpay_batch.core.redact import install_redaction
 from flexpay_batch.core.settings import Settings, environment, load_token
 from flexpay_batch.core.states import OPEN, RowStatus
+from flexpay_batch.engine.carryover import carry_over
 from flexpay_batch.engine.limiting import limiter_store, shared_limiters
 from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, open_journal
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
 from flexpay_batch.engine.progress import Reporter, make_reporter
 from flexpay_batch.engine.rates import estimate_seconds, report_rate, server_pause_until
+from flexpay_batch.engine.reach import FailFastOnConnect
 from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.rundir import default_run_dir, input_sha256
@@ -59,21 +61,31 @@ from flexpay_batch.engine.target import target
 from flexpay_batch.engine.worker import RowWorker, transition
 from flexpay_batch.input.readers import count_rows
 from flexpay_batch.jobs.base import RowJob, RowOutcome, RowTask
+from flexpay_batch.jobs.header import check_header
+from flexpay_batch.jobs.registry import job_spec
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.writer import AsyncJournalWriter
 
 
-def execute_request(request: RunRequest) -> int:
+def execute_request(
+    request: RunRequest, *, on_summary: Callable[[RunSummary], None] | None = None
+) -> int:
     """Run ``request`` to completion (synchronously) and return the process exit code.
 
     Raises the ``errors`` class that stopped the run (after the outputs were written), so the
-    command line shows its message; returns 0 or 1 otherwise.
+    command line shows its message; returns 0 or 1 otherwise. ``on_summary`` is given the
+    summary first whenever the run got as far as its run directory (``--json`` prints it).
     """
+    # Before the token, the sandbox, the run directory and any write: a renamed column or a
+    # file of the other kind is one error, not a run of rejected rows.
+    check_header(job_spec(request.kind), request.input_path, encoding=request.encoding)
     token = None if request.sandbox else load_token(request.settings.token_file, environment())
     if token is not None:
         install_redaction(token)
     with _stop_signals_interrupt():
         summary = anyio.run(_run, request, token)
+    if on_summary is not None:
+        on_summary(summary)
     if summary.stopped is not None:
         stopped = summary.stopped
         if isinstance(stopped, errors.FlexPayBatchError) and "RUN_DIR" in stopped.hint:
@@ -139,6 +151,12 @@ async def run_job(
         if request.retry_rejected:
             journal.reset_rejected()
         job = build_job(request, journal)
+        carried = carry_over(request, run_dir, journal)
+        if carried:
+            reporter.message(
+                f"{carried} rows took effect in an earlier run of this file: recorded as "
+                "already existed, not sent again"
+            )
         try:
             await _run_rows(
                 request, journal, job, summary, reporter, base_url, ca_bundle, token, store
@@ -213,7 +231,7 @@ def _stopping_error(exc: BaseException) -> errors.FlexPayBatchError:
 def _where_outputs_are(run_dir: Path, summary: RunSummary) -> str:
     problems = summary.unsettled
     rejects = f"; {problems} rows in rejects.csv" if problems else ""
-    return f"results in {run_dir}/ (results.csv, report.json){rejects}"
+    return f"results in {run_dir}/ (results.csv, report.json, report.html){rejects}"
 
 
 async def _run_rows(
@@ -237,6 +255,7 @@ async def _run_rows(
         total_rows=total,
         estimate_seconds=estimate_seconds(to_send, settings),
         limit_per_second=write_rate,
+        done_rows=min(len(settled), total),
     )
     # A server-imposed pause never outlasts max_server_pause nor a row's whole deadline.
     max_pause = min(settings.retry.max_retry_after, settings.retry.deadline)
@@ -253,7 +272,9 @@ async def _run_rows(
     )
     api = ApiSession(client, settings.retry, RetryBudget())
     async with client, AsyncJournalWriter(journal) as writer:
-        await job.prepare(api, journal.job.secret)
+        # A server that cannot be reached at all stops the pre-flight in seconds (exit 4).
+        preflight = FailFastOnConnect(client, api.policy, api.budget)
+        await job.prepare(preflight, journal.job.secret)
         worker = RowWorker(job, api, writer, reporter, summary, known_ids=journal.server_ids())
         tasks = plan_tasks(
             request,
@@ -264,7 +285,7 @@ async def _run_rows(
             totals=summary.totals,
             look_up_rows=frozenset(journal.unverified_rows()),
         )
-        stop = StopControl()
+        stop = StopControl(on_stop=lambda reason: _say_stopping(reporter, reason))
         try:
             await _pipeline(
                 tasks, worker, writer, summary, reporter, settings, stop, limiters, client
@@ -273,6 +294,15 @@ async def _run_rows(
             await writer.flush()
         await _finish(job, api, journal, summary, reporter)
     summary.throttled = sum(stats.throttled for stats in limiters.statistics().values())
+
+
+def _say_stopping(reporter: Reporter, reason: BaseException) -> None:
+    if isinstance(reason, errors.RunInterrupted):
+        # The requests in flight may take seconds to finish: say at once that Ctrl-C was heard.
+        reporter.message(
+            "stopping… letting requests in flight finish (Ctrl-C again to stop at once)",
+            logging.WARNING,
+        )
 
 
 async def _pipeline(

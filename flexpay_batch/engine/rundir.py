@@ -37,6 +37,12 @@ def state_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_state_dir("flexpay-batch", appauthor=False))
 
 
+def default_runs_root(env: Mapping[str, str] | None = None) -> Path:
+    """The directory that holds the run directories by default (``flexpay-batch runs`` lists
+    it): ``<state dir>/runs``. The one place that says where it is."""
+    return state_dir(env) / "runs"
+
+
 def default_run_dir(
     request: RunRequest, input_sha256: str, env: Mapping[str, str] | None = None
 ) -> Path:
@@ -47,7 +53,7 @@ def default_run_dir(
         parts.append(request.label)
     parts.append(input_sha256[:8])
     name = "-".join(part.replace(os.sep, "_") for part in parts)
-    return state_dir(env) / "runs" / name
+    return default_runs_root(env) / name
 
 
 def input_sha256(path: Path) -> str:
@@ -62,4 +68,4 @@ def input_sha256(path: Path) -> str:
         raise errors.InputFileError(f"input file {path} is a directory") from None
 
 
-__all__ = ["STATE_DIR_ENV", "default_run_dir", "input_sha256", "state_dir"]
+__all__ = ["STATE_DIR_ENV", "default_run_dir", "default_runs_root", "input_sha256", "state_dir"]

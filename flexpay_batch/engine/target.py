@@ -11,9 +11,11 @@ The only module of the engine that uses the simulator, and only inside ``target`
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flexpay_batch.api.client import validate_base_url
@@ -43,12 +45,13 @@ async def target(
 
     async with Simulator(SimConfig(limits=request.settings.limits)) as sim:
         _banner(
+            request,
             f"SANDBOX: running against an embedded FlexPay simulator at {sim.base_url}. "
-            "Nothing real is touched; its data vanishes when this command ends."
+            "Nothing real is touched; its data vanishes when this command ends.",
         )
         if request.sandbox_employees is not None:
             seeded = sim.seed_employees(_employee_bodies(request.sandbox_employees))
-            _banner(f"SANDBOX: seeded {seeded} employees from {request.sandbox_employees}")
+            _banner(request, f"SANDBOX: seeded {seeded} employees from {request.sandbox_employees}")
         yield sim.base_url, sim.ca_path, sim.tokens["admin"]
 
 
@@ -59,7 +62,17 @@ def _employee_bodies(path: Path) -> Iterator[dict[str, object]]:
             yield item.model.to_request_body()
 
 
-def _banner(text: str) -> None:
+def _banner(request: RunRequest, text: str) -> None:
+    if request.json_logs:
+        # A --json-logs stream is for machines: every line of it must parse as JSON.
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "event": "message",
+            "level": "warning",
+            "message": text,
+        }
+        print(json.dumps(record), file=sys.stderr)
+        return
     print(f"*** {text} ***", file=sys.stderr)
 
 

@@ -93,11 +93,26 @@ class RowWorker:
             existing = await self._job.look_up(self._api, task)
             if existing:
                 return self._succeeded(task, RowStatus.ALREADY_EXISTED, existing, None, attempts)
-        reply = await self._api.call(
-            lambda: self._job.send(self._api.client, task),
-            attempts=attempts,
-            on_retry=self._on_retry,
-        )
+        # "retrying N" on the progress line counts rows waiting to retry now: +1 at a row's
+        # first retry, -1 when it ends either way (not one per retry, which only grows).
+        waiting = False
+
+        def on_retry(attempt: int, error: errors.RetryableError, delay: float) -> None:
+            nonlocal waiting
+            self._summary.retries += 1
+            if not waiting:
+                waiting = True
+                self._reporter.retrying(1)
+
+        try:
+            reply = await self._api.call(
+                lambda: self._job.send(self._api.client, task),
+                attempts=attempts,
+                on_retry=on_retry,
+            )
+        finally:
+            if waiting:
+                self._reporter.retrying(-1)
         status = RowStatus.REPLAYED if reply.replayed else RowStatus.CREATED
         return self._succeeded(task, status, self._job.server_id(reply), reply.request_id, attempts)
 
@@ -121,10 +136,6 @@ class RowWorker:
         return RowOutcome(
             task.row, status, server_id=server_id, request_id=request_id, attempts=attempts.count
         )
-
-    def _on_retry(self, attempt: int, error: errors.RetryableError, delay: float) -> None:
-        self._summary.retries += 1
-        self._reporter.retrying(1)
 
 
 def _rejected_locally(task: RowTask, rejection: RowRejection) -> RowOutcome:

@@ -74,6 +74,7 @@ __all__ = [
     "detect_format",
     "iter_records",
     "normalise_column",
+    "read_columns",
     "require_regular_file",
 ]
 
@@ -388,6 +389,29 @@ def _is_blank(cells: list[str]) -> bool:
     return all(not cell.strip() for cell in cells)
 
 
+def read_columns(
+    path: PathLike,
+    *,
+    encoding: str | None = None,
+    format: str | None = None,
+) -> tuple[str, ...] | None:
+    """The normalised column names of a CSV file's header; None for JSONL.
+
+    Reads only up to the first data row, so a header can be checked before anything else
+    happens. JSONL has no header (each object names its own keys, and an optional key may be
+    absent from one row and present in the next), so it gives None. Raises ``InputFileError``
+    like :func:`iter_records` when the header itself cannot be read.
+    """
+    if detect_format(path, format) != "csv":
+        return None
+    with _open(path) as stream:
+        chosen = _choose_encoding(stream, encoding, path)
+        reader = _CsvReader(_LineReader(stream, chosen, path), path)
+        for _ in reader.records():
+            break
+        return tuple(name for name in reader.header if name)
+
+
 class _CsvReader:
     """Turns physical lines into records, tracking spreadsheet rows and physical lines."""
 
@@ -395,6 +419,11 @@ class _CsvReader:
         self._lines = lines
         self._path = path
         self._header: list[str | None] = []
+
+    @property
+    def header(self) -> list[str | None]:
+        """The normalised header cells (None for an unnamed one); empty before the first row."""
+        return self._header
 
     def records(self) -> Iterator[SourceRecord]:
         """The data records; raises ``InputFileError`` for a missing or broken header."""

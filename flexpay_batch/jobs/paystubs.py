@@ -18,9 +18,24 @@ from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.files import escape_formula, open_private
 from flexpay_batch.core.settings import Settings
-from flexpay_batch.jobs.lookups import PAGE_SIZE, read_page
+from flexpay_batch.jobs.lookups import PAGE_SIZE, list_all, read_page
 
 _MAX_PAGES = 100_000
+
+#: CSV column order: who, when, how much, then the server's ids; unknown keys follow, sorted.
+COLUMNS = (
+    "employee_external_id",
+    "employee_id",
+    "pay_date",
+    "period_start",
+    "period_end",
+    "gross_amount",
+    "net_amount",
+    "currency",
+    "paystub_id",
+    "item_id",
+    "payroll_run_id",
+)
 
 
 async def export_paystubs(settings: Settings, token: str, run_id: str, out: Path) -> int:
@@ -35,13 +50,32 @@ async def export_paystubs(settings: Settings, token: str, run_id: str, out: Path
         limits=settings.limits,
         timeouts=settings.timeouts,
     ) as client:
+        api = ApiSession(client, settings.retry, RetryBudget())
+        external_ids = await _external_ids(api)
         with open_private(out, "w") as handle:
             writer = _CsvSink(handle) if suffix == ".csv" else _JsonlSink(handle)
-            api = ApiSession(client, settings.retry, RetryBudget())
-            return await _copy_pages(api, run_id, writer)
+            return await _copy_pages(api, run_id, writer, external_ids)
 
 
-async def _copy_pages(api: ApiSession, run_id: str, sink: _Sink) -> int:
+async def _external_ids(api: ApiSession) -> dict[str, str]:
+    """Employee id → the customer's external id (one paginated pass; {} without the scope).
+
+    A paystub names the employee by FlexPay's id only; the operator knows people by theirs.
+    """
+    try:
+        employees = await list_all(api, "employees")
+    except errors.PermissionDenied:
+        return {}
+    return {
+        str(e["employee_id"]): str(e["external_id"])
+        for e in employees
+        if e.get("employee_id") and e.get("external_id")
+    }
+
+
+async def _copy_pages(
+    api: ApiSession, run_id: str, sink: _Sink, external_ids: dict[str, str]
+) -> int:
     count = 0
     query: dict[str, str | int] = {"payroll_run_id": run_id, "limit": PAGE_SIZE}
     for _ in range(_MAX_PAGES):
@@ -49,7 +83,8 @@ async def _copy_pages(api: ApiSession, run_id: str, sink: _Sink) -> int:
         data = body.get("data")
         for stub in data if isinstance(data, list) else []:
             if isinstance(stub, dict):
-                sink.write(stub)
+                employee = str(stub.get("employee_id") or "")
+                sink.write({"employee_external_id": external_ids.get(employee), **stub})
                 count += 1
         cursor = body.get("next_cursor")
         if not isinstance(cursor, str) or not cursor:
@@ -72,7 +107,8 @@ class _JsonlSink(_Sink):
 
 
 class _CsvSink(_Sink):
-    """CSV with the first stub's keys as the header; nested values as compact JSON."""
+    """CSV with ``COLUMNS`` first, then the first stub's other keys (sorted); nested values
+    as compact JSON."""
 
     def __init__(self, handle: Any) -> None:
         self._writer = csv.writer(handle, lineterminator="\n")
@@ -80,7 +116,7 @@ class _CsvSink(_Sink):
 
     def write(self, stub: dict[str, Any]) -> None:
         if self._columns is None:
-            self._columns = sorted(stub)
+            self._columns = [*COLUMNS, *sorted(set(stub) - set(COLUMNS))]
             self._writer.writerow(self._columns)
         self._writer.writerow([_cell(stub.get(column)) for column in self._columns])
 

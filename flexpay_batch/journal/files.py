@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -107,6 +108,23 @@ def _make_parent(path: Path) -> None:
         path.parent.mkdir(mode=_DIR_MODE, parents=True)
 
 
+#: How often, and how far apart, taking the writer lock is retried: ``status`` probes it
+#: with a shared lock held for microseconds, which must not refuse a run starting then.
+_PROBE_RETRIES = 5
+_PROBE_PAUSE = 0.01
+
+
+def _flock_allowing_probes(fd: int) -> None:
+    for _ in range(_PROBE_RETRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            time.sleep(_PROBE_PAUSE)
+        else:
+            return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 class WriterLock:
     """The exclusive right to write one journal: an ``flock`` on ``<db>.lock``.
 
@@ -132,7 +150,7 @@ class WriterLock:
         path = Path(f"{db}.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_allowing_probes(fd)
         except BlockingIOError:
             os.close(fd)
             raise ResumeRefused(
@@ -140,6 +158,26 @@ class WriterLock:
                 hint="Wait for it to finish (see `flexpay-batch status RUN_DIR`), or stop it.",
             ) from None
         return cls(path, fd)
+
+    @staticmethod
+    def is_held(db: Path) -> bool:
+        """Whether a writer holds ``db``'s lock now; never blocks and never creates a file.
+
+        Takes a shared lock for an instant: a live writer (exclusive) is not disturbed, and
+        a writer starting in that instant retries briefly (``_flock_allowing_probes``).
+        """
+        path = Path(f"{db}.lock")
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the shared lock, if taken
+        return False
 
     def release(self) -> None:
         """Give the lock up. Idempotent."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -59,7 +60,9 @@ def sim(
     write_burst: Annotated[
         int, typer.Option(help="Write burst capacity.")
     ] = DEFAULT_LIMITS.write.burst,
-    no_limits: Annotated[bool, typer.Option(help="Limits so high they never bite.")] = False,
+    no_limits: Annotated[
+        bool, typer.Option("--no-limits", help="Limits so high they never bite.")
+    ] = False,
     enforced_read_limit: Annotated[
         str | None, typer.Option(help="Really enforce this read rate (stricter than advertised).")
     ] = None,
@@ -79,7 +82,11 @@ def sim(
         bool, typer.Option(help="Send X-RateLimit-* (off: bare nginx-style 429s).")
     ] = True,
     fractional_retry_after: Annotated[
-        bool, typer.Option(help="Retry-After with milliseconds instead of whole seconds.")
+        bool,
+        typer.Option(
+            "--fractional-retry-after",
+            help="Retry-After with milliseconds instead of whole seconds.",
+        ),
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the fault generator.")] = 0,
     error_500_rate: Annotated[float, typer.Option(help="Share of requests answered 500.")] = 0.0,
@@ -97,7 +104,9 @@ def sim(
     ca_path: Annotated[
         Path | None, typer.Option(help="Write the CA bundle here (default: a temp dir).")
     ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log every request (slower).")] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (slower).")
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the connection details as one JSON line.")
     ] = False,
@@ -176,6 +185,16 @@ def _enforced_limits(
         raise typer.BadParameter(str(exc)) from None
 
 
+def export_line(simulator: Simulator, role: str = "admin") -> str:
+    """``export FLEXPAY_BASE_URL=… FLEXPAY_CA_BUNDLE=… FLEXPAY_TOKEN=…``, shell-quoted."""
+    values = {
+        "FLEXPAY_BASE_URL": simulator.base_url,
+        "FLEXPAY_CA_BUNDLE": str(simulator.ca_path),
+        "FLEXPAY_TOKEN": simulator.tokens[role],
+    }
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in values.items())
+
+
 def describe(simulator: Simulator, *, as_json: bool) -> str:
     """The connection details a user needs, as text lines or one JSON object."""
     if as_json:
@@ -193,6 +212,12 @@ def describe(simulator: Simulator, *, as_json: bool) -> str:
         f"  CA bundle:     {simulator.ca_path}",
         *(f"  token {name + ':':<19}{token}" for name, token in simulator.tokens.items()),
         f"  admin secret:  {simulator.admin_secret}   (header X-Sim-Admin, GET /_sim/effects)",
+        "",
+        "Point flexpay-batch at it: paste this in another shell (admin token; swap in another",
+        "from the list above to try its scopes):",
+        "",
+        export_line(simulator),
+        "",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)

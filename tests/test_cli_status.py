@@ -1,0 +1,105 @@
+"""``status``: running / stopped / finished from the writer lock, consistent counts, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from flexpay_batch.cli.status import read_status
+from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.opening import META_INPUT_ROWS
+from flexpay_batch.journal.files import WriterLock, resolve_db
+from flexpay_batch.journal.store import Journal
+from flexpay_batch.journal.transitions import Done
+from tests.harness import run_cli
+from tests.test_journal import make_job, register
+
+
+def make_run(run_dir: Path, *, input_rows: int, registered: int, done: int) -> None:
+    """A journal for ``input_rows`` rows: ``registered`` reached, the first ``done`` created."""
+    with Journal.create(run_dir, make_job()) as journal:
+        journal.set_meta(META_INPUT_ROWS, str(input_rows))
+        journal.commit_batch([register(row) for row in range(2, 2 + registered)])
+        journal.commit_batch(
+            [Done(row, f"emp_{row}", RowStatus.CREATED) for row in range(2, 2 + done)]
+        )
+
+
+def test_a_stopped_run_has_no_rate_and_its_counts_add_up(tmp_path: Path) -> None:
+    """No writer: stopped; rows not reached yet are pending, so pending + ... == left."""
+    make_run(tmp_path / "r", input_rows=500, registered=80, done=69)
+    report = read_status(tmp_path / "r")
+    assert report["state"] == "stopped"
+    assert report["rows_per_second_last_minute"] is None
+    assert report["eta_seconds"] is None
+    counts = report["counts"]
+    assert report["left"] == 431
+    assert counts["pending"] + counts["in_flight"] + counts["failed"] == 431
+    assert sum(counts.values()) == 500
+
+
+def test_a_run_whose_lock_is_held_is_running_and_the_probe_does_not_disturb_it(
+    tmp_path: Path,
+) -> None:
+    """A writer holding the lock: running (with a rate); after the probe it still holds it."""
+    make_run(tmp_path / "r", input_rows=10, registered=10, done=4)
+    db = resolve_db(tmp_path / "r")
+    with WriterLock.take(db):
+        assert read_status(tmp_path / "r")["state"] == "running"
+        assert read_status(tmp_path / "r")["rows_per_second_last_minute"] is not None
+        # Another process still cannot take the writer lock: the probe did not release it.
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path;"
+                "from flexpay_batch.journal.files import WriterLock;"
+                "WriterLock.take(Path(sys.argv[1]))",
+                str(db),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+            check=False,
+            timeout=60,
+        )
+        assert probe.returncode != 0
+        assert "Another flexpay-batch process" in probe.stderr
+    assert read_status(tmp_path / "r")["state"] == "stopped"
+
+
+def test_status_exit_codes_and_json(tmp_path: Path) -> None:
+    """--json prints one object; exit 0 finished, 1 rows left, 2 no journal."""
+    make_run(tmp_path / "done", input_rows=3, registered=3, done=3)
+    make_run(tmp_path / "half", input_rows=3, registered=3, done=1)
+    finished = run_cli(["status", str(tmp_path / "done"), "--json"], env={}, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout)["state"] == "finished"
+    stopped = run_cli(["status", str(tmp_path / "half")], env={}, cwd=tmp_path)
+    assert stopped.returncode == 1, stopped.stderr
+    assert "stopped: 2 rows left" in stopped.stdout
+    assert "flexpay-batch resume" in stopped.stdout
+    assert "ETA" not in stopped.stdout
+    missing = run_cli(["status", str(tmp_path / "nothing")], env={}, cwd=tmp_path)
+    assert missing.returncode == 2
+
+
+def test_runs_lists_the_runs_under_the_default_root_newest_first(tmp_path: Path) -> None:
+    """`runs` (run from the directory the runs root is relative to) lists each run once."""
+    root = tmp_path / ".flexpay" / "runs"
+    make_run(root / "onboarding-a-1", input_rows=3, registered=3, done=3)
+    make_run(root / "onboarding-b-2", input_rows=5, registered=2, done=1)
+    (root / "not-a-run").mkdir()
+    result = run_cli(["runs"], env={}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert lines[0][:5] == ["started", "kind", "file", "token", "state"]
+    by_dir = {line[-1]: line for line in lines[1:]}
+    assert set(by_dir) == {".flexpay/runs/onboarding-a-1", ".flexpay/runs/onboarding-b-2"}
+    assert by_dir[".flexpay/runs/onboarding-a-1"][4:9] == ["finished", "3", "0", "0", "0"]
+    assert by_dir[".flexpay/runs/onboarding-b-2"][4:9] == ["stopped", "1", "0", "0", "4"]
+    as_json = run_cli(["runs", "--json"], env={}, cwd=tmp_path)
+    assert {run["state"] for run in json.loads(as_json.stdout)} == {"finished", "stopped"}
