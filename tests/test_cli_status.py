@@ -88,18 +88,21 @@ def test_status_exit_codes_and_json(tmp_path: Path) -> None:
 
 
 def test_runs_lists_the_runs_under_the_default_root_newest_first(tmp_path: Path) -> None:
-    """`runs` (run from the directory the runs root is relative to) lists each run once."""
-    root = tmp_path / ".flexpay" / "runs"
+    """`runs` lists each run under the default root (the state directory's runs/) once."""
+    state = tmp_path / "state"
+    root = state / "runs"
     make_run(root / "onboarding-a-1", input_rows=3, registered=3, done=3)
     make_run(root / "onboarding-b-2", input_rows=5, registered=2, done=1)
     (root / "not-a-run").mkdir()
-    result = run_cli(["runs"], env={}, cwd=tmp_path)
+    env = {"FLEXPAY_STATE_DIR": str(state)}
+    result = run_cli(["runs"], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     assert lines[0][:5] == ["started", "kind", "file", "token", "state"]
-    by_dir = {line[-1]: line for line in lines[1:]}
-    assert set(by_dir) == {".flexpay/runs/onboarding-a-1", ".flexpay/runs/onboarding-b-2"}
-    assert by_dir[".flexpay/runs/onboarding-a-1"][4:9] == ["finished", "3", "0", "0", "0"]
-    assert by_dir[".flexpay/runs/onboarding-b-2"][4:9] == ["stopped", "1", "0", "0", "4"]
-    as_json = run_cli(["runs", "--json"], env={}, cwd=tmp_path)
+    by_dir = {Path(line[-1]).resolve(): line for line in lines[1:]}
+    a, b = (root / "onboarding-a-1").resolve(), (root / "onboarding-b-2").resolve()
+    assert set(by_dir) == {a, b}
+    assert by_dir[a][4:9] == ["finished", "3", "0", "0", "0"]
+    assert by_dir[b][4:9] == ["stopped", "1", "0", "0", "4"]
+    as_json = run_cli(["runs", "--json"], env=env, cwd=tmp_path)
     assert {run["state"] for run in json.loads(as_json.stdout)} == {"finished", "stopped"}

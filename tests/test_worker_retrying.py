@@ -39,6 +39,9 @@ class AlwaysUnavailable:
     def __init__(self) -> None:
         self.sends = 0
 
+    def already_done(self, task: RowTask) -> str | None:
+        return None
+
     async def send(self, client: object, task: RowTask) -> Any:
         self.sends += 1
         raise errors.ServerError("unavailable", status=503)
