@@ -35,20 +35,11 @@ from flexpay_batch.journal.transitions import (
     Transition,
 )
 from flexpay_batch.journal.writer import AsyncJournalWriter
+from flexpay_batch.sim.testing import FakeClock
 
 CREATED = RowStatus.CREATED
 SHA_A = "a" * 64
 SHA_B = "b" * 64
-
-
-class FakeClock:
-    """A settable clock: monotonic seconds for group commits, epoch seconds for stamps."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_job(**changes: object) -> JobInfo:
