@@ -9,9 +9,12 @@ from typing import Any
 from flexpay_batch.core.limitspec import ClassLimits, LimitSettings, Rate
 from flexpay_batch.core.policies import RetryPolicy, Timeouts
 from flexpay_batch.core.settings import DEFAULT_BASE_URL, Settings
-from flexpay_batch.engine import run
-from flexpay_batch.jobs.onboarding import OnboardingJob
-from flexpay_batch.journal.store import JobInfo, Journal
+from flexpay_batch.engine.opening import job_info
+from flexpay_batch.engine.request import RunRequest
+from flexpay_batch.engine.resume import resume_request
+from flexpay_batch.journal.files import JOURNAL_NAME
+from flexpay_batch.journal.jobinfo import JobInfo
+from flexpay_batch.journal.store import Journal
 
 URL = "https://api.example.test/v1/"
 TOKEN = "fps_admin_RESUME0TOKEN0c0ffee"
@@ -29,9 +32,8 @@ SETTINGS = Settings(
 )
 
 
-def _request(input_path: Path, *, sandbox: bool = False) -> run.RunRequest:
-    return run.RunRequest(
-        job_factory=lambda meta: OnboardingJob(),
+def _request(input_path: Path, *, sandbox: bool = False) -> RunRequest:
+    return RunRequest(
         kind="onboarding",
         input_path=input_path,
         settings=SETTINGS,
@@ -41,7 +43,7 @@ def _request(input_path: Path, *, sandbox: bool = False) -> run.RunRequest:
 
 def _journal(run_dir: Path, job: JobInfo) -> None:
     run_dir.mkdir(mode=0o700)
-    Journal.create(run_dir / run.JOURNAL_NAME, job).close()
+    Journal.create(run_dir / JOURNAL_NAME, job).close()
 
 
 def _resume(run_dir: Path, **overrides: Any) -> Settings:
@@ -52,14 +54,14 @@ def _resume(run_dir: Path, **overrides: Any) -> Settings:
         "retry_rejected": False,
         "json_logs": False,
     }
-    return run.resume_request(run_dir, **(options | overrides)).settings
+    return resume_request(run_dir, **(options | overrides)).settings
 
 
 def test_resume_restores_every_setting_the_run_began_with(tmp_path: Path) -> None:
     """Timeouts, row deadline, backoff and key TTL come back as they were, not as defaults."""
     input_path = tmp_path / "people.csv"
     input_path.write_text("external_id\n", encoding="utf-8")
-    job = run._job_info(_request(input_path), input_sha="0" * 64, base_url=URL, token=TOKEN)
+    job = job_info(_request(input_path), input_sha="0" * 64, base_url=URL, token=TOKEN)
     _journal(tmp_path / "run", job)
     assert _resume(tmp_path / "run") == SETTINGS
 
@@ -69,7 +71,7 @@ def test_resume_overrides_ca_bundle_and_token_file_and_the_sandbox_url(tmp_path:
     input_path = tmp_path / "people.csv"
     input_path.write_text("external_id\n", encoding="utf-8")
     request = _request(input_path, sandbox=True)
-    job = run._job_info(request, input_sha="0" * 64, base_url=URL, token=TOKEN)
+    job = job_info(request, input_sha="0" * 64, base_url=URL, token=TOKEN)
     _journal(tmp_path / "run", job)
     settings = _resume(
         tmp_path / "run", ca_bundle=Path("/etc/new-ca.pem"), token_file=Path("/home/op/token")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -132,6 +134,14 @@ def test_format_rejection(rejection: Rejection, message: str) -> None:
     assert format_rejection(rejection, "on.csv") == message
 
 
+def summarize(results: Iterable[ValidRow[Any] | Rejection]) -> ValidationSummary:
+    """Feed ``results`` to a summary one by one, as the validate command does."""
+    summary = ValidationSummary()
+    for result in results:
+        summary.add(result)
+    return summary
+
+
 def test_summary_counts_and_totals() -> None:
     """The summary counts rows, valid rows, rejections by code and gross per currency."""
     records = [
@@ -141,11 +151,10 @@ def test_summary_counts_and_totals() -> None:
         _pay(5, "E1", "1"),
         _pay(6, "E4", "-1"),
     ]
-    summary = ValidationSummary.of(validate_rows(records, PayrollRow, source_name="f"))
+    summary = summarize(validate_rows(records, PayrollRow, source_name="f"))
     assert (summary.rows, summary.valid, summary.rejected) == (5, 3, 2)
     assert summary.rejected_by_code == {"duplicate": 1, "negative": 1}
     assert summary.gross_by_currency == {"USD": Decimal("11.00"), "EUR": Decimal("5.00")}
-    assert summary.as_dict()["gross_by_currency"] == {"EUR": "5.00", "USD": "11.00"}
 
 
 def test_seen_identities_grow_and_remember_first_rows() -> None:
@@ -167,9 +176,7 @@ def test_validating_a_large_file_keeps_memory_flat(tmp_path: Path) -> None:
             out.write(f"E{n},40,{n}.25,USD,{'m' * 400}\n")
     tracemalloc.start()
     try:
-        summary = ValidationSummary.of(
-            validate_rows(iter_records(path), PayrollRow, source_name=str(path))
-        )
+        summary = summarize(validate_rows(iter_records(path), PayrollRow, source_name=str(path)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -63,10 +63,6 @@ class Simulator:
         self.close()
 
     @property
-    def running(self) -> bool:
-        return self._runner is not None
-
-    @property
     def port(self) -> int:
         """The TCP port (known after the first start when configured as 0)."""
         return self._port

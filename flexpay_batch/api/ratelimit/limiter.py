@@ -319,10 +319,6 @@ class LimiterSet:
         """The limiter shared by every request of ``endpoint_class``."""
         return self._limiters[endpoint_class]
 
-    def for_method(self, method: str) -> ClassLimiter:
-        """The limiter for an HTTP method (GET/HEAD/OPTIONS read, everything else write)."""
-        return self._limiters[EndpointClass.of_method(method)]
-
     def statistics(self) -> Mapping[EndpointClass, LimiterStatistics]:
         """A read-only snapshot of every class limiter."""
         return MappingProxyType({cls: lim.statistics() for cls, lim in self._limiters.items()})
