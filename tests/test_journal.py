@@ -518,7 +518,7 @@ def test_grouped_commit_of_an_engine_stream_takes_the_grouped_path(
 ) -> None:
     """Batches of what the engine records (nothing ignored) are applied by the grouped path
     alone, merged and multi-row statements included, and end like one-by-one commits."""
-    stream = engine_like_stream(random.Random(11), 700)
+    stream = engine_like_stream(random.Random(11), 300)
     ends = []
     with Journal.create(tmp_path / "one_by_one", make_job(), wall_clock=FakeClock()) as journal:
         for t in stream:
@@ -534,7 +534,7 @@ def test_grouped_commit_of_an_engine_stream_takes_the_grouped_path(
             assert journal.commit_batch(stream[start : start + 150]) == 0
         ends.append(_rows_without_time(journal))
     assert ends[0] == ends[1]
-    assert len(ends[0]) == 700
+    assert len(ends[0]) == 300
 
 
 def test_grouped_commit_names_the_ignored_rows(
