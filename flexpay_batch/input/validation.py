@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from flexpay_batch.input.models import PayrollRow, RowModel
-from flexpay_batch.input.readers import SourceRecord
+from flexpay_batch.input.records import SourceRecord
 
 __all__ = [
     "Rejection",
