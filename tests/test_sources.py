@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from flexpay_batch.input.readers import (
     iter_records,
     normalise_column,
 )
+from tests.harness import peak_allocation
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
@@ -272,12 +272,8 @@ def test_reading_uses_bounded_memory(tmp_path: Path) -> None:
         out.write("external_id,memo\n")
         for n in range(12_000):
             out.write(f"E{n},{'m' * 300}\n")
-    tracemalloc.start()
-    try:
-        assert count_rows(path) == 12_000
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    rows, peak = peak_allocation(lambda: count_rows(path))
+    assert rows == 12_000
     assert peak < 1_000_000
 
 

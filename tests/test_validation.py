@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +25,7 @@ from flexpay_batch.input.validation import (
     format_rejection,
     validate_rows,
 )
+from tests.harness import peak_allocation
 
 ROW: dict[str, object] = {
     "external_id": "E1",
@@ -174,12 +174,9 @@ def test_validating_a_large_file_keeps_memory_flat(tmp_path: Path) -> None:
         out.write("employee_external_id,hours,gross_amount,currency,memo\n")
         for n in range(5_000):
             out.write(f"E{n},40,{n}.25,USD,{'m' * 400}\n")
-    tracemalloc.start()
-    try:
-        summary = summarize(validate_rows(iter_records(path), PayrollRow, source_name=str(path)))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    summary, peak = peak_allocation(
+        lambda: summarize(validate_rows(iter_records(path), PayrollRow, source_name=str(path)))
+    )
     assert (summary.rows, summary.valid) == (5_000, 5_000)
     assert peak < 1_500_000
 
