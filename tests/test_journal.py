@@ -18,11 +18,11 @@ import anyio
 import pytest
 
 from flexpay_batch.core.errors import ResumeRefused, UsageError
-from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash, token_fingerprint
+from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.journal import statements
 from flexpay_batch.journal.files import JOURNAL_NAME, find_values_in_files, journal_files
-from flexpay_batch.journal.jobinfo import JobInfo, check_resumable
+from flexpay_batch.journal.jobinfo import check_resumable
 from flexpay_batch.journal.run_journal import open_run_journal
 from flexpay_batch.journal.status import status_snapshot
 from flexpay_batch.journal.store import Journal
@@ -36,24 +36,10 @@ from flexpay_batch.journal.transitions import (
 )
 from flexpay_batch.journal.writer import AsyncJournalWriter
 from flexpay_batch.sim.testing import FakeClock
+from tests.journal_helpers import SHA_A, make_job
 
 CREATED = RowStatus.CREATED
-SHA_A = "a" * 64
 SHA_B = "b" * 64
-
-
-def make_job(**changes: object) -> JobInfo:
-    """Return a fresh onboarding job, with ``changes`` applied to its fields."""
-    job = JobInfo.new(
-        kind="onboarding",
-        input_path="employees.csv",
-        input_sha256=SHA_A,
-        base_url="https://api.flexpay.dev/v1/",
-        token_fingerprint=token_fingerprint("fp_test_token"),
-        config={"concurrency": 8, "limits": "100/min"},
-        now=1_700_000_000.0,
-    )
-    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
 
 def register(row: int, secret: bytes = b"s" * 32) -> Register:
