@@ -26,19 +26,7 @@ from flexpay_batch.input.validation import (
     validate_rows,
 )
 from tests.harness import peak_allocation
-
-ROW: dict[str, object] = {
-    "external_id": "E1",
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "email": "ada@example.com",
-    "hire_date": "2026-01-05",
-    "pay_group_id": "pg_weekly",
-    "employment_type": "full_time",
-    "compensation_type": "salary",
-    "compensation_amount": "85000.00",
-    "currency": "USD",
-}
+from tests.rows import ONBOARDING_ROW as ROW
 
 
 def _record(row: int, data: dict[str, object] | None, line: int | None = None) -> SourceRecord:
