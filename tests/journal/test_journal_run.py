@@ -19,7 +19,7 @@ from flexpay_batch.journal.files import JOURNAL_NAME, in_wal_mode
 from flexpay_batch.journal.run_journal import open_run_journal
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.transitions import Done, Register
-from tests.journal_helpers import make_job
+from tests.journal.helpers import make_job
 
 
 def python(code: str, *args: str) -> subprocess.Popen[str]:

@@ -36,7 +36,7 @@ from flexpay_batch.journal.transitions import (
 )
 from flexpay_batch.journal.writer import AsyncJournalWriter
 from flexpay_batch.sim.testing import FakeClock
-from tests.journal_helpers import SHA_A, make_job
+from tests.journal.helpers import SHA_A, make_job
 
 CREATED = RowStatus.CREATED
 SHA_B = "b" * 64

@@ -4,8 +4,8 @@
 limits scaled from per minute to per second, so a few hundred rows take a couple of seconds.
 Every test ends by reading the simulator's effect ledger: each valid row's external id created
 exactly once, each idempotency key applied once, and the journal agreeing with the server.
-The helpers here are shared with tests/test_faults.py and tests/test_security.py; the input
-files come from tests/harness.py.
+The helpers here are shared with tests/engine/test_faults.py and tests/engine/test_key_expiry.py;
+the input files come from tests/harness.py.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from flexpay_batch.input.models import (
     PayrollRow,
     parse_money,
 )
-from tests.rows import ONBOARDING_ROW as ROW
-from tests.rows import PAYROLL_ROW as PAY
+from tests.input.rows import ONBOARDING_ROW as ROW
+from tests.input.rows import PAYROLL_ROW as PAY
 
 
 def _codes(model: type[OnboardingRow | PayrollRow], data: dict[str, object]) -> list[str]:

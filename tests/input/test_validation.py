@@ -26,7 +26,7 @@ from flexpay_batch.input.validation import (
     validate_rows,
 )
 from tests.harness import peak_allocation
-from tests.rows import ONBOARDING_ROW as ROW
+from tests.input.rows import ONBOARDING_ROW as ROW
 
 
 def _record(row: int, data: dict[str, object] | None, line: int | None = None) -> SourceRecord:
