@@ -19,11 +19,12 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flexpay_batch.core.limitspec import ClassLimits, LimitSettings, Rate
 from flexpay_batch.core.states import SUCCEEDED
@@ -229,3 +230,17 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     """The rows of a CSV file as dicts."""
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+T = TypeVar("T")
+
+
+def peak_allocation(work: Callable[[], T]) -> tuple[T, int]:
+    """``work()``'s result and the peak of Python allocations (bytes) while it ran."""
+    tracemalloc.start()
+    try:
+        result = work()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak

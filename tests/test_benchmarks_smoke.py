@@ -8,6 +8,7 @@ well under 30 seconds.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import re
@@ -28,8 +29,26 @@ TIMEOUT_SECONDS = 120
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """Run every figure once at the smoke size; return the output dir and results.json."""
-    out = tmp_path_factory.mktemp("bench")
+    """Run every figure once at the smoke size; return the output dir and results.json.
+
+    Under xdist every worker that draws one of these tests would run the whole suite again (a
+    minute of CPU each); so the first one runs it under a lock in the session's shared temp
+    directory and the others, waiting on the lock, read its results.
+    """
+    base = tmp_path_factory.getbasetemp()
+    # Workers' temp dirs (popen-gwN) share the session's; without xdist the session's is ours.
+    session = base.parent if base.name.startswith("popen-gw") else base
+    out = session / "bench-smoke"
+    with (session / "bench-smoke.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "results.json").exists():
+            _run_benchmarks(out)
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return out, results
+
+
+def _run_benchmarks(out: Path) -> None:
+    out.mkdir(exist_ok=True)
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--size", "smoke", "--out", str(out)],
         cwd=ROOT,
@@ -42,8 +61,6 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     # test makes no claim on it); a crash would leave a traceback and exit 1.
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Traceback" not in done.stderr, done.stderr[-4000:]
-    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    return out, results
 
 
 @pytest.mark.parametrize("name", FIGURES)

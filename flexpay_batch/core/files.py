@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
 from typing import TextIO
 
 from flexpay_batch.core.errors import ConfigError
@@ -284,12 +283,7 @@ class _PrivateCsvWriter:
     def __enter__(self) -> _PrivateCsvWriter:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -1,8 +1,7 @@
 """Where one input row stands: the one vocabulary of the journal, results.csv, progress and reports.
 
-    status = RowStatus.CREATED
-    status.succeeded  # True: the row took effect (created, replayed or already existed)
-    status.settled    # True: a default resume leaves it alone
+    RowStatus.CREATED in SUCCEEDED  # True: the row took effect (created, replayed, already existed)
+    RowStatus.REJECTED in SETTLED   # True: a default resume leaves it alone
 
 The journal stores these words in its ``rows.state`` column, ``results.csv`` prints them, the
 progress line and the end-of-run table count them, and ``report.json`` keys its counts by them.
@@ -38,16 +37,6 @@ class RowStatus(StrEnum):
     REJECTED = "rejected"
     #: Given up for now (retries, deadline or an unusable reply); resume tries it again.
     FAILED = "failed"
-
-    @property
-    def succeeded(self) -> bool:
-        """The row took effect on the server."""
-        return self in SUCCEEDED
-
-    @property
-    def settled(self) -> bool:
-        """A default resume does not send this row again."""
-        return self in SETTLED
 
 
 #: The failure code of a row whose write got a 2xx that cannot be trusted (no usable id, an id

@@ -12,6 +12,7 @@ tests and benchmarks write their files with them. A column added to a kind is ad
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -23,6 +24,7 @@ __all__ = [
     "ONBOARDING_REFERENCE_COLUMNS",
     "PAYROLL_COLUMNS",
     "PAYROLL_REFERENCE_COLUMNS",
+    "normalise_column",
 ]
 
 ONBOARDING_COLUMNS: Final[tuple[str, ...]] = (
@@ -87,3 +89,19 @@ KNOWN_COLUMNS: Final[frozenset[str]] = frozenset(
     (*ONBOARDING_COLUMNS, *PAYROLL_COLUMNS, *NESTED_FIELDS, *COLUMN_ALIASES)
 )
 """Every name a header may use; a header with none of them is not a header at all."""
+
+
+_COLUMN_SEPARATORS = re.compile(r"[\s\-./]+")
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+
+
+def normalise_column(name: str) -> str:
+    """A header cell as a canonical column name.
+
+    Zero-width characters go, no-break spaces become spaces, case folds, runs of spaces, dashes,
+    dots and slashes become one underscore, and known aliases map to their column:
+    ``" E-Mail Address "`` → ``email``.
+    """
+    text = name.translate(_ZERO_WIDTH).replace("\u00a0", " ").strip().casefold()
+    text = _COLUMN_SEPARATORS.sub("_", text).strip("_")
+    return COLUMN_ALIASES.get(text, text)

@@ -63,7 +63,6 @@ __all__ = [
     "PayrollRow",
     "RowModel",
     "clean_text",
-    "mask",
     "parse_money",
 ]
 
@@ -101,11 +100,6 @@ def clean_text(value: str, *, keep_spaces: bool = True) -> str:
     if not value.isascii():  # fast path: ASCII has neither zero-width nor no-break spaces
         value = value.translate(_ZERO_WIDTH).replace(_NBSP, " " if keep_spaces else "")
     return value.strip()
-
-
-def mask(secret: str) -> str:
-    """``secret`` with all but its last four characters replaced by ``*``."""
-    return "*" * max(len(secret) - 4, 0) + secret[-4:]
 
 
 def _has_control(text: str) -> bool:
@@ -441,17 +435,6 @@ class OnboardingRow(RowModel):
     def identity_field(self) -> str:
         """Always ``external_id``."""
         return "external_id"
-
-    @property
-    def tax_id_masked(self) -> str | None:
-        """The tax id with all but the last four characters hidden, for reports."""
-        return None if self.tax_id is None else mask(self.tax_id.get_secret_value())
-
-    @property
-    def bank_account_masked(self) -> str | None:
-        """The account number with all but the last four digits hidden, for reports."""
-        account = self.bank_account_number
-        return None if account is None else mask(account.get_secret_value())
 
     def to_request_body(self) -> dict[str, object]:
         """The ``POST /employees`` JSON body of the contract, money as a decimal string."""

@@ -49,21 +49,24 @@ the money check can say why they are refused). Row problems: ``invalid_json``, `
 
 from __future__ import annotations
 
-import codecs
 import csv
-import json
-import os
-import re
-import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from decimal import Decimal
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
 
 from flexpay_batch.core.errors import InputFileError
-from flexpay_batch.input.columns import COLUMN_ALIASES, KNOWN_COLUMNS, ONBOARDING_COLUMNS
+from flexpay_batch.input.columns import KNOWN_COLUMNS, ONBOARDING_COLUMNS, normalise_column
+from flexpay_batch.input.jsonl import jsonl_records
+from flexpay_batch.input.lines import (
+    FIELD_SIZE_LIMIT,
+    MAX_LINE_CHARS,
+    LineReader,
+    PathLike,
+    choose_encoding,
+    open_source,
+    require_regular_file,
+)
+from flexpay_batch.input.records import RowProblem, SourceRecord
 
 __all__ = [
     "FIELD_SIZE_LIMIT",
@@ -78,58 +81,9 @@ __all__ = [
     "require_regular_file",
 ]
 
-FIELD_SIZE_LIMIT = 1 << 20
-"""Largest CSV field, in characters (1 MiB); a bigger one is a row problem."""
 
-MAX_LINE_CHARS = 2 * FIELD_SIZE_LIMIT
-"""Largest physical line kept in memory, in characters; a longer one is skipped as a problem."""
-
-_CHUNK_BYTES = 1 << 16
-_NEWLINE = re.compile(r"\r\n|\r|\n")
-_LINE_PLACEHOLDER = "\n"
 _DELIMITERS = ",;\t"
-_COLUMN_SEPARATORS = re.compile(r"[\s\-./]+")
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
-_UTF_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"),
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-
-PathLike = str | os.PathLike[str]
-
-
-@dataclass(frozen=True, slots=True)
-class RowProblem:
-    """Why one record could not be read; ``reason`` never quotes the record's values."""
-
-    field: str | None
-    code: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One data record: exactly one of ``data`` and ``problem`` is set."""
-
-    row: int
-    line: int
-    data: dict[str, object] | None
-    problem: RowProblem | None
-
-
-def normalise_column(name: str) -> str:
-    """A header cell as a canonical column name.
-
-    Zero-width characters go, no-break spaces become spaces, case folds, runs of spaces, dashes,
-    dots and slashes become one underscore, and known aliases map to their column:
-    ``" E-Mail Address "`` → ``email``.
-    """
-    text = name.translate(_ZERO_WIDTH).replace("\u00a0", " ").strip().casefold()
-    text = _COLUMN_SEPARATORS.sub("_", text).strip("_")
-    return COLUMN_ALIASES.get(text, text)
 
 
 def detect_format(path: PathLike, format: str | None = None) -> str:
@@ -158,13 +112,36 @@ def iter_records(
     suffix. Raises ``InputFileError`` (lazily) when the file as a whole cannot be read.
     """
     kind = detect_format(path, format)
-    with _open(path) as stream:
-        chosen = _choose_encoding(stream, encoding, path)
-        lines = _LineReader(stream, chosen, path)
+    with open_source(path) as stream:
+        chosen = choose_encoding(stream, encoding, path)
+        lines = LineReader(stream, chosen, path)
         if kind == "csv":
             yield from _CsvReader(lines, path).records()
         else:
-            yield from _jsonl_records(lines)
+            yield from jsonl_records(lines)
+
+
+def read_columns(
+    path: PathLike,
+    *,
+    encoding: str | None = None,
+    format: str | None = None,
+) -> tuple[str, ...] | None:
+    """The normalised column names of a CSV file's header; None for JSONL.
+
+    Reads only up to the first data row, so a header can be checked before anything else
+    happens. JSONL has no header (each object names its own keys, and an optional key may be
+    absent from one row and present in the next), so it gives None. Raises ``InputFileError``
+    like :func:`iter_records` when the header itself cannot be read.
+    """
+    if detect_format(path, format) != "csv":
+        return None
+    with open_source(path) as stream:
+        chosen = choose_encoding(stream, encoding, path)
+        reader = _CsvReader(LineReader(stream, chosen, path), path)
+        for _ in reader.records():
+            break
+        return tuple(name for name in reader.header if name)
 
 
 def count_rows(
@@ -179,164 +156,6 @@ def count_rows(
     ``InputFileError`` (encoding, header) before anything has been sent.
     """
     return sum(1 for _ in iter_records(path, encoding=encoding, format=format))
-
-
-def require_regular_file(path: PathLike) -> None:
-    """Raise ``InputFileError`` unless ``path`` is a regular file.
-
-    A run reads its input several times (hash, count, validate and send, verify at the end),
-    so a pipe, a terminal, ``/dev/stdin`` or ``/dev/zero`` would hang or give different rows
-    each time; they are refused up front. ``stat`` follows symlinks, so a link to a regular
-    file is fine, and it opens nothing, so a FIFO without a writer cannot block here.
-    """
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot be read ({exc.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise InputFileError(f"{path}: is a directory, not a file")
-    if not stat.S_ISREG(info.st_mode):
-        raise InputFileError(
-            f"{path}: is not a regular file (a pipe, a device or standard input); the input is "
-            "read more than once",
-            hint="Save the rows to a .csv or .jsonl file first and pass that file.",
-        )
-
-
-def _open(path: PathLike) -> BinaryIO:
-    require_regular_file(path)
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(f"{path}: is a directory, not a file") from None
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot be read ({exc.strerror})") from None
-
-
-def _choose_encoding(stream: BinaryIO, requested: str | None, path: PathLike) -> str:
-    """The codec to decode ``stream`` with; refuses UTF-16/32 unless asked for explicitly."""
-    head = stream.read(4)
-    stream.seek(0)
-    if requested is not None:
-        try:
-            "".encode(requested)  # LookupError for unknown and bytes-to-bytes codecs (base64)
-            name = codecs.lookup(requested).name
-        except LookupError:
-            raise InputFileError(f"{path}: unknown encoding {requested!r}") from None
-        return "utf-8-sig" if name == "utf-8" else name
-    for bom, family in _UTF_BOMS:
-        if head.startswith(bom):
-            raise InputFileError(
-                f"{path}: the file is {family} (it starts with a {family} byte order mark); "
-                f"save it as UTF-8, or pass --encoding {family.lower()}"
-            )
-    return "utf-8-sig"
-
-
-def _decode_error(
-    path: PathLike, encoding: str, exc: UnicodeDecodeError, offset: int, line: int
-) -> InputFileError:
-    bad = exc.object[exc.start : exc.start + 1].hex().upper()
-    label = "UTF-8" if encoding == "utf-8-sig" else encoding
-    return InputFileError(
-        f"{path}: line {line} is not valid {label} (byte 0x{bad} at offset {offset}); "
-        "save the file as UTF-8, or pass --encoding (for example cp1252) if you know its encoding"
-    )
-
-
-class _LineReader:
-    """The decoded physical lines of a byte stream, split exactly where ``csv`` splits.
-
-    Each line keeps its terminator (``\\r\\n``, ``\\r`` or ``\\n``), as ``csv`` needs when
-    quoted fields span lines. A line longer than ``MAX_LINE_CHARS`` is not kept: its number goes
-    into ``oversized`` and a bare ``"\\n"`` stands in for it, so line numbers stay right.
-    """
-
-    def __init__(self, stream: BinaryIO, encoding: str, path: PathLike) -> None:
-        self._stream = stream
-        self._encoding = encoding
-        self._path = path
-        self.lines_read = 0
-        self.oversized: set[int] = set()
-        self.ended_without_newline = False
-
-    def __iter__(self) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder(self._encoding)("strict")
-        pending = ""
-        skipping = False
-        offset = 0
-        while True:
-            chunk = self._stream.read(_CHUNK_BYTES)
-            final = not chunk
-            text = self._decode(decoder, chunk, final, offset, pending)
-            offset += len(chunk)
-            if skipping:
-                text, skipping = self._skip_to_line_end(text)
-                if not skipping:
-                    yield self._count(_LINE_PLACEHOLDER)
-            pending += text
-            pending, lines = self._split(pending, final)
-            for line in lines:
-                if len(line) > MAX_LINE_CHARS:
-                    self.oversized.add(self.lines_read + 1)
-                    line = _LINE_PLACEHOLDER
-                yield self._count(line)
-            if len(pending) > MAX_LINE_CHARS:
-                self.oversized.add(self.lines_read + 1)
-                pending, skipping = "", True
-            if final:
-                break
-        if pending or skipping:
-            self.ended_without_newline = True
-            yield self._count(_LINE_PLACEHOLDER if skipping else pending)
-
-    def _count(self, line: str) -> str:
-        self.lines_read += 1
-        return line
-
-    def _decode(
-        self,
-        decoder: codecs.IncrementalDecoder,
-        chunk: bytes,
-        final: bool,
-        offset: int,
-        pending: str,
-    ) -> str:
-        buffered = decoder.getstate()[0]
-        try:
-            return decoder.decode(chunk, final)
-        except UnicodeDecodeError as exc:
-            # Positions in `exc` are relative to the bytes the decoder held plus this chunk.
-            good = exc.object[: exc.start].decode(self._encoding, "replace")
-            line = self.lines_read + 1 + len(_NEWLINE.findall(pending + good))
-            where = offset - len(buffered) + exc.start
-            raise _decode_error(self._path, self._encoding, exc, where, line) from None
-
-    @staticmethod
-    def _split(text: str, final: bool) -> tuple[str, list[str]]:
-        """Complete lines of ``text`` and the unfinished rest."""
-        lines: list[str] = []
-        start = 0
-        for match in _NEWLINE.finditer(text):
-            if match.end() == len(text) and match.group() == "\r" and not final:
-                break  # the "\n" of a "\r\n" may be in the next chunk
-            lines.append(text[start : match.end()])
-            start = match.end()
-        return text[start:], lines
-
-    @staticmethod
-    def _skip_to_line_end(text: str) -> tuple[str, bool]:
-        """Drop the rest of an oversized line; returns what follows it and whether it goes on."""
-        match = _NEWLINE.search(text)
-        if match is None:
-            return "", True
-        # A "\r" ending this chunk may pair with a "\n" in the next: that "\n" would then be
-        # read as one blank line, which is harmless (blank lines are skipped).
-        return text[match.end() :], False
 
 
 class _Feed:
@@ -389,33 +208,10 @@ def _is_blank(cells: list[str]) -> bool:
     return all(not cell.strip() for cell in cells)
 
 
-def read_columns(
-    path: PathLike,
-    *,
-    encoding: str | None = None,
-    format: str | None = None,
-) -> tuple[str, ...] | None:
-    """The normalised column names of a CSV file's header; None for JSONL.
-
-    Reads only up to the first data row, so a header can be checked before anything else
-    happens. JSONL has no header (each object names its own keys, and an optional key may be
-    absent from one row and present in the next), so it gives None. Raises ``InputFileError``
-    like :func:`iter_records` when the header itself cannot be read.
-    """
-    if detect_format(path, format) != "csv":
-        return None
-    with _open(path) as stream:
-        chosen = _choose_encoding(stream, encoding, path)
-        reader = _CsvReader(_LineReader(stream, chosen, path), path)
-        for _ in reader.records():
-            break
-        return tuple(name for name in reader.header if name)
-
-
 class _CsvReader:
     """Turns physical lines into records, tracking spreadsheet rows and physical lines."""
 
-    def __init__(self, lines: _LineReader, path: PathLike) -> None:
+    def __init__(self, lines: LineReader, path: PathLike) -> None:
         self._lines = lines
         self._path = path
         self._header: list[str | None] = []
@@ -571,94 +367,3 @@ class _CsvReader:
                     f"has a value in column {position}, which has no header name",
                 )
         return None
-
-
-class _DuplicateKey(Exception):
-    """Raised from the JSON object hook when one object repeats a key."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
-def _keep_constant(name: str) -> str:
-    # NaN and Infinity are not JSON; keep the word so the field check can say what is wrong.
-    return name
-
-
-def _json_problem(text: str, is_last: bool) -> tuple[object, RowProblem | None]:
-    """The parsed value of one line, or the problem that prevents it."""
-    try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_unique_object,
-            parse_float=Decimal,
-            parse_constant=_keep_constant,
-        )
-    except _DuplicateKey as exc:
-        # The hook cannot tell nesting depth: name the field only when it is a known column.
-        name = normalise_column(exc.key)
-        return None, RowProblem(
-            name if name in KNOWN_COLUMNS else None,
-            "duplicate_key",
-            f"the key {exc.key!r} appears twice in one object",
-        )
-    except RecursionError:
-        return None, RowProblem(None, "invalid_json", "JSON nested too deeply")
-    except ValueError as exc:
-        if is_last:
-            return None, RowProblem(
-                None, "truncated", "the file ends in the middle of this line (cut off?)"
-            )
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "bad number"
-        return None, RowProblem(None, "invalid_json", f"not valid JSON ({detail})")
-    return value, None
-
-
-def _jsonl_data(value: object) -> tuple[dict[str, object] | None, RowProblem | None]:
-    """The record data of one parsed line, with keys normalised like CSV headers."""
-    if not isinstance(value, dict):
-        kind = "an array" if isinstance(value, list) else "a single value"
-        return None, RowProblem(
-            None, "not_object", f"holds {kind}; each line must be one JSON object"
-        )
-    data: dict[str, object] = {}
-    for key, item in value.items():
-        name = normalise_column(key)
-        if name in data:
-            return None, RowProblem(
-                name, "duplicate_key", "two keys of this object name the same field"
-            )
-        data[name] = item
-    return data, None
-
-
-def _jsonl_records(lines: _LineReader) -> Iterator[SourceRecord]:
-    """One record per non-blank line; row and line are both the line number."""
-    for number, line in enumerate(lines, start=1):
-        if number in lines.oversized:
-            limit = MAX_LINE_CHARS // (1 << 20)
-            problem = RowProblem(None, "line_too_long", f"longer than {limit} MiB; skipped")
-            yield SourceRecord(number, number, None, problem)
-            continue
-        text = line.strip()
-        if text:
-            is_last = lines.ended_without_newline and not line.endswith(("\n", "\r"))
-            yield _jsonl_record(text, number, is_last)
-
-
-def _jsonl_record(text: str, number: int, is_last: bool) -> SourceRecord:
-    value, problem = _json_problem(text, is_last)
-    if problem is not None:
-        return SourceRecord(number, number, None, problem)
-    data, problem = _jsonl_data(value)
-    return SourceRecord(number, number, data, problem)

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from flexpay_batch.input.models import PayrollRow, RowModel
-from flexpay_batch.input.readers import SourceRecord
+from flexpay_batch.input.records import SourceRecord
 
 __all__ = [
     "Rejection",
@@ -241,21 +241,3 @@ class ValidationSummary:
         if isinstance(model, PayrollRow):
             total = self.gross_by_currency.get(model.currency, Decimal("0.00"))
             self.gross_by_currency[model.currency] = total + model.gross_amount
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready form; amounts as decimal strings."""
-        return {
-            "rows": self.rows,
-            "valid": self.valid,
-            "rejected": self.rejected,
-            "rejected_by_code": dict(sorted(self.rejected_by_code.items())),
-            "gross_by_currency": {k: f"{v:.2f}" for k, v in sorted(self.gross_by_currency.items())},
-        }
-
-    @classmethod
-    def of(cls, results: Iterable[ValidRow[Any] | Rejection]) -> ValidationSummary:
-        """The summary of ``results``, consumed as a stream."""
-        summary = cls()
-        for result in results:
-            summary.add(result)
-        return summary

@@ -34,6 +34,7 @@ from flexpay_batch.sim.jsonutil import dumps
 from flexpay_batch.sim.operations import ENDPOINTS, Call, Endpoint
 from flexpay_batch.sim.problems import ApiProblem, problem_body, problem_response, validation
 from flexpay_batch.sim.state import SimState
+from flexpay_batch.sim.validation import json_object
 
 _log = logging.getLogger("flexpay_batch.sim")
 
@@ -153,9 +154,7 @@ def _body(parsed: object, *, optional: bool) -> dict[str, object]:
         return {}
     if parsed is _INVALID:
         raise validation("body", "the request body is not valid JSON", "invalid_json")
-    if not isinstance(parsed, dict):
-        raise validation("body", "the request body must be a JSON object", "invalid_body")
-    return parsed
+    return json_object(parsed)
 
 
 _INTERNAL = ApiProblem(500, "internal_error", "the server failed to handle the request")

@@ -23,6 +23,7 @@ from flexpay_batch.sim.config import FaultConfig, TokenSpec
 from flexpay_batch.sim.jsonutil import dumps
 from flexpay_batch.sim.problems import ApiProblem, validation
 from flexpay_batch.sim.state import SimState
+from flexpay_batch.sim.validation import json_object
 
 AdminHandler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -46,9 +47,7 @@ async def _json_object(request: web.Request) -> dict[str, object]:
         value = json.loads(await request.read() or b"{}")
     except ValueError:
         raise validation("body", "the request body is not valid JSON", "invalid_json") from None
-    if not isinstance(value, dict):
-        raise validation("body", "the request body must be a JSON object", "invalid_body")
-    return value
+    return json_object(value)
 
 
 def faults_from_json(body: dict[str, object]) -> FaultConfig:

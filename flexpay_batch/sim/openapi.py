@@ -23,13 +23,6 @@ def load_document() -> dict[str, Any]:
     return document
 
 
-def document_for(base_url: str) -> dict[str, Any]:
-    """The document with its ``servers`` set to ``base_url`` (ending in ``/v1/``)."""
-    document = load_document()
-    document["servers"] = [{"url": base_url.rstrip("/"), "description": "this simulator"}]
-    return document
-
-
 def add_routes(app: web.Application) -> None:
     """Serve the document at ``GET /v1/openapi.json``, read once per app, encoded per host."""
     document = load_document()

@@ -102,8 +102,8 @@ def obj(body: Body, name: str, prefix: str = "") -> Body:
     return value
 
 
-def json_object(value: object) -> Body:
-    """The parsed request body, which must be a JSON object."""
+def json_object(value: object) -> dict[str, object]:
+    """The parsed request body, which must be a JSON object (422 ``invalid_body`` if not)."""
     if not isinstance(value, dict):
         raise validation("body", "the request body must be a JSON object", "invalid_body")
     return value

@@ -67,45 +67,23 @@ async def test_missing_required_field_is_422_naming_it(simulator: Simulator, fie
     assert reply.error["code"] == "missing_field"
 
 
+def pay(**compensation: object) -> dict[str, object]:
+    """Body overrides with a compensation of ``salary``, ``USD`` and the given changes."""
+    return {"compensation": {"type": "salary", "currency": "USD", **compensation}}
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        (
-            {"compensation": {"type": "salary", "amount": 85000.0, "currency": "USD"}},
-            "compensation.amount",
-        ),
-        (
-            {"compensation": {"type": "salary", "amount": "NaN", "currency": "USD"}},
-            "compensation.amount",
-        ),
-        (
-            {"compensation": {"type": "salary", "amount": "1e3", "currency": "USD"}},
-            "compensation.amount",
-        ),
-        (
-            {"compensation": {"type": "salary", "amount": "-5.00", "currency": "USD"}},
-            "compensation.amount",
-        ),
-        (
-            {"compensation": {"type": "salary", "amount": "1.005", "currency": "USD"}},
-            "compensation.amount",
-        ),
-        (
-            {"compensation": {"type": "salary", "amount": "1,234.56", "currency": "USD"}},
-            "compensation.amount",
-        ),
-        (
-            {"compensation": {"type": "salary", "amount": "10", "currency": "usd"}},
-            "compensation.currency",
-        ),
-        (
-            {"compensation": {"type": "weekly", "amount": "10", "currency": "USD"}},
-            "compensation.type",
-        ),
-        (
-            {"compensation": {"type": "salary", "amount": "10", "currency": "USD", "x": 1}},
-            "compensation.x",
-        ),
+        (pay(amount=85000.0), "compensation.amount"),
+        (pay(amount="NaN"), "compensation.amount"),
+        (pay(amount="1e3"), "compensation.amount"),
+        (pay(amount="-5.00"), "compensation.amount"),
+        (pay(amount="1.005"), "compensation.amount"),
+        (pay(amount="1,234.56"), "compensation.amount"),
+        (pay(amount="10", currency="usd"), "compensation.currency"),
+        (pay(type="weekly", amount="10"), "compensation.type"),
+        (pay(amount="10", x=1), "compensation.x"),
         ({"hire_date": "2026-02-30"}, "hire_date"),
         ({"hire_date": "03/01/2024"}, "hire_date"),
         ({"email": "not-an-email"}, "email"),

@@ -16,11 +16,28 @@ MakeSimulator = Callable[..., Awaitable[Simulator]]
 SMALL = LimitSettings(read=ClassLimits(Rate(60, 60.0), 3), write=ClassLimits(Rate(30, 60.0), 2))
 
 
+@pytest.fixture
+def small_simulator(make_simulator: MakeSimulator, fake_clock: FakeClock) -> MakeSimulator:
+    """Simulators with the SMALL limits on the fake clock (further settings as overrides)."""
+
+    async def make(**overrides: object) -> Simulator:
+        return await make_simulator(limits=SMALL, clock=fake_clock, **overrides)
+
+    return make
+
+
+async def exhaust_writes(api: SimClient) -> None:
+    """Spend SMALL's write burst of 2 and check that the third write is refused."""
+    for _ in range(2):
+        await api.post("employees", json={})
+    assert (await api.post("employees", json={})).status == 429
+
+
 async def test_every_admitted_response_carries_the_rate_limit_headers(
-    make_simulator: MakeSimulator, fake_clock: FakeClock
+    small_simulator: MakeSimulator,
 ) -> None:
     """Limit is per minute, Remaining counts down in whole requests, Reset is a delta in seconds."""
-    sim = await make_simulator(limits=SMALL, clock=fake_clock)
+    sim = await small_simulator()
     async with SimClient(sim) as api:
         replies = [await api.get("pay_groups") for _ in range(3)]
         write = await api.post("employees", json=employee_body("e1"))
@@ -32,10 +49,10 @@ async def test_every_admitted_response_carries_the_rate_limit_headers(
 
 
 async def test_over_the_limit_is_429_with_envelope_and_retry_after(
-    make_simulator: MakeSimulator, fake_clock: FakeClock
+    small_simulator: MakeSimulator,
 ) -> None:
     """The request after the burst gets 429 rate_limited with Retry-After and retry_after."""
-    sim = await make_simulator(limits=SMALL, clock=fake_clock)
+    sim = await small_simulator()
     async with SimClient(sim) as api:
         for _ in range(3):
             assert (await api.get("pay_groups")).status == 200
@@ -49,58 +66,46 @@ async def test_over_the_limit_is_429_with_envelope_and_retry_after(
 
 
 async def test_bucket_refills_with_the_injected_clock(
-    make_simulator: MakeSimulator, fake_clock: FakeClock
+    small_simulator: MakeSimulator, fake_clock: FakeClock
 ) -> None:
     """After a 429, advancing the fake clock by Retry-After lets the next request in."""
-    sim = await make_simulator(limits=SMALL, clock=fake_clock)
+    sim = await small_simulator()
     async with SimClient(sim) as api:
-        for _ in range(2):
-            await api.post("employees", json={})
-        assert (await api.post("employees", json={})).status == 429
+        await exhaust_writes(api)
         fake_clock.advance(2.0)
         assert (await api.post("employees", json={})).status == 422
         assert (await api.post("employees", json={})).status == 429
 
 
-async def test_reads_and_writes_have_separate_buckets(
-    make_simulator: MakeSimulator, fake_clock: FakeClock
-) -> None:
+async def test_reads_and_writes_have_separate_buckets(small_simulator: MakeSimulator) -> None:
     """Exhausting writes leaves reads untouched."""
-    sim = await make_simulator(limits=SMALL, clock=fake_clock)
+    sim = await small_simulator()
     async with SimClient(sim) as api:
-        for _ in range(2):
-            await api.post("employees", json={})
-        assert (await api.post("employees", json={})).status == 429
+        await exhaust_writes(api)
         assert (await api.get("pay_groups")).status == 200
 
 
-async def test_epoch_reset_style_sends_epoch_seconds(
-    make_simulator: MakeSimulator, fake_clock: FakeClock
-) -> None:
+async def test_epoch_reset_style_sends_epoch_seconds(small_simulator: MakeSimulator) -> None:
     """With reset_style='epoch' X-RateLimit-Reset is an absolute Unix time, GitHub style."""
-    sim = await make_simulator(limits=SMALL, clock=fake_clock, reset_style="epoch")
+    sim = await small_simulator(reset_style="epoch")
     async with SimClient(sim) as api:
         reply = await api.get("pay_groups")
     reset = int(reply.headers["X-RateLimit-Reset"])
     assert time.time() - 5 < reset < time.time() + 5
 
 
-async def test_absent_reset_style_sends_no_reset_header(
-    make_simulator: MakeSimulator, fake_clock: FakeClock
-) -> None:
+async def test_absent_reset_style_sends_no_reset_header(small_simulator: MakeSimulator) -> None:
     """With reset_style='absent' Limit and Remaining are sent but Reset is not."""
-    sim = await make_simulator(limits=SMALL, clock=fake_clock, reset_style="absent")
+    sim = await small_simulator(reset_style="absent")
     async with SimClient(sim) as api:
         reply = await api.get("pay_groups")
     assert "X-RateLimit-Reset" not in reply.headers
     assert reply.headers["X-RateLimit-Remaining"] == "2"
 
 
-async def test_headers_off_gives_bare_nginx_429(
-    make_simulator: MakeSimulator, fake_clock: FakeClock
-) -> None:
+async def test_headers_off_gives_bare_nginx_429(small_simulator: MakeSimulator) -> None:
     """rate_limit_headers=False: no X-RateLimit-*, and the 429 is HTML without Retry-After."""
-    sim = await make_simulator(limits=SMALL, clock=fake_clock, rate_limit_headers=False)
+    sim = await small_simulator(rate_limit_headers=False)
     async with SimClient(sim) as api:
         ok = [await api.get("pay_groups") for _ in range(3)]
         refused = await api.get("pay_groups")

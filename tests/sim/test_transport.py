@@ -52,6 +52,18 @@ async def test_ca_file_verifies_the_server_for_ip_and_localhost(simulator: Simul
                 assert resp.status == 200
 
 
+async def test_client_context_trusts_the_simulators_ca_and_nothing_else(
+    simulator: Simulator,
+) -> None:
+    """The test clients' TLS context holds the simulator's CA alone, not the system store."""
+    context = simulator.client_ssl_context()
+    assert context.cert_store_stats()["x509_ca"] == 1
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert context.check_hostname
+    async with SimClient(simulator) as api:
+        assert (await api.get("pay_groups")).status == 200
+
+
 async def test_every_response_has_a_unique_request_id(simulator: Simulator) -> None:
     """200, 401, 404 (route), 405, 422 and admin answers all carry distinct X-Request-Id."""
     async with SimClient(simulator) as api:

@@ -43,10 +43,6 @@ class Gate:
         self.until = None
         self._open.set()
 
-    def is_open(self) -> bool:
-        """True when no pause is in force."""
-        return self._open.is_set()
-
     async def wait_open(self) -> None:
         """Return at once if open, else when the pause ends."""
         await self._open.wait()

@@ -12,7 +12,7 @@ seconds, whatever the server says and whatever the adaptation below does: every 
 only ever makes it stricter (fuller bucket, slower leak, pause), never looser than the
 configuration. A client whose requests conform to a bucket of ``burst - margin`` tokens
 refilled at ``rate`` is never delayed (with ``start="full"`` and no throttling feedback).
-The property tests in ``tests/test_limits.py`` check both, for every store.
+The property tests in ``tests/api/test_limits.py`` check both, for every store.
 
 **Burst semantics.** The bucket holds ``burst - margin`` tokens (``margin`` is the jitter
 margin below) and refills one token every ``1 / rate`` seconds. Unlike a bare
@@ -318,10 +318,6 @@ class LimiterSet:
     def for_class(self, endpoint_class: EndpointClass) -> ClassLimiter:
         """The limiter shared by every request of ``endpoint_class``."""
         return self._limiters[endpoint_class]
-
-    def for_method(self, method: str) -> ClassLimiter:
-        """The limiter for an HTTP method (GET/HEAD/OPTIONS read, everything else write)."""
-        return self._limiters[EndpointClass.of_method(method)]
 
     def statistics(self) -> Mapping[EndpointClass, LimiterStatistics]:
         """A read-only snapshot of every class limiter."""

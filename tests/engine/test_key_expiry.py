@@ -14,14 +14,14 @@ from pathlib import Path
 from flexpay_batch.engine.run import run_job
 from flexpay_batch.input.models import OnboardingRow
 from tests.conftest import MakeSimulator
-from tests.harness import fast_limits, write_onboarding
-from tests.test_engine_integration import (
+from tests.engine.test_engine_integration import (
     assert_all_done,
     assert_exactly_once,
     engine_settings,
     onboarding_request,
     status_count,
 )
+from tests.harness import fast_limits, write_onboarding
 
 #: GET /pay_groups and GET /employment_types, the onboarding job's pre-flight reads.
 PREFLIGHT_READS = 2

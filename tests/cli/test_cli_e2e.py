@@ -36,8 +36,8 @@ from tests.harness import (
 
 pytestmark = pytest.mark.slow
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-FORMULA_CELLS = Path(__file__).resolve().parent / "data" / "formula_cells.csv"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+FORMULA_CELLS = Path(__file__).resolve().parents[1] / "data" / "formula_cells.csv"
 # Limits the simulator enforces too, high enough that the run is bound by CPU, not by waiting
 # (no test here is about the rate; test_limits.py and the engine tests are).
 LIMITS = fast_limits(writes_per_second=1000.0, write_burst=100)

@@ -11,7 +11,7 @@ import pytest
 from flexpay_batch.engine.htmlreport import rate_series
 from tests.harness import run_cli, write_onboarding
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def test_rate_series_spreads_rows_over_equal_slices() -> None:

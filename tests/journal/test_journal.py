@@ -19,11 +19,11 @@ import anyio
 import pytest
 
 from flexpay_batch.core.errors import ResumeRefused, UsageError
-from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash, token_fingerprint
+from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.journal import statements
 from flexpay_batch.journal.files import JOURNAL_NAME, find_values_in_files, journal_files
-from flexpay_batch.journal.jobinfo import JobInfo, check_resumable
+from flexpay_batch.journal.jobinfo import check_resumable
 from flexpay_batch.journal.run_journal import open_run_journal
 from flexpay_batch.journal.status import status_snapshot
 from flexpay_batch.journal.store import Journal
@@ -36,34 +36,11 @@ from flexpay_batch.journal.transitions import (
     Transition,
 )
 from flexpay_batch.journal.writer import AsyncJournalWriter
+from flexpay_batch.sim.testing import FakeClock
+from tests.journal.helpers import SHA_A, make_job
 
 CREATED = RowStatus.CREATED
-SHA_A = "a" * 64
 SHA_B = "b" * 64
-
-
-class FakeClock:
-    """A settable clock: monotonic seconds for group commits, epoch seconds for stamps."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_job(**changes: object) -> JobInfo:
-    """Return a fresh onboarding job, with ``changes`` applied to its fields."""
-    job = JobInfo.new(
-        kind="onboarding",
-        input_path="employees.csv",
-        input_sha256=SHA_A,
-        base_url="https://api.flexpay.dev/v1/",
-        token_fingerprint=token_fingerprint("fp_test_token"),
-        config={"concurrency": 8, "limits": "100/min"},
-        now=1_700_000_000.0,
-    )
-    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
 
 def register(row: int, secret: bytes = b"s" * 32) -> Register:
@@ -528,7 +505,7 @@ def test_grouped_commit_of_an_engine_stream_takes_the_grouped_path(
 ) -> None:
     """Batches of what the engine records (nothing ignored) are applied by the grouped path
     alone, merged and multi-row statements included, and end like one-by-one commits."""
-    stream = engine_like_stream(random.Random(11), 700)
+    stream = engine_like_stream(random.Random(11), 300)
     ends = []
     with Journal.create(tmp_path / "one_by_one", make_job(), wall_clock=FakeClock()) as journal:
         for t in stream:
@@ -544,7 +521,7 @@ def test_grouped_commit_of_an_engine_stream_takes_the_grouped_path(
             assert journal.commit_batch(stream[start : start + 150]) == 0
         ends.append(_rows_without_time(journal))
     assert ends[0] == ends[1]
-    assert len(ends[0]) == 700
+    assert len(ends[0]) == 300
 
 
 def test_grouped_commit_names_the_ignored_rows(

@@ -20,19 +20,7 @@ from flexpay_batch.engine.progress import (
     format_rate,
     make_reporter,
 )
-
-
-class FakeClock:
-    """Monotonic seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from flexpay_batch.sim.testing import FakeClock
 
 
 class TtyStringIO(io.StringIO):

@@ -3,7 +3,6 @@ that held a job (a lost -wal file), while a crashed create is still cleaned up."
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -17,25 +16,10 @@ import pytest
 from flexpay_batch.core.errors import ResumeRefused
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.journal.files import JOURNAL_NAME, in_wal_mode
-from flexpay_batch.journal.jobinfo import JobInfo
 from flexpay_batch.journal.run_journal import open_run_journal
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.transitions import Done, Register
-
-SHA = "a" * 64
-
-
-def make_job(**changes: object) -> JobInfo:
-    """A fresh onboarding job (new id, new secret each call)."""
-    job = JobInfo.new(
-        kind="onboarding",
-        input_path="employees.csv",
-        input_sha256=SHA,
-        base_url="https://api.flexpay.dev/v1/",
-        token_fingerprint="sha256:0123456789ab",
-        config={"job": {}},
-    )
-    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+from tests.journal.helpers import make_job
 
 
 def python(code: str, *args: str) -> subprocess.Popen[str]:

@@ -20,10 +20,10 @@ from flexpay_batch.core.states import UNVERIFIED, RowStatus
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.run import run_job
 from flexpay_batch.journal.store import Journal
+from tests.engine.test_engine_integration import FAST_RETRY
 from tests.fake_api import NO_LIMITS, TOKEN
 from tests.harness import read_csv, write_onboarding
 from tests.stub_server import StubServer
-from tests.test_engine_integration import FAST_RETRY
 
 _REFERENCE = {
     "/v1/pay_groups": [{"id": "pg_weekly"}],

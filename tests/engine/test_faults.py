@@ -25,6 +25,13 @@ from flexpay_batch.sim import FaultConfig, Simulator
 from flexpay_batch.sim.config import ALL_SCOPES, TokenSpec
 from flexpay_batch.sim.testing import wait_until
 from tests.conftest import MakeSimulator, MakeSimulatorThread
+from tests.engine.test_engine_integration import (
+    FAST_RETRY,
+    assert_all_done,
+    assert_exactly_once,
+    run_onboarding,
+    status_count,
+)
 from tests.harness import (
     cli_env,
     fast_limits,
@@ -33,13 +40,6 @@ from tests.harness import (
     start_cli,
     succeeded,
     write_onboarding,
-)
-from tests.test_engine_integration import (
-    FAST_RETRY,
-    assert_all_done,
-    assert_exactly_once,
-    run_onboarding,
-    status_count,
 )
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """The shared limiter store on a real redis-server: processes on one token share one budget.
 
-The store's arithmetic is proven in ``tests/test_limits.py`` (the same properties as the
+The store's arithmetic is proven in ``tests/api/test_limits.py`` (the same properties as the
 in-process store). Here: real CLI processes against the simulator enforcing one token's
 limit, Redis lost and restarted mid-run, clocks that disagree, and failing closed at start.
 Utilisation is asserted with a generous floor (the machine is shared); the precise figure is

@@ -15,7 +15,8 @@ from flexpay_batch.journal.files import WriterLock, resolve_db
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.transitions import Done
 from tests.harness import run_cli
-from tests.test_journal import make_job, register
+from tests.journal.helpers import make_job
+from tests.journal.test_journal import register
 
 
 def make_run(run_dir: Path, *, input_rows: int, registered: int, done: int) -> None:

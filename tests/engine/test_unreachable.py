@@ -15,7 +15,7 @@ from flexpay_batch.core.policies import RetryPolicy
 from flexpay_batch.engine.reach import CONNECT_TRIES, FailFastOnConnect
 from tests.harness import run_cli
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def _session() -> FailFastOnConnect:

@@ -16,7 +16,7 @@ from flexpay_batch.input.models import OnboardingRow, PayrollRow, RowModel
 from flexpay_batch.input.readers import FIELD_SIZE_LIMIT, MAX_LINE_CHARS, count_rows, iter_records
 from flexpay_batch.input.validation import Rejection, ValidRow, format_rejection, validate_rows
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import MakeSimulatorThread
 from tests.harness import cli_env, fast_limits, limit_flags, run_cli
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 FLAGS = limit_flags(fast_limits(writes_per_second=1000.0, write_burst=100))
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ every attempt). ``rng = lambda: 1.0`` throughout, so delays are exact.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -75,7 +75,7 @@ def rate_limited(retry_after: float | None = None) -> errors.RateLimited:
 
 
 async def run(
-    script: Script,
+    script: Callable[[], Awaitable[ApiResponse]],
     *,
     policy: RetryPolicy | None = None,
     budget: RetryBudget | None = None,
@@ -284,15 +284,7 @@ async def test_401_and_403_abort_the_run_and_are_never_retried(
     attempts = Attempts()
     budget = RetryBudget()
     with pytest.raises(expected) as caught:
-        await execute(
-            post(client),
-            policy=RetryPolicy(),
-            budget=budget,
-            attempts=attempts,
-            clock=time.clock,
-            sleep=time.sleep,
-            rng=lambda: 1.0,
-        )
+        await run(post(client), policy=RetryPolicy(), budget=budget, attempts=attempts, time=time)
     assert isinstance(caught.value, errors.RunAborted)
     assert caught.value.exit_code == 3
     assert text in str(caught.value)
@@ -312,15 +304,7 @@ async def test_backoff_sequence_is_exact_with_identity_jitter(
     time = FakeTime()
     attempts = Attempts()
     policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=4.0, deadline=300.0)
-    reply = await execute(
-        post(client),
-        policy=policy,
-        budget=RetryBudget(),
-        attempts=attempts,
-        clock=time.clock,
-        sleep=time.sleep,
-        rng=lambda: 1.0,
-    )
+    reply = await run(post(client), policy=policy, attempts=attempts, time=time)
     assert reply.status == 201
     assert time.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert attempts.count == 6
@@ -352,14 +336,7 @@ async def test_attempts_are_bounded_and_the_last_error_escapes(
     mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable"), repeat=True)
     time = FakeTime()
     with pytest.raises(errors.ServerError):
-        await execute(
-            post(client),
-            policy=RetryPolicy(max_attempts=3, base_delay=1.0),
-            budget=RetryBudget(),
-            clock=time.clock,
-            sleep=time.sleep,
-            rng=lambda: 1.0,
-        )
+        await run(post(client), policy=RetryPolicy(max_attempts=3, base_delay=1.0), time=time)
     assert len(mocked.requests[("POST", URL(EMPLOYEES))]) == 3
     assert time.sleeps == [1.0, 2.0]
 
@@ -371,13 +348,10 @@ async def test_no_retry_sleeps_past_the_row_deadline(
     mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable"), repeat=True)
     time = FakeTime()
     with pytest.raises(errors.ServerError):
-        await execute(
+        await run(
             post(client),
             policy=RetryPolicy(max_attempts=20, base_delay=1.0, max_delay=100.0, deadline=10.0),
-            budget=RetryBudget(),
-            clock=time.clock,
-            sleep=time.sleep,
-            rng=lambda: 1.0,
+            time=time,
         )
     assert time.sleeps == [1.0, 2.0, 4.0]  # 7 s spent; the next 8 s wait would end at 15 s
     assert time.now <= 10.0
@@ -399,14 +373,7 @@ async def test_retry_after_on_503_is_honoured(
     )
     mocked.post(EMPLOYEES, status=201, payload=CREATED)
     time = FakeTime()
-    await execute(
-        post(client),
-        policy=RetryPolicy(base_delay=3.0),
-        budget=RetryBudget(),
-        clock=time.clock,
-        sleep=time.sleep,
-        rng=lambda: 1.0,
-    )
+    await run(post(client), policy=RetryPolicy(base_delay=3.0), time=time)
     assert time.sleeps == ([expected] if expected else [])
 
 
@@ -417,14 +384,7 @@ async def test_retry_after_from_the_envelope_is_used_without_the_header(
     mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable", retry_after=1.5))
     mocked.post(EMPLOYEES, status=201, payload=CREATED)
     time = FakeTime()
-    await execute(
-        post(client),
-        policy=RetryPolicy(base_delay=3.0),
-        budget=RetryBudget(),
-        clock=time.clock,
-        sleep=time.sleep,
-        rng=lambda: 1.0,
-    )
+    await run(post(client), policy=RetryPolicy(base_delay=3.0), time=time)
     assert time.sleeps == [1.5]
 
 
@@ -454,14 +414,8 @@ async def test_429_is_fed_to_the_limiter_and_the_worker_does_not_sleep(
     attempts = Attempts()
     budget = RetryBudget()
     async with FlexPayClient(BASE, TOKEN, limiters=limiters) as client:
-        reply = await execute(
-            post(client),
-            policy=RetryPolicy(),
-            budget=budget,
-            attempts=attempts,
-            clock=time.clock,
-            sleep=time.sleep,
-            rng=lambda: 1.0,
+        reply = await run(
+            post(client), policy=RetryPolicy(), budget=budget, attempts=attempts, time=time
         )
     assert reply.status == 201
     assert time.sleeps == []
@@ -480,14 +434,7 @@ async def test_bare_nginx_503_is_retried_as_throttling(
     mocked.post(EMPLOYEES, status=503, body=NGINX_503, content_type="text/html")
     mocked.post(EMPLOYEES, status=201, payload=CREATED)
     time = FakeTime()
-    reply = await execute(
-        post(client),
-        policy=RetryPolicy(base_delay=0.5),
-        budget=RetryBudget(),
-        clock=time.clock,
-        sleep=time.sleep,
-        rng=lambda: 1.0,
-    )
+    reply = await run(post(client), policy=RetryPolicy(base_delay=0.5), time=time)
     assert reply.status == 201
     assert time.sleeps == [0.5]
     assert client.limiters.for_class(EndpointClass.WRITE).statistics().throttled == 1
@@ -501,14 +448,7 @@ async def test_idempotency_in_progress_409_is_retried(
     mocked.post(EMPLOYEES, status=409, payload=envelope(409, "idempotency_in_progress"))
     mocked.post(EMPLOYEES, status=201, payload=CREATED, headers={"Idempotent-Replayed": "true"})
     time = FakeTime()
-    reply = await execute(
-        post(client),
-        policy=RetryPolicy(base_delay=0.5),
-        budget=RetryBudget(),
-        clock=time.clock,
-        sleep=time.sleep,
-        rng=lambda: 1.0,
-    )
+    reply = await run(post(client), policy=RetryPolicy(base_delay=0.5), time=time)
     assert reply.replayed
     assert time.sleeps == [0.5, 1.0]
 
@@ -524,14 +464,11 @@ async def test_idempotency_key_is_identical_on_every_retry(
     mocked.post(EMPLOYEES, status=201, payload=CREATED)
     time = FakeTime()
     attempts = Attempts()
-    await execute(
+    await run(
         post(client, key="fpb_stable_key"),
         policy=RetryPolicy(base_delay=0.01),
-        budget=RetryBudget(),
         attempts=attempts,
-        clock=time.clock,
-        sleep=time.sleep,
-        rng=lambda: 1.0,
+        time=time,
     )
     keys = [headers.get("Idempotency-Key") for headers in sent_headers(mocked)]
     assert keys == ["fpb_stable_key"] * 5

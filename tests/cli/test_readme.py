@@ -12,7 +12,7 @@ import pytest
 from flexpay_batch.core import errors
 from tests.harness import run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 

@@ -29,8 +29,8 @@ from flexpay_batch.jobs import payroll as payroll_job
 from flexpay_batch.jobs.payroll import ControlTotals, PayPeriod, payroll_parameters
 from flexpay_batch.sim import SimConfig, Simulator
 from flexpay_batch.sim.testing import SimClient, employee_body
+from tests.engine.test_engine_integration import engine_settings
 from tests.harness import fast_limits
-from tests.test_engine_integration import engine_settings
 
 pytestmark = pytest.mark.slow
 

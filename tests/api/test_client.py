@@ -3,7 +3,7 @@
 Each test drives ``client.request`` once and checks what the client promises about one
 attempt: how each status maps to an exception, what the limiter is told, which headers go
 out, and that no exception ever carries the bearer token. Retrying the client's errors is
-tests/test_executor.py's subject.
+tests/api/test_executor.py's subject.
 """
 
 from __future__ import annotations
