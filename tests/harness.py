@@ -146,6 +146,8 @@ def start_cli(
     The process is forked from a zygote that has already imported the CLI (``forkcli``): a
     real process with exactly ``env`` and ``cwd``, minus a second of imports per start.
     """
+    # Whatever else a test passes, its children never touch the real per-user state directory.
+    env = {"FLEXPAY_STATE_DIR": str(STATE_DIR), **env}
     return zygote().spawn(args, env=env, cwd=cwd, stdin=stdin)
 
 

@@ -135,7 +135,8 @@ RunDir = Annotated[
     Path | None,
     typer.Option(
         help="Run directory (journal and outputs) [env FLEXPAY_RUN_DIR; default "
-        ".flexpay/runs/KIND-FILE-HASH].",
+        "<state dir>/runs/KIND-FILE-HASH, the state dir being ~/.local/state/flexpay-batch "
+        "on Linux or FLEXPAY_STATE_DIR].",
         metavar="DIR",
         rich_help_panel=RUN,
     ),
@@ -507,7 +508,8 @@ def runs(
     root: Annotated[
         Path | None,
         typer.Option(
-            help="Directory holding the run directories [default: .flexpay/runs].",
+            help="Directory holding the run directories [default: <state dir>/runs, the "
+            "state dir being ~/.local/state/flexpay-batch on Linux or FLEXPAY_STATE_DIR].",
             metavar="DIR",
         ),
     ] = None,

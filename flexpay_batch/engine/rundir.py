@@ -14,6 +14,8 @@ overrides the state directory (tests point it at a temporary one).
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,12 +48,20 @@ def default_runs_root(env: Mapping[str, str] | None = None) -> Path:
 def default_run_dir(
     request: RunRequest, input_sha256: str, env: Mapping[str, str] | None = None
 ) -> Path:
-    """``<state dir>/runs/[sandbox-]<kind>-<file stem>[-<label>]-<sha8>`` (absolute)."""
+    """``<state dir>/runs/[sandbox-]<kind>-<file stem>[-<label>]-<sha8>`` (absolute).
+
+    The same command finds the same directory (and so resumes), except in the sandbox: its
+    simulator and all its data vanish when the command ends, so a sandbox journal could only
+    ever be continued against a server that has never seen it. Each sandbox invocation gets
+    a directory of its own (``-<UTC time>-<random>`` appended).
+    """
     parts = [SANDBOX] if request.sandbox else []
     parts += [request.kind, request.input_path.stem]
     if request.label:
         parts.append(request.label)
     parts.append(input_sha256[:8])
+    if request.sandbox:
+        parts.append(time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + secrets.token_hex(2))
     name = "-".join(part.replace(os.sep, "_") for part in parts)
     return default_runs_root(env) / name
 

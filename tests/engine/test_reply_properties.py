@@ -32,7 +32,7 @@ from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.policies import RetryPolicy, Timeouts
-from flexpay_batch.core.states import RowStatus
+from flexpay_batch.core.states import SUCCEEDED, RowStatus
 from flexpay_batch.engine.progress import PlainReporter
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.engine.worker import RowWorker, usable_server_id
@@ -133,12 +133,14 @@ async def _one_row(script: list[dict[str, Any]], tmp_path: Path) -> None:
             else:
                 escaped = ""
         took = loop.time() - started
-    assert took <= POLICY.deadline + POLICY.max_retry_after + TIMEOUTS.total + 1.0, took
+    # The bug this guards against waits minutes (a hostile Retry-After); the slack only absorbs
+    # a loaded machine's scheduling, it is not a speed assertion.
+    assert took <= POLICY.deadline + POLICY.max_retry_after + TIMEOUTS.total + 5.0, took
     assert TOKEN not in escaped
     assert TOKEN not in repr(writer.transitions)
     if outcome is not None:
         assert TOKEN not in repr(outcome)
-        if outcome.status.succeeded:
+        if outcome.status in SUCCEEDED:
             assert usable_server_id(outcome.server_id)
             assert outcome.status in {RowStatus.CREATED, RowStatus.REPLAYED}
 
