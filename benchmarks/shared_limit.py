@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,53 +28,12 @@ from flexpay_batch.sim import SimConfig
 from .common import Check, FigureResult, Suite, fmt, limits, utilisation
 from .data import write_onboarding_csv
 from .plots import bar_figure
+from .redisproc import RedisProcess
 
 #: Processes per case at each size (the smoke size keeps the suite's test short).
 PROCESS_COUNTS = {"smoke": (1, 2), "quick": (1, 2, 4, 8), "full": (1, 2, 4, 8)}
 #: Acquisitions timed for the cost of one.
 ACQUIRES = 2000
-
-
-class _Redis:
-    """A throw-away ``redis-server`` on a free loopback port."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("the shared-store figure needs redis-server on the PATH")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def _run_case(suite: Suite, processes: int, limiter_url: str | None) -> tuple[float, int]:
@@ -141,7 +99,10 @@ async def _costs(url: str) -> dict[str, float]:
 def figure_shared(suite: Suite) -> FigureResult:
     """Utilisation and 429s for K processes on one token, in-process limiter vs Redis."""
     counts = PROCESS_COUNTS.get(suite.scale.name, (1, 2, 4, 8))
-    redis = _Redis()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("the shared-store figure needs redis-server on the PATH")
+    redis = RedisProcess.launch(binary)
     try:
         results = {
             (k, shared): _run_case(suite, k, redis.url if shared else None)

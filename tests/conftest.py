@@ -143,6 +143,11 @@ def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if inspect.iscoroutinefunction(request.function):
         return
+    close_this_threads_loop()
+
+
+def close_this_threads_loop() -> None:
+    """Close this thread's idle event loop, if it has one, and unset it."""
     policy = asyncio.get_event_loop_policy()
     with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
         warnings.simplefilter("ignore", DeprecationWarning)

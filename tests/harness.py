@@ -68,6 +68,23 @@ def limit_flags(limits: LimitSettings) -> list[str]:
     ]
 
 
+#: Limits the simulator enforces too, high enough that a CLI run is bound by CPU, not by
+#: waiting: for tests that are not about the rate (test_limits.py and the engine tests are).
+CPU_BOUND_LIMITS = fast_limits(writes_per_second=1000.0, write_burst=100)
+CPU_BOUND_FLAGS = tuple(limit_flags(CPU_BOUND_LIMITS))
+#: The pay period every CLI payroll test uses (the samples' week).
+PERIOD_FLAGS = (
+    "--pay-group",
+    "pg_weekly",
+    "--period-start",
+    "2026-03-02",
+    "--period-end",
+    "2026-03-08",
+    "--pay-date",
+    "2026-03-13",
+)
+
+
 def cli_env(
     sim: SimulatorThread, *, token: str = "admin", extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:

@@ -94,8 +94,18 @@ app.command(
     "lines that point the other commands at it.",
 )(sim_command)
 
-# Options shared by the commands that talk to the API. One definition each, reused. Flags
-# are single words (``--sandbox``), never typer's ``--x/--no-x`` pair for a default-off flag.
+
+def _option(help_text: str, metavar: str, panel: str) -> Any:
+    """A valued option: its help, the placeholder its value has in the help, its panel."""
+    return typer.Option(help=help_text, metavar=metavar, rich_help_panel=panel)
+
+
+def _flag(name: str, help_text: str, panel: str) -> Any:
+    """A default-off flag of one word (``--sandbox``), never typer's ``--x/--no-x`` pair."""
+    return typer.Option(name, help=help_text, rich_help_panel=panel)
+
+
+# Options shared by the commands that talk to the API. One definition each, reused.
 BaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -106,20 +116,14 @@ BaseUrl = Annotated[
     ),
 ]
 CaBundle = Annotated[
-    Path | None,
-    typer.Option(
-        help="PEM file of CAs to trust [env FLEXPAY_CA_BUNDLE].",
-        metavar="PEM",
-        rich_help_panel=CONNECTION,
-    ),
+    Path | None, _option("PEM file of CAs to trust [env FLEXPAY_CA_BUNDLE].", "PEM", CONNECTION)
 ]
 TokenFile = Annotated[
     Path | None,
-    typer.Option(
-        help="File holding the API token ('-' for stdin) [env FLEXPAY_TOKEN_FILE]; "
-        "else FLEXPAY_TOKEN.",
-        metavar="FILE",
-        rich_help_panel=CONNECTION,
+    _option(
+        "File holding the API token ('-' for stdin) [env FLEXPAY_TOKEN_FILE]; else FLEXPAY_TOKEN.",
+        "FILE",
+        CONNECTION,
     ),
 ]
 ConfigFile = Annotated[
@@ -133,92 +137,52 @@ ConfigFile = Annotated[
 ]
 RunDir = Annotated[
     Path | None,
-    typer.Option(
-        help="Run directory (journal and outputs) [env FLEXPAY_RUN_DIR; default "
+    _option(
+        "Run directory (journal and outputs) [env FLEXPAY_RUN_DIR; default "
         "<state dir>/runs/KIND-FILE-HASH, the state dir being ~/.local/state/flexpay-batch "
         "on Linux or FLEXPAY_STATE_DIR].",
-        metavar="DIR",
-        rich_help_panel=RUN,
+        "DIR",
+        RUN,
     ),
 ]
-Workers = Annotated[
-    int | None,
-    typer.Option(help="Concurrent workers [default 8].", metavar="N", rich_help_panel=LIMITS),
-]
-ReadLimit = Annotated[
-    str | None,
-    typer.Option(
-        help="Sustained read rate, e.g. 300/min.", metavar="N/UNIT", rich_help_panel=LIMITS
-    ),
-]
-ReadBurst = Annotated[
-    int | None,
-    typer.Option(help="Read burst capacity [default 50].", metavar="N", rich_help_panel=LIMITS),
-]
-WriteLimit = Annotated[
-    str | None,
-    typer.Option(
-        help="Sustained write rate, e.g. 100/min.", metavar="N/UNIT", rich_help_panel=LIMITS
-    ),
-]
-WriteBurst = Annotated[
-    int | None,
-    typer.Option(help="Write burst capacity [default 20].", metavar="N", rich_help_panel=LIMITS),
-]
+Workers = Annotated[int | None, _option("Concurrent workers [default 8].", "N", LIMITS)]
+ReadLimit = Annotated[str | None, _option("Sustained read rate, e.g. 300/min.", "N/UNIT", LIMITS)]
+ReadBurst = Annotated[int | None, _option("Read burst capacity [default 50].", "N", LIMITS)]
+WriteLimit = Annotated[str | None, _option("Sustained write rate, e.g. 100/min.", "N/UNIT", LIMITS)]
+WriteBurst = Annotated[int | None, _option("Write burst capacity [default 20].", "N", LIMITS)]
 LimiterUrl = Annotated[
     str | None,
-    typer.Option(
-        help="Share each token's rate limit with every process using this Redis, e.g. "
+    _option(
+        "Share each token's rate limit with every process using this Redis, e.g. "
         "redis://127.0.0.1:6379/0 (a password only via FLEXPAY_LIMITER_URL or TOML) "
         "[env FLEXPAY_LIMITER_URL].",
-        metavar="URL",
-        rich_help_panel=LIMITS,
+        "URL",
+        LIMITS,
     ),
 ]
 Sandbox = Annotated[
     bool,
-    typer.Option(
+    _flag(
         "--sandbox",
-        help="Run against an embedded simulator: nothing real is touched, no token needed.",
-        rich_help_panel=CONNECTION,
+        "Run against an embedded simulator: nothing real is touched, no token needed.",
+        CONNECTION,
     ),
 ]
 JsonLogs = Annotated[
     bool,
-    typer.Option(
-        "--json-logs",
-        help="Progress as one JSON object per line on stderr instead of a bar.",
-        rich_help_panel=OUTPUT,
+    _flag(
+        "--json-logs", "Progress as one JSON object per line on stderr instead of a bar.", OUTPUT
     ),
 ]
 JsonSummary = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="Print one JSON summary of the run on stdout at the end.",
-        rich_help_panel=OUTPUT,
-    ),
+    bool, _flag("--json", "Print one JSON summary of the run on stdout at the end.", OUTPUT)
 ]
-Debug = Annotated[
-    bool,
-    typer.Option("--debug", help="Show (redacted) tracebacks on errors.", rich_help_panel=OUTPUT),
-]
-Encoding = Annotated[
-    str | None,
-    typer.Option(help="Input encoding if not UTF-8.", metavar="NAME", rich_help_panel=RUN),
-]
+Debug = Annotated[bool, _flag("--debug", "Show (redacted) tracebacks on errors.", OUTPUT)]
+Encoding = Annotated[str | None, _option("Input encoding if not UTF-8.", "NAME", RUN)]
 Restart = Annotated[
-    bool,
-    typer.Option(
-        "--restart",
-        help="Begin a new job even if the run directory holds another.",
-        rich_help_panel=RUN,
-    ),
+    bool, _flag("--restart", "Begin a new job even if the run directory holds another.", RUN)
 ]
-RetryRejected = Annotated[
-    bool,
-    typer.Option("--retry-rejected", help="Try rows rejected earlier again.", rich_help_panel=RUN),
-]
+RetryRejected = Annotated[bool, _flag("--retry-rejected", "Try rows rejected earlier again.", RUN)]
 
 
 def _settings(params: Mapping[str, object]) -> Settings:
@@ -257,11 +221,11 @@ def onboard(
     debug: Debug = False,
     dry_run: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--dry-run",
-            help="Check the header, every row and the server's pay groups and employment "
+            "Check the header, every row and the server's pay groups and employment "
             "types (reads only); print what would be sent. No write, no run directory.",
-            rich_help_panel=RUN,
+            RUN,
         ),
     ] = False,
 ) -> int:
@@ -322,16 +286,13 @@ def _parse_total(value: str | None) -> Decimal | None:
 
 
 def _date_option(text: str) -> Any:
-    return typer.Option(help=text, metavar="YYYY-MM-DD", rich_help_panel=PERIOD)
+    return _option(text, "YYYY-MM-DD", PERIOD)
 
 
 @app.command(epilog=TOKEN_HELP)
 def payroll(
     file: Annotated[Path, typer.Argument(help="Payroll file (.csv or .jsonl).", metavar="FILE")],
-    pay_group: Annotated[
-        str,
-        typer.Option(help="Pay group id, e.g. pg_weekly.", metavar="ID", rich_help_panel=PERIOD),
-    ],
+    pay_group: Annotated[str, _option("Pay group id, e.g. pg_weekly.", "ID", PERIOD)],
     period_start: Annotated[str, _date_option("First day of the pay period.")],
     period_end: Annotated[str, _date_option("Last day of the pay period.")],
     pay_date: Annotated[str, _date_option("Pay date.")],
@@ -346,42 +307,30 @@ def payroll(
     ] = True,
     off_cycle: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--off-cycle",
-            help="Create an extra off-cycle run (a correction or bonus) instead of making the "
+            "Create an extra off-cycle run (a correction or bonus) instead of making the "
             "period's regular run equal to FILE.",
-            rich_help_panel=PERIOD,
+            PERIOD,
         ),
     ] = False,
     prune: Annotated[
         bool,
-        typer.Option(
-            "--prune",
-            help="Delete the draft run's items for employees FILE does not have.",
-            rich_help_panel=PERIOD,
-        ),
+        _flag("--prune", "Delete the draft run's items for employees FILE does not have.", PERIOD),
     ] = False,
     expected_total: Annotated[
-        str | None,
-        typer.Option(
-            help="Control total the file must add up to.",
-            metavar="AMOUNT",
-            rich_help_panel=PERIOD,
-        ),
+        str | None, _option("Control total the file must add up to.", "AMOUNT", PERIOD)
     ] = None,
     expected_count: Annotated[
-        int | None,
-        typer.Option(
-            help="Control count of items the file must hold.", metavar="N", rich_help_panel=PERIOD
-        ),
+        int | None, _option("Control count of items the file must hold.", "N", PERIOD)
     ] = None,
     sandbox: Sandbox = False,
     sandbox_employees: Annotated[
         Path | None,
-        typer.Option(
-            help="With --sandbox: onboarding file whose employees the sandbox starts with.",
-            metavar="FILE",
-            rich_help_panel=CONNECTION,
+        _option(
+            "With --sandbox: onboarding file whose employees the sandbox starts with.",
+            "FILE",
+            CONNECTION,
         ),
     ] = None,
     base_url: BaseUrl = None,
@@ -445,11 +394,11 @@ def resume(
     retry_rejected: RetryRejected = False,
     allow_token_change: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--allow-token-change",
-            help="Continue with a new token of the same organisation (e.g. after the old one "
+            "Continue with a new token of the same organisation (e.g. after the old one "
             "was revoked); rows already sent replay under their keys.",
-            rich_help_panel=CONNECTION,
+            CONNECTION,
         ),
     ] = False,
     workers: Workers = None,
@@ -550,18 +499,8 @@ def paystubs(
     run_id: Annotated[
         str, typer.Argument(help="The submitted payroll run's id.", metavar="RUN_ID")
     ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            help="Output file (.csv or .jsonl), created 0600.",
-            metavar="FILE",
-            rich_help_panel=OUTPUT,
-        ),
-    ],
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Overwrite --out if it exists.", rich_help_panel=OUTPUT),
-    ] = False,
+    out: Annotated[Path, _option("Output file (.csv or .jsonl), created 0600.", "FILE", OUTPUT)],
+    force: Annotated[bool, _flag("--force", "Overwrite --out if it exists.", OUTPUT)] = False,
     base_url: BaseUrl = None,
     ca_bundle: CaBundle = None,
     token_file: TokenFile = None,

@@ -11,7 +11,6 @@ import json
 import sys
 from typing import Any
 
-from flexpay_batch.core import errors
 from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.request import RunSummary
@@ -19,7 +18,6 @@ from flexpay_batch.engine.request import RunSummary
 
 def summary_json(summary: RunSummary) -> dict[str, Any]:
     """The summary as plain data: the job's counts per status and this invocation's."""
-    stopped = summary.stopped
     return {
         "run_dir": str(summary.run_dir),
         "exit_code": summary.exit_code,
@@ -28,14 +26,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "elapsed_seconds": round(summary.elapsed, 3),
         "retries": summary.retries,
         "throttled_429": summary.throttled,
-        "stopped": None
-        if stopped is None
-        else {
-            "error": type(stopped).__name__,
-            "message": redact_text(
-                stopped.message if isinstance(stopped, errors.FlexPayBatchError) else str(stopped)
-            ),
-        },
+        "stopped": summary.stopped_json(),
         "messages": [redact_text(message) for message in summary.messages],
         "files": {
             name: str(summary.run_dir / name)

@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from flexpay_batch.core.errors import ConfigError
@@ -179,30 +179,39 @@ def _class_limits_from_json(data: Mapping[str, Any]) -> ClassLimits:
     return ClassLimits(Rate(data["count"], data["period"]), data["burst"])
 
 
-def _positive_int(name: str) -> Callable[[object], int]:
-    def parse(value: object) -> int:
+#: A setting that is a number (a count or seconds).
+_N = TypeVar("_N", int, float)
+
+
+def _bounded(
+    name: str, convert: Callable[[str], _N], what: str, problem: Callable[[_N], str | None]
+) -> Callable[[object], _N]:
+    """A parser that converts a value, then checks its bound; either failure names ``name``."""
+
+    def parse(value: object) -> _N:
         try:
-            number = int(str(value))
+            number = convert(str(value))
         except ValueError:
-            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
-        if number < 1:
-            raise ConfigError(f"{name} must be at least 1, not {number}")
+            raise ConfigError(f"{name} must be {what}, not {value!r}") from None
+        wrong = problem(number)
+        if wrong is not None:
+            raise ConfigError(f"{name} must be {wrong}")
         return number
 
     return parse
+
+
+def _positive_int(name: str) -> Callable[[object], int]:
+    return _bounded(
+        name, int, "a whole number", lambda n: None if n >= 1 else f"at least 1, not {n}"
+    )
 
 
 def _positive_float(name: str) -> Callable[[object], float]:
-    def parse(value: object) -> float:
-        try:
-            number = float(str(value))
-        except ValueError:
-            raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
-        if not number > 0:
-            raise ConfigError(f"{name} must be more than 0 seconds")
-        return number
-
-    return parse
+    # "not x > 0", not "x <= 0": NaN must be refused too.
+    return _bounded(
+        name, float, "a number of seconds", lambda x: None if x > 0 else "more than 0 seconds"
+    )
 
 
 def _rate(name: str) -> Callable[[object], Rate]:
@@ -316,18 +325,21 @@ def _parse(key: str, value: object, where: str) -> Any:
         raise ConfigError(f"{where}: {exc.message}") from None
 
 
-def _build(values: Mapping[str, Any]) -> Settings:
-    base = Settings()
-    limits = LimitSettings(
+def _limits(values: Mapping[str, Any], base: LimitSettings) -> LimitSettings:
+    """``base`` with the rates and bursts ``values`` sets (parsed, by setting name)."""
+    return LimitSettings(
         read=ClassLimits(
-            values.get("read_limit", base.limits.read.rate),
-            values.get("read_burst", base.limits.read.burst),
+            values.get("read_limit", base.read.rate), values.get("read_burst", base.read.burst)
         ),
         write=ClassLimits(
-            values.get("write_limit", base.limits.write.rate),
-            values.get("write_burst", base.limits.write.burst),
+            values.get("write_limit", base.write.rate), values.get("write_burst", base.write.burst)
         ),
     )
+
+
+def _build(values: Mapping[str, Any]) -> Settings:
+    base = Settings()
+    limits = _limits(values, base.limits)
     timeouts = replace(
         base.timeouts,
         connect=values.get("connect_timeout", base.timeouts.connect),
@@ -365,17 +377,11 @@ def override_settings(settings: Settings, flags: Mapping[str, object | None]) ->
     given = _from_flags({k: v for k, v in flags.items() if k in RESUME_SETTINGS})
     if not given:
         return settings
-    limits = LimitSettings(
-        read=ClassLimits(
-            given.get("read_limit", settings.limits.read.rate),
-            given.get("read_burst", settings.limits.read.burst),
-        ),
-        write=ClassLimits(
-            given.get("write_limit", settings.limits.write.rate),
-            given.get("write_burst", settings.limits.write.burst),
-        ),
+    return replace(
+        settings,
+        workers=given.get("workers", settings.workers),
+        limits=_limits(given, settings.limits),
     )
-    return replace(settings, workers=given.get("workers", settings.workers), limits=limits)
 
 
 def load_token(token_file: Path | None, env: Mapping[str, str]) -> str:

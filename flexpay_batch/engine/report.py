@@ -179,7 +179,6 @@ def _reject_line(source: SourceRecord | _JournalOnly, record: RowRecord) -> Reje
 
 def _report(journal: Journal, request: RunRequest, summary: RunSummary) -> dict[str, Any]:
     job = journal.job.summary()
-    stopped = summary.stopped
     return {
         "job": {
             "job_id": job.job_id,
@@ -197,12 +196,7 @@ def _report(journal: Journal, request: RunRequest, summary: RunSummary) -> dict[
             "outcomes": {str(k): v for k, v in sorted(summary.counts.items())},
             "retries": summary.retries,
             "throttled_429": summary.throttled,
-            "stopped": None
-            if stopped is None
-            else {
-                "error": type(stopped).__name__,
-                "message": str(stopped),
-            },
+            "stopped": summary.stopped_json(),
             "exit_code": summary.exit_code,
         },
         "rows": {

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flexpay_batch.core import errors
+from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.settings import Settings
 from flexpay_batch.core.states import RowStatus
 
@@ -86,6 +87,13 @@ class RunSummary:
     #: The input file's bytes differ at the end of the run from its start (rewritten mid-run):
     #: the outputs then come from the journal alone, and the run exits 1.
     input_changed: bool = False
+
+    def stopped_json(self) -> dict[str, str] | None:
+        """Why the run stopped early (None if it did not), for the JSON summary and the
+        report; redacted, since an exception's text is the one part not built by us."""
+        if self.stopped is None:
+            return None
+        return {"error": type(self.stopped).__name__, "message": redact_text(str(self.stopped))}
 
     @property
     def unsettled(self) -> int:

@@ -26,7 +26,7 @@ from flexpay_batch.core.limitspec import ClassLimits, Rate
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
 from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli, write_onboarding
-from tests.redisserver import RedisServer, _free_port
+from tests.redisserver import RedisServer, free_port
 
 #: The token's write limit the simulator enforces and every process is configured with.
 RATE, BURST = 20.0, 5
@@ -172,7 +172,7 @@ def test_redis_killed_and_restarted_mid_run(
 def test_unreachable_store_at_start_exits_2_without_the_password(tmp_path: Path) -> None:
     """No Redis at the URL: exit 2, one sentence naming HOST:PORT, the password nowhere, and
     no run directory created."""
-    port = _free_port()
+    port = free_port()
     source = tmp_path / "people.csv"
     write_onboarding(source, 2)
     env = {
@@ -192,7 +192,7 @@ def test_unreachable_store_at_start_exits_2_without_the_password(tmp_path: Path)
 async def test_connect_fails_closed() -> None:
     """``RedisStore.connect`` to a port nobody listens on raises the exit-2 error."""
     with pytest.raises(LimiterStoreUnreachable) as caught:
-        await RedisStore.connect(f"redis://127.0.0.1:{_free_port()}/0", socket_timeout=2.0)
+        await RedisStore.connect(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=2.0)
     assert caught.value.exit_code == 2
 
 

@@ -22,6 +22,9 @@ import pytest
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
 from tests.harness import (
+    CPU_BOUND_FLAGS,
+    CPU_BOUND_LIMITS,
+    PERIOD_FLAGS,
     STATE_DIR,
     api_get,
     cli_env,
@@ -38,10 +41,6 @@ pytestmark = pytest.mark.slow
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 FORMULA_CELLS = Path(__file__).resolve().parents[1] / "data" / "formula_cells.csv"
-# Limits the simulator enforces too, high enough that the run is bound by CPU, not by waiting
-# (no test here is about the rate; test_limits.py and the engine tests are).
-LIMITS = fast_limits(writes_per_second=1000.0, write_burst=100)
-FLAGS = limit_flags(LIMITS)
 # samples/README.md: the six rows that are wrong on purpose, as (row, field, code).
 SAMPLE_REJECTS = [
     (38, "hire_date", "invalid_date"),
@@ -53,16 +52,6 @@ SAMPLE_REJECTS = [
 ]
 PAYROLL_TOTAL = Decimal("237314.51")
 PAYROLL_ITEMS = 143
-PERIOD = [
-    "--pay-group",
-    "pg_weekly",
-    "--period-start",
-    "2026-03-02",
-    "--period-end",
-    "2026-03-08",
-    "--pay-date",
-    "2026-03-13",
-]
 
 
 def mode(path: Path) -> int:
@@ -77,7 +66,7 @@ def error_lines(stderr: str) -> list[str]:
 
 def onboard_sample(sim: SimulatorThread, run_dir: Path, cwd: Path) -> Any:
     """Run the sample onboarding against ``sim`` into ``run_dir``."""
-    args = ["onboard", str(SAMPLES / "onboarding.csv"), "--run-dir", str(run_dir), *FLAGS]
+    args = ["onboard", str(SAMPLES / "onboarding.csv"), "--run-dir", str(run_dir), *CPU_BOUND_FLAGS]
     return run_cli(args, env=cli_env(sim), cwd=cwd)
 
 
@@ -105,7 +94,7 @@ def test_sample_onboarding_creates_494_rejects_6_with_private_outputs_and_never_
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """The sample file: 494 created, the README's 6 rows rejected (exit 1), files 0600 in 0700."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     run_dir = tmp_path / "first"
     result = onboard_sample(sim, run_dir, tmp_path)
 
@@ -157,9 +146,9 @@ def test_formula_like_cells_are_escaped_in_results(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """A cell that a spreadsheet would evaluate (``=E4``) is written as text (``'=E4``)."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     run_dir = tmp_path / "run"
-    args = ["onboard", str(FORMULA_CELLS), "--run-dir", str(run_dir), *FLAGS]
+    args = ["onboard", str(FORMULA_CELLS), "--run-dir", str(run_dir), *CPU_BOUND_FLAGS]
     result = run_cli(args, env=cli_env(sim), cwd=tmp_path)
 
     assert result.returncode == 1, result.stderr  # =1+2 as money is refused
@@ -176,10 +165,10 @@ def test_read_only_token_aborts_with_exit_3_and_one_clear_message(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """A token without write scope stops the run at the first write: exit 3, no traceback."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     token = sim.tokens["read-only"]
     run_dir = tmp_path / "run"
-    args = ["onboard", str(SAMPLES / "onboarding.csv"), "--run-dir", str(run_dir), *FLAGS]
+    args = ["onboard", str(SAMPLES / "onboarding.csv"), "--run-dir", str(run_dir), *CPU_BOUND_FLAGS]
     result = run_cli(args, env=cli_env(sim, token="read-only"), cwd=tmp_path)
 
     assert result.returncode == 3, result.stderr
@@ -208,14 +197,20 @@ def test_configuration_errors_exit_2_before_any_request(
     expected: str,
 ) -> None:
     """No token, or a plain-http base URL: exit 2, one message, nothing sent or journaled."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     env = cli_env(sim)
     for key, value in env_change.items():
         if value is None:
             env.pop(key)
         else:
             env[key] = value
-    args = ["onboard", str(SAMPLES / "onboarding.csv"), "--run-dir", str(tmp_path / "r"), *FLAGS]
+    args = [
+        "onboard",
+        str(SAMPLES / "onboarding.csv"),
+        "--run-dir",
+        str(tmp_path / "r"),
+        *CPU_BOUND_FLAGS,
+    ]
     result = run_cli(args, env=env, cwd=tmp_path)
 
     assert result.returncode == 2, result.stderr
@@ -230,12 +225,12 @@ def test_resume_after_the_input_changed_is_refused_and_restart_begins_a_new_job(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """An edited input: resume exits 2 naming the change; --restart runs a new job (exit 0)."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     env = cli_env(sim)
     source = tmp_path / "people.csv"
     write_onboarding(source, 30, prefix="ED")
     run_dir = tmp_path / "run"
-    args = ["onboard", str(source), "--run-dir", str(run_dir), *FLAGS]
+    args = ["onboard", str(source), "--run-dir", str(run_dir), *CPU_BOUND_FLAGS]
     first = run_cli(args, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     job_id = json.loads((run_dir / "report.json").read_text())["job"]["job_id"]
@@ -366,11 +361,18 @@ def test_payroll_with_wrong_control_total_stays_draft_then_submits_once_and_expo
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """A wrong --expected-total leaves the run in draft (exit 1); the right one submits it once."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     env = cli_env(sim)
     assert onboard_sample(sim, tmp_path / "onboard", tmp_path).returncode == 1
     run_dir = tmp_path / "payroll"
-    base = ["payroll", str(SAMPLES / "payroll.csv"), *PERIOD, "--run-dir", str(run_dir), *FLAGS]
+    base = [
+        "payroll",
+        str(SAMPLES / "payroll.csv"),
+        *PERIOD_FLAGS,
+        "--run-dir",
+        str(run_dir),
+        *CPU_BOUND_FLAGS,
+    ]
 
     wrong = run_cli([*base, "--expected-total", "237314.50"], env=env, cwd=tmp_path)
     assert wrong.returncode == 1, wrong.stderr
@@ -425,19 +427,19 @@ def test_payroll_submits_at_once_when_every_figure_matches(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """With matching control figures the run is submitted in one invocation (exit 0)."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     assert onboard_sample(sim, tmp_path / "onboard", tmp_path).returncode == 1
     args = [
         "payroll",
         str(SAMPLES / "payroll.csv"),
-        *PERIOD,
+        *PERIOD_FLAGS,
         "--expected-total",
         str(PAYROLL_TOTAL),
         "--expected-count",
         str(PAYROLL_ITEMS),
         "--run-dir",
         str(tmp_path / "payroll"),
-        *FLAGS,
+        *CPU_BOUND_FLAGS,
     ]
     result = run_cli(args, env=cli_env(sim), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -14,20 +14,9 @@ from flexpay_batch.core import errors
 from flexpay_batch.jobs.header import check_header, missing_columns, required_columns
 from flexpay_batch.jobs.registry import KINDS
 from tests.conftest import MakeSimulatorThread
-from tests.harness import cli_env, fast_limits, limit_flags, run_cli
+from tests.harness import CPU_BOUND_FLAGS, PERIOD_FLAGS, cli_env, run_cli
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-FLAGS = limit_flags(fast_limits(writes_per_second=1000.0, write_burst=100))
-PERIOD = [
-    "--pay-group",
-    "pg_weekly",
-    "--period-start",
-    "2026-03-02",
-    "--period-end",
-    "2026-03-08",
-    "--pay-date",
-    "2026-03-13",
-]
 
 
 def renamed(tmp_path: Path, old: str, new: str, sample: str = "onboarding.csv") -> Path:
@@ -74,7 +63,9 @@ def test_renamed_column_stops_onboard_at_once_with_exit_2_and_no_run_dir(
     path = renamed(tmp_path, "external_id", "employee_number")
     run_dir = tmp_path / "run"
     result = run_cli(
-        ["onboard", str(path), "--run-dir", str(run_dir), *FLAGS], env=cli_env(sim), cwd=tmp_path
+        ["onboard", str(path), "--run-dir", str(run_dir), *CPU_BOUND_FLAGS],
+        env=cli_env(sim),
+        cwd=tmp_path,
     )
     assert result.returncode == 2, result.stderr
     errors_shown = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -88,7 +79,10 @@ def test_renamed_column_stops_onboard_at_once_with_exit_2_and_no_run_dir(
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "sample", "other"),
-    [(["onboard"], "payroll.csv", "payroll"), (["payroll", *PERIOD], "onboarding.csv", "onboard")],
+    [
+        (["onboard"], "payroll.csv", "payroll"),
+        (["payroll", *PERIOD_FLAGS], "onboarding.csv", "onboard"),
+    ],
     ids=["payroll-file-to-onboard", "onboarding-file-to-payroll"],
 )
 def test_a_file_of_the_other_kind_is_named_as_such(
@@ -101,7 +95,14 @@ def test_a_file_of_the_other_kind_is_named_as_such(
     """The wrong command for a file: exit 2, the right command named, no draft run made."""
     sim = make_simulator_thread()
     run_dir = tmp_path / "run"
-    args = [command[0], str(SAMPLES / sample), *command[1:], "--run-dir", str(run_dir), *FLAGS]
+    args = [
+        command[0],
+        str(SAMPLES / sample),
+        *command[1:],
+        "--run-dir",
+        str(run_dir),
+        *CPU_BOUND_FLAGS,
+    ]
     result = run_cli(args, env=cli_env(sim), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "looks like a" in result.stderr

@@ -38,6 +38,7 @@ from flexpay_batch.sim import FaultConfig
 from tests.conftest import MakeSimulatorThread
 from tests.forkcli import ForkedProcess
 from tests.harness import (
+    PERIOD_FLAGS,
     api_get,
     cli_env,
     fast_limits,
@@ -376,14 +377,7 @@ def test_payroll_killed_at_random_pays_everyone_once_and_submits_once(
     args = [
         "payroll",
         str(payroll_file),
-        "--pay-group",
-        "pg_weekly",
-        "--period-start",
-        "2026-03-02",
-        "--period-end",
-        "2026-03-08",
-        "--pay-date",
-        "2026-03-13",
+        *PERIOD_FLAGS,
         "--expected-total",
         f"{total:.2f}",
         "--expected-count",

@@ -7,12 +7,9 @@ very ``OSError`` the kernel would. The planted symlink is real.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import errno
 import os
 import sqlite3
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ import pytest
 from flexpay_batch.cli.app import main
 from flexpay_batch.core import errors
 from flexpay_batch.journal.store import Journal
+from tests.conftest import close_this_threads_loop
 from tests.harness import write_onboarding
 
 
@@ -28,20 +26,10 @@ def _run_cli_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> 
     """``main(args)`` in this process (so a patched seam applies), on the main thread (the run
     installs signal handlers). The loop pytest's plugins left on this thread is closed first:
     the run's own loop replaces it, and an unclosed one would warn when collected."""
-    _close_this_threads_loop()
+    close_this_threads_loop()
     with pytest.raises(SystemExit) as exited:
         main(args)
     return int(exited.value.code or 0), capsys.readouterr().err
-
-
-def _close_this_threads_loop() -> None:
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        loop = policy.get_event_loop()
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
-    policy.set_event_loop(None)
 
 
 def _refuse_results_csv(monkeypatch: pytest.MonkeyPatch, number: int) -> None:

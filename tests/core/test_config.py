@@ -23,6 +23,7 @@ from flexpay_batch.core.settings import (
     Settings,
     load_settings,
     load_token,
+    override_settings,
     settings_from_journal,
     settings_to_journal,
 )
@@ -87,6 +88,40 @@ def test_bad_environment_value_names_the_variable() -> None:
     """A malformed environment value is reported under the variable's own name."""
     with pytest.raises(ConfigError, match="FLEXPAY_READ_BURST"):
         load_settings(flags={}, env={"FLEXPAY_READ_BURST": "many"}, toml_path=None)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"workers": "x"}, "workers must be a whole number, not 'x'"),
+        ({"workers": "2.5"}, "workers must be a whole number, not '2.5'"),
+        ({"write_burst": "0"}, "write_burst must be at least 1, not 0"),
+        ({"key_ttl": "soon"}, "key_ttl must be a number of seconds, not 'soon'"),
+        ({"row_deadline": "0"}, "row_deadline must be more than 0 seconds"),
+        ({"read_timeout": "nan"}, "read_timeout must be more than 0 seconds"),
+    ],
+)
+def test_bad_numbers_say_what_they_must_be(flags: dict[str, object], message: str) -> None:
+    """A count must be a whole number of at least 1, a time a positive number of seconds."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags=flags, env={}, toml_path=None)
+    assert caught.value.message.endswith(message)
+
+
+def test_resume_overrides_only_the_given_rates_and_bursts() -> None:
+    """A resume's flags replace the journal's workers and limits one by one; unset ones stay."""
+    journal = load_settings(
+        flags={"workers": 3, "read_limit": "10/s", "write_burst": 7}, env={}, toml_path=None
+    )
+    resumed = override_settings(journal, {"write_limit": "5/s", "read_burst": "9", "workers": None})
+    assert resumed.workers == 3
+    assert resumed.limits == LimitSettings(
+        read=ClassLimits(Rate.parse("10/s"), 9), write=ClassLimits(Rate.parse("5/s"), 7)
+    )
+    assert resumed.timeouts == journal.timeouts
+    assert override_settings(journal, {"workers": None}) is journal
+    with pytest.raises(ConfigError, match="read_burst must be at least 1"):
+        override_settings(journal, {"read_burst": "0"})
 
 
 def test_token_from_environment() -> None:

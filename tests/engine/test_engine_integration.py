@@ -78,6 +78,11 @@ async def run_onboarding(
 ) -> RunSummary:
     """One in-process invocation of the onboarding job against ``sim``."""
     request = onboarding_request(source, engine_settings(sim, run_dir, limits=limits, **settings))
+    return await run_on(sim, request, token=token)
+
+
+async def run_on(sim: Simulator, request: RunRequest, *, token: str | None = None) -> RunSummary:
+    """One in-process invocation of ``request`` against ``sim`` (as its admin by default)."""
     return await run_job(
         request,
         base_url=sim.base_url,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from flexpay_batch.engine.run import run_job
 from flexpay_batch.input.models import OnboardingRow
 from tests.conftest import MakeSimulator
 from tests.engine.test_engine_integration import (
@@ -19,6 +18,7 @@ from tests.engine.test_engine_integration import (
     assert_exactly_once,
     engine_settings,
     onboarding_request,
+    run_on,
     status_count,
 )
 from tests.harness import fast_limits, write_onboarding
@@ -43,12 +43,7 @@ async def test_rows_past_the_key_lifetime_are_looked_up_before_any_write(
     settings = dataclasses.replace(
         engine_settings(sim, tmp_path / "run", limits=limits), key_ttl=1e-6
     )
-    summary = await run_job(
-        onboarding_request(source, settings),
-        base_url=sim.base_url,
-        ca_bundle=sim.ca_path,
-        token=sim.tokens["admin"],
-    )
+    summary = await run_on(sim, onboarding_request(source, settings))
 
     assert_all_done(summary, 40)
     effects = assert_exactly_once(sim, people)
@@ -67,11 +62,8 @@ async def test_rows_within_the_key_lifetime_are_sent_without_a_look_up(
     sim = await make_simulator(limits=limits)
     source = tmp_path / "people.csv"
     people = write_onboarding(source, 20, prefix="KL")
-    summary = await run_job(
-        onboarding_request(source, engine_settings(sim, tmp_path / "run", limits=limits)),
-        base_url=sim.base_url,
-        ca_bundle=sim.ca_path,
-        token=sim.tokens["admin"],
+    summary = await run_on(
+        sim, onboarding_request(source, engine_settings(sim, tmp_path / "run", limits=limits))
     )
     assert_all_done(summary, 20)
     effects = assert_exactly_once(sim, people)

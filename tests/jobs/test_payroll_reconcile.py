@@ -22,6 +22,9 @@ from flexpay_batch.input.columns import PAYROLL_COLUMNS
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
 from tests.harness import (
+    CPU_BOUND_FLAGS,
+    CPU_BOUND_LIMITS,
+    PERIOD_FLAGS,
     api_get,
     cli_env,
     fast_limits,
@@ -34,18 +37,6 @@ from tests.harness import (
 
 pytestmark = pytest.mark.slow
 
-LIMITS = fast_limits(writes_per_second=1000.0, write_burst=100)
-FLAGS = limit_flags(LIMITS)
-PERIOD = [
-    "--pay-group",
-    "pg_weekly",
-    "--period-start",
-    "2026-03-02",
-    "--period-end",
-    "2026-03-08",
-    "--pay-date",
-    "2026-03-13",
-]
 PERIOD_KEY = "pg_weekly:2026-03-02:2026-03-08:regular"
 EMPLOYEES = 12
 
@@ -56,7 +47,7 @@ def onboard(sim: SimulatorThread, tmp_path: Path, count: int = EMPLOYEES) -> lis
     """Create ``count`` employees through the CLI; return their external ids."""
     people = tmp_path / "people.csv"
     rows = write_onboarding(people, count, prefix="PR")
-    args = ["onboard", str(people), "--run-dir", str(tmp_path / "onboard"), *FLAGS]
+    args = ["onboard", str(people), "--run-dir", str(tmp_path / "onboard"), *CPU_BOUND_FLAGS]
     result = run_cli(args, env=cli_env(sim), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     return [row["external_id"] for row in rows]
@@ -92,10 +83,10 @@ def env_of(sim: SimulatorThread, tmp_path: Path) -> dict[str, str]:
 
 
 def payroll(
-    sim: SimulatorThread, file: Path, cwd: Path, *extra: str, flags: Sequence[str] = FLAGS
+    sim: SimulatorThread, file: Path, cwd: Path, *extra: str, flags: Sequence[str] = CPU_BOUND_FLAGS
 ) -> Any:
     """``flexpay-batch payroll FILE`` for the test period, run from ``cwd``."""
-    args = ["payroll", str(file), *PERIOD, *flags, *extra]
+    args = ["payroll", str(file), *PERIOD_FLAGS, *flags, *extra]
     return run_cli(args, env=env_of(sim, cwd), cwd=cwd)
 
 
@@ -152,7 +143,7 @@ def test_the_same_file_from_two_run_directories_makes_one_run_submitted_once(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """Two run directories, the same file: one run, submitted once; the second says so, exit 0."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     rows = pay(onboard(sim, tmp_path))
     file = write_pay(tmp_path / "pay.csv", rows)
 
@@ -180,7 +171,7 @@ def test_a_draft_left_by_a_bad_row_is_finished_by_the_fixed_file(
 ) -> None:
     """Bad row → draft (exit 1); the fixed file, same command and run dir → same run, PATCHed
     where figures changed, submitted once with the file's figures. No --restart."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     externals = onboard(sim, tmp_path)
     rows = pay(externals)
     bad = {**rows[externals[0]], "employee_external_id": "NOBODY"}
@@ -219,7 +210,7 @@ def test_restart_adopts_the_periods_draft_instead_of_leaving_it_behind(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """--restart begins a new job, which adopts and submits the draft: still one run."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     file = write_pay(tmp_path / "pay.csv", pay(onboard(sim, tmp_path)))
     assert payroll(sim, file, tmp_path, "--no-submit").returncode == 0
     (draft,) = list_all(sim, "payroll_runs")
@@ -237,7 +228,7 @@ def test_a_submitted_run_and_a_different_file_send_nothing_and_exit_1(
 ) -> None:
     """After submission a changed file (even with --restart) sends no write, says what differs
     and points at --off-cycle; exit 1."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     externals = onboard(sim, tmp_path)
     rows = pay(externals)
     file = write_pay(tmp_path / "pay.csv", rows)
@@ -260,7 +251,7 @@ def test_off_cycle_makes_a_second_run_for_the_period(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> None:
     """--off-cycle creates and submits its own run beside the period's regular one."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     externals = onboard(sim, tmp_path)
     assert payroll(sim, write_pay(tmp_path / "pay.csv", pay(externals)), tmp_path).returncode == 0
     bonus = pay(externals[:3], seed=7)
@@ -284,7 +275,7 @@ def test_items_the_file_does_not_have_block_submission_until_pruned(
 ) -> None:
     """A draft with an employee the file dropped: exit 1 naming --prune; --prune deletes it
     and submits exactly the file."""
-    sim = make_simulator_thread(limits=LIMITS)
+    sim = make_simulator_thread(limits=CPU_BOUND_LIMITS)
     externals = onboard(sim, tmp_path)
     rows = pay(externals)
     file = write_pay(tmp_path / "pay.csv", rows)
@@ -325,7 +316,7 @@ def test_sigkill_while_reconciling_then_the_last_file_is_submitted_exactly_once(
         version = pay(externals[: 28 + 4 * attempt], seed=attempt)
         write_pay(file, version)
         run_dir = tmp_path / f"dir{rng.randint(0, 1)}"
-        args = ["payroll", str(file), *PERIOD, *limit_flags(slow), "--run-dir", str(run_dir)]
+        args = ["payroll", str(file), *PERIOD_FLAGS, *limit_flags(slow), "--run-dir", str(run_dir)]
         proc = start_cli(args, env=env_of(sim, tmp_path), cwd=tmp_path)
         # Kill after a random number of this attempt's item writes: a blind timer lands
         # before the first write on a loaded machine.
