@@ -23,6 +23,7 @@ from flexpay_batch.core.files import (
     ResultsWriter,
     write_report_json,
 )
+from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.htmlreport import REPORT_HTML_NAME, write_html_report
 from flexpay_batch.engine.request import RunRequest, RunSummary
@@ -207,7 +208,7 @@ def _report(journal: Journal, request: RunRequest, summary: RunSummary) -> dict[
         },
         "total_amount": str(summary.totals.amount) if job_spec(request.kind).moves_money else None,
         "meta": journal.meta(),
-        "messages": summary.messages,
+        "messages": [redact_text(message) for message in summary.messages],
         "files": [RESULTS_NAME, REJECTS_NAME, REPORT_NAME, REPORT_HTML_NAME],
     }
 

@@ -47,3 +47,12 @@ def test_report_and_summary_agree_on_a_stop_and_on_none(tmp_path: Path) -> None:
     assert _report_of(tmp_path, summary)["invocation"]["stopped"] == expected  # type: ignore[index]
     assert summary_json(summary)["stopped"] == expected
     assert RunSummary(tmp_path / "other").stopped_json() is None
+
+
+def test_messages_in_the_report_are_redacted_like_the_summary(tmp_path: Path) -> None:
+    """A run-level message carrying a bearer token reaches report.json redacted, as in --json."""
+    summary = RunSummary(tmp_path / "run")
+    summary.messages.append(f"server said: Authorization: Bearer {TOKEN}")
+    report = _report_of(tmp_path, summary)
+    assert TOKEN not in json.dumps(report)
+    assert report["messages"] == summary_json(summary)["messages"]
