@@ -95,10 +95,10 @@ def _run_processes(
     return results, window.seconds()
 
 
-def _assert_every_row_once(effects: dict[str, object]) -> None:
+def _assert_every_row_once(effects: dict[str, object], rows: int = TOTAL_ROWS) -> None:
     employees = effects["employees"]
     assert isinstance(employees, dict)
-    assert employees["created"] == TOTAL_ROWS
+    assert employees["created"] == rows
     assert set(employees["by_external_id"].values()) == {1}
 
 
@@ -389,3 +389,43 @@ async def test_a_password_set_mid_run_stops_the_run_instead_of_waiting(
         assert "it refuses the credentials" in str(caught.value)
     finally:
         await store.aclose()
+
+
+def test_a_password_set_mid_run_stops_the_cli_with_exit_2(
+    make_simulator_thread: MakeSimulatorThread, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The real CLI: a password required mid-run stops it with one sentence (exit 2), the
+    outputs written and no traceback; resume with the password finishes every row once."""
+    import redis
+
+    sim = make_simulator_thread(limits=fast_limits(RATE, BURST, 1000.0, 100))
+    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": redis_server.url})
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 60, prefix="AUTH")
+    run_dir = tmp_path / "run"
+    args = ["onboard", str(source), "--run-dir", str(run_dir)]
+    args += limit_flags(fast_limits(RATE, BURST, 1000.0, 100))
+    proc = start_cli(args, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while sim.effects()["employees"]["created"] < BURST + 2:
+            assert time.monotonic() < deadline
+            assert proc.poll() is None
+            time.sleep(0.02)
+        admin = redis.Redis.from_url(redis_server.url)
+        admin.config_set("requirepass", "mid-run-pw-77")
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        admin.close()
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.wait() == 2, err
+    assert "cannot be used (it refuses the credentials)" in err
+    assert "Traceback" not in err
+    assert "mid-run-pw-77" not in err
+    assert (run_dir / "report.json").is_file()
+    env["FLEXPAY_LIMITER_URL"] = redis_server.url.replace("redis://", "redis://:mid-run-pw-77@")
+    resumed = run_cli(args, env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_every_row_once(sim.effects(), rows=60)
