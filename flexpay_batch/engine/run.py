@@ -98,17 +98,18 @@ def execute_request(
 
 @contextlib.contextmanager
 def _stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP outside the row pipeline (start-up, pre-flight) stop the run like
-    Ctrl-C: ``RunInterrupted`` (exit 130), the outputs written from the journal. Without this
-    they would kill the process with no message and no outputs. The pipeline installs its
-    own handlers for the rows (``engine.pipeline.STOP_SIGNALS``)."""
+    """SIGTERM and SIGHUP outside the row pipeline (start-up, pre-flight, between stages)
+    stop the run like Ctrl-C: ``RunInterrupted`` (exit 130), the outputs written from the
+    journal. Without this they would kill the process with no message and no outputs. The
+    pipeline and the job's finish watch them on the loop and put this handler back after
+    (``engine.pipeline.signal_receiver``); writing the outputs defers them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
-        raise errors.RunInterrupted(f"stopped by {name} before the rows were sent")
+        raise errors.RunInterrupted(f"stopped by {name}")
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
