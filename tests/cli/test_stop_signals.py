@@ -16,6 +16,8 @@ from aiohttp import web
 
 from flexpay_batch.core import errors
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
+from flexpay_batch.engine.request import RunSummary
+from flexpay_batch.engine.run import _signals_deferred
 from tests.conftest import MakeSimulatorThread
 from tests.fake_api import TOKEN
 from tests.harness import cli_env, run_cli, start_cli, write_onboarding
@@ -210,3 +212,21 @@ async def test_signal_during_payroll_submit_is_an_orderly_interrupt(
         resumed = await anyio.to_thread.run_sync(lambda: run_cli(args, env=env, cwd=tmp_path))
     assert resumed.returncode == 0, resumed.stderr
     assert the_regular_run(sim)["status"] != "draft"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_while_outputs_are_written_lets_them_finish(
+    stop_signal: signal.Signals, tmp_path: Path
+) -> None:
+    """A SIGTERM/SIGHUP while the outputs are written neither kills the process nor cuts the
+    writing short: the run is reported interrupted (exit 130) once they are complete."""
+    summary = RunSummary(run_dir=tmp_path)
+    before = signal.getsignal(stop_signal)
+    written: list[str] = []
+    with _signals_deferred(summary):
+        os.kill(os.getpid(), stop_signal)
+        written.append("results.csv")  # the writing goes on after the signal
+    assert written == ["results.csv"]
+    assert isinstance(summary.stopped, errors.RunInterrupted)
+    assert str(summary.stopped).startswith(f"stopped by {stop_signal.name} while the outputs")
+    assert signal.getsignal(stop_signal) == before
