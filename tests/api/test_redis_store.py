@@ -305,7 +305,7 @@ async def _admin(url: str, *commands: tuple[str, ...]) -> None:
     client = aioredis.Redis.from_url(url)
     try:
         for command in commands:
-            await client.execute_command(*command)
+            await client.execute_command(*command)  # type: ignore[no-untyped-call]
     finally:
         await client.aclose()
 
@@ -414,7 +414,7 @@ def test_a_password_set_mid_run_stops_the_cli_with_exit_2(
             time.sleep(0.02)
         admin = redis.Redis.from_url(redis_server.url)
         admin.config_set("requirepass", "mid-run-pw-77")
-        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # type: ignore[no-untyped-call]
         admin.close()
         _out, err = proc.communicate(timeout=60)
     finally:
