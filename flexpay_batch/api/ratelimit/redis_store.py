@@ -258,8 +258,11 @@ class RedisStore:
         store = cls(client, address=address, namespace=namespace, clock=clock)
         try:
             await client.ping()
-            # PING passes on a replica and under OOM; a write does not.
-            await client.set(f"{namespace}:probe", "1", px=60_000)
+            # PING passes on a replica and under OOM; a write does not. The probe key goes
+            # at once (the expiry only covers a process killed in between).
+            probe = f"{namespace}:probe"
+            await client.set(probe, "1", px=60_000)
+            await client.delete(probe)
         except RedisError as exc:
             await client.aclose()
             raise LimiterStoreUnreachable(_cannot_be_used(address, exc)) from None
