@@ -73,7 +73,8 @@ class InputFileError(UsageError):
 
 
 class LimiterStoreUnreachable(UsageError):
-    """The shared rate-limit store (``--limiter-url``) cannot be used at the start of a run."""
+    """The shared rate-limit store (``--limiter-url``) cannot be used at the start of a run,
+    or refuses the credentials mid-run (waiting would not fix them)."""
 
     hint = "Start Redis there, or fix --limiter-url / FLEXPAY_LIMITER_URL (or run without it)."
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -247,9 +248,28 @@ async def _enforce_grace(
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+@contextlib.contextmanager
+def signal_receiver(*signals: signal.Signals) -> Iterator[AsyncIterator[int]]:
+    """``anyio.open_signal_receiver`` that puts the previous handlers back when it closes.
+
+    asyncio's ``remove_signal_handler`` resets a signal to its *default* action, so without
+    this a SIGTERM or SIGHUP after the rows (the job's finish, the outputs) would kill the
+    process silently, whatever handler ``engine.run`` had installed before.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in signals} if main else {}
+    try:
+        with anyio.open_signal_receiver(*signals) as received:
+            yield received
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
 async def _watch_signals(stop: StopControl, outer: TaskGroup) -> None:
     """First SIGINT/SIGTERM/SIGHUP: stop gracefully. A second one: cancel at once."""
-    with anyio.open_signal_receiver(*STOP_SIGNALS) as received:
+    with signal_receiver(*STOP_SIGNALS) as received:
         count = 0
         async for signum in received:
             count += 1

@@ -49,7 +49,7 @@ from flexpay_batch.core.states import OPEN, RowStatus
 from flexpay_batch.engine.carryover import carry_over
 from flexpay_batch.engine.limiting import limiter_store, shared_limiters
 from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, open_journal
-from flexpay_batch.engine.pipeline import StopControl, run_pipeline
+from flexpay_batch.engine.pipeline import StopControl, run_pipeline, signal_receiver
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
 from flexpay_batch.engine.progress import Reporter, make_reporter
 from flexpay_batch.engine.rates import estimate_seconds, report_rate, server_pause_until
@@ -98,17 +98,18 @@ def execute_request(
 
 @contextlib.contextmanager
 def _stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP outside the row pipeline (start-up, pre-flight) stop the run like
-    Ctrl-C: ``RunInterrupted`` (exit 130), the outputs written from the journal. Without this
-    they would kill the process with no message and no outputs. The pipeline installs its
-    own handlers for the rows (``engine.pipeline.STOP_SIGNALS``)."""
+    """SIGTERM and SIGHUP outside the row pipeline (start-up, pre-flight, between stages)
+    stop the run like Ctrl-C: ``RunInterrupted`` (exit 130), the outputs written from the
+    journal. Without this they would kill the process with no message and no outputs. The
+    pipeline and the job's finish watch them on the loop and put this handler back after
+    (``engine.pipeline.signal_receiver``); writing the outputs defers them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
-        raise errors.RunInterrupted(f"stopped by {name} before the rows were sent")
+        raise errors.RunInterrupted(f"stopped by {name}")
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -174,7 +175,8 @@ async def run_job(
                     "the file, then resume with it as it was",
                     logging.WARNING,
                 )
-            write_outputs(run_dir, journal, request, summary)
+            with _signals_deferred(summary):
+                write_outputs(run_dir, journal, request, summary)
             reporter.message(_where_outputs_are(run_dir, summary))
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
@@ -292,7 +294,7 @@ async def _run_rows(
             )
         finally:
             await writer.flush()
-        await _finish(job, api, journal, summary, reporter)
+        await _finish_unless_signalled(job, api, journal, summary, reporter)
     summary.throttled = sum(stats.throttled for stats in limiters.statistics().values())
 
 
@@ -333,6 +335,49 @@ async def _pipeline(
             idle=partial(_idle_in_a_server_pause, client, limiters),
         )
         tg.cancel_scope.cancel()
+
+
+async def _finish_unless_signalled(
+    job: RowJob, api: ApiSession, journal: Journal, summary: RunSummary, reporter: Reporter
+) -> None:
+    """``_finish``, stopped by SIGTERM/SIGHUP like Ctrl-C: ``RunInterrupted`` (exit 130) and
+    the outputs written; resume finishes the job (its finish is idempotent)."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_raise_on_stop_signal, "while the job was being finished")
+        await _finish(job, api, journal, summary, reporter)
+        tg.cancel_scope.cancel()
+
+
+async def _raise_on_stop_signal(stage: str) -> None:
+    with signal_receiver(signal.SIGTERM, signal.SIGHUP) as received:
+        async for signum in received:
+            name = signal.Signals(signum).name
+            raise errors.RunInterrupted(f"stopped by {name} {stage}")
+
+
+@contextlib.contextmanager
+def _signals_deferred(summary: RunSummary) -> Iterator[None]:
+    """SIGTERM/SIGHUP while the outputs are written: finish writing them, then report the
+    run as interrupted (exit 130) instead of leaving half a results file."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received and summary.stopped is None:
+            name = signal.Signals(received[0]).name
+            summary.stopped = errors.RunInterrupted(
+                f"stopped by {name} while the outputs were written (they are complete)"
+            )
 
 
 async def _finish(

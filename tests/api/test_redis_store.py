@@ -95,10 +95,10 @@ def _run_processes(
     return results, window.seconds()
 
 
-def _assert_every_row_once(effects: dict[str, object]) -> None:
+def _assert_every_row_once(effects: dict[str, object], rows: int = TOTAL_ROWS) -> None:
     employees = effects["employees"]
     assert isinstance(employees, dict)
-    assert employees["created"] == TOTAL_ROWS
+    assert employees["created"] == rows
     assert set(employees["by_external_id"].values()) == {1}
 
 
@@ -296,3 +296,136 @@ async def test_the_success_streak_costs_no_round_trip(redis_server: RedisServer)
         assert raised.rate > RATE / 2
     finally:
         await store.aclose()
+
+
+async def _admin(url: str, *commands: tuple[str, ...]) -> None:
+    """Run ``commands`` on their own connection (the store's connections are not touched)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        for command in commands:
+            await client.execute_command(*command)  # type: ignore[no-untyped-call]
+    finally:
+        await client.aclose()
+
+
+async def test_a_store_out_of_memory_at_start_exits_2(redis_server: RedisServer) -> None:
+    """OOM (maxmemory reached, noeviction) lets PING through; the write probe catches it."""
+    await _admin(
+        redis_server.url,
+        ("CONFIG", "SET", "maxmemory-policy", "noeviction"),
+        ("CONFIG", "SET", "maxmemory", "1"),
+    )
+    with pytest.raises(LimiterStoreUnreachable) as caught:
+        await RedisStore.connect(redis_server.url, socket_timeout=5.0)
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        f"the rate-limit store at {redis_server.address} cannot be used "
+        "(it is out of memory: maxmemory reached)"
+    )
+
+
+async def test_wrong_password_at_start_exits_2_without_the_password(
+    redis_server: RedisServer,
+) -> None:
+    await _admin(redis_server.url, ("CONFIG", "SET", "requirepass", "right-pw"))
+    url = redis_server.url.replace("redis://", "redis://:wrong-pw-42@")
+    with pytest.raises(LimiterStoreUnreachable) as caught:
+        await RedisStore.connect(url, socket_timeout=5.0)
+    assert "it refuses the credentials" in str(caught.value)
+    assert "wrong-pw-42" not in str(caught.value)
+
+
+async def test_out_of_memory_mid_run_waits_says_why_and_carries_on(
+    redis_server: RedisServer,
+) -> None:
+    """OOM mid-run: nothing is granted, "waiting for the rate-limit store" names the cause,
+    and the waiter is granted once memory is freed (no raw redis error escapes)."""
+    store = await RedisStore.connect(redis_server.url)
+    said: list[str] = []
+    store.set_notifier(lambda text, level: said.append(text))
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        await store.acquire("tok:write")
+        await _admin(
+            redis_server.url,
+            ("CONFIG", "SET", "maxmemory-policy", "noeviction"),
+            ("CONFIG", "SET", "maxmemory", "1"),
+        )
+        waiter = asyncio.create_task(store.acquire("tok:write"))
+        async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
+            while not store.unavailable:
+                assert not waiter.done(), waiter.exception()
+                await asyncio.sleep(0.01)
+        assert not waiter.done()
+        await _admin(redis_server.url, ("CONFIG", "SET", "maxmemory", "0"))
+        async with asyncio.timeout(10):
+            await waiter
+        assert any("OutOfMemoryError" in text for text in said), said
+        assert said[-1] == f"the rate-limit store at {redis_server.address} is back"
+    finally:
+        await store.aclose()
+
+
+async def test_a_password_set_mid_run_stops_the_run_instead_of_waiting(
+    redis_server: RedisServer,
+) -> None:
+    """The store's connections dropped and a password now required: a clear exit-2 error at
+    once, not "waiting for the store" forever (waiting cannot fix credentials)."""
+    store = await RedisStore.connect(redis_server.url)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        await store.acquire("tok:write")
+        await _admin(
+            redis_server.url,
+            ("CONFIG", "SET", "requirepass", "new-secret-pw"),
+            ("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"),
+        )
+        with pytest.raises(LimiterStoreUnreachable) as caught:
+            async with asyncio.timeout(10):  # a hang guard: the old code waited forever
+                await store.acquire("tok:write")
+        assert caught.value.exit_code == 2
+        assert "it refuses the credentials" in str(caught.value)
+    finally:
+        await store.aclose()
+
+
+def test_a_password_set_mid_run_stops_the_cli_with_exit_2(
+    make_simulator_thread: MakeSimulatorThread, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The real CLI: a password required mid-run stops it with one sentence (exit 2), the
+    outputs written and no traceback; resume with the password finishes every row once."""
+    import redis
+
+    sim = make_simulator_thread(limits=fast_limits(RATE, BURST, 1000.0, 100))
+    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": redis_server.url})
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 60, prefix="AUTH")
+    run_dir = tmp_path / "run"
+    args = ["onboard", str(source), "--run-dir", str(run_dir)]
+    args += limit_flags(fast_limits(RATE, BURST, 1000.0, 100))
+    proc = start_cli(args, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while sim.effects()["employees"]["created"] < BURST + 2:
+            assert time.monotonic() < deadline
+            assert proc.poll() is None
+            time.sleep(0.02)
+        admin = redis.Redis.from_url(redis_server.url)
+        admin.config_set("requirepass", "mid-run-pw-77")
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # type: ignore[no-untyped-call]
+        admin.close()
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.wait() == 2, err
+    assert "cannot be used (it refuses the credentials)" in err
+    assert "Traceback" not in err
+    assert "mid-run-pw-77" not in err
+    assert (run_dir / "report.json").is_file()
+    env["FLEXPAY_LIMITER_URL"] = redis_server.url.replace("redis://", "redis://:mid-run-pw-77@")
+    resumed = run_cli(args, env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_every_row_once(sim.effects(), rows=60)

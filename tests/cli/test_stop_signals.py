@@ -6,17 +6,33 @@ from __future__ import annotations
 import math
 import os
 import signal
+import ssl
 from pathlib import Path
 
+import aiohttp
 import anyio
 import pytest
 from aiohttp import web
 
 from flexpay_batch.core import errors
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline
+from flexpay_batch.engine.request import RunSummary
+from flexpay_batch.engine.run import _signals_deferred
+from tests.conftest import MakeSimulatorThread
 from tests.fake_api import TOKEN
-from tests.harness import start_cli, write_onboarding
+from tests.harness import cli_env, run_cli, start_cli, write_onboarding
+from tests.jobs.test_payroll_reconcile import (
+    FLAGS,
+    PERIOD,
+    onboard,
+    pay,
+    the_regular_run,
+    write_pay,
+)
 from tests.stub_server import StubServer
+
+#: Headers the proxy below must not copy (they describe one hop's framing, not the message).
+_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection", "content-encoding"})
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
@@ -137,3 +153,80 @@ async def test_second_ctrl_c_does_not_claim_in_flight_requests_finished() -> Non
     assert len(caught) == 1
     assert "allowed to finish" not in str(caught[0])
     assert "second SIGINT" in str(caught[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+async def test_signal_during_payroll_submit_is_an_orderly_interrupt(
+    stop_signal: signal.Signals, make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """After the rows (payroll's finish, its submit held open by a proxy in front of the
+    simulator): message, outputs, exit 130; resume then submits the run once."""
+    sim = make_simulator_thread()
+    ids = onboard(sim, tmp_path, count=2)
+    file = write_pay(tmp_path / "pay.csv", pay(ids))
+    reached = anyio.Event()
+    release = anyio.Event()
+    upstream = ssl.create_default_context(cafile=str(sim.ca_path))
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        first_submit = request.method == "POST" and request.path.endswith("/submit")
+        if first_submit and not reached.is_set():
+            # The first submit never reaches the simulator: the client is gone by then.
+            reached.set()
+            await release.wait()
+            return web.Response(status=503)
+        url = sim.base_url.rstrip("/") + request.path_qs.removeprefix("/v1")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method, url, headers=headers, data=await request.read(), ssl=upstream
+            ) as reply,
+        ):
+            body = await reply.read()
+            kept = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP}
+            return web.Response(status=reply.status, body=body, headers=kept)
+
+    run_dir = tmp_path / "run"
+    args = ["payroll", str(file), *PERIOD, *FLAGS, "--run-dir", str(run_dir)]
+    async with StubServer(proxy, tmp_path) as stub:
+        env = cli_env(sim, extra={"FLEXPAY_BASE_URL": stub.base_url})
+        env["FLEXPAY_CA_BUNDLE"] = str(stub.ca)
+        proc = start_cli(args, env=env, cwd=tmp_path)
+        try:
+            with anyio.fail_after(60):
+                await reached.wait()
+            proc.send_signal(stop_signal)
+            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=60))
+            _, stderr = proc.communicate(timeout=10)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+        assert code == 130, stderr
+        assert f"stopped by {stop_signal.name} while the job was being finished" in stderr
+        assert (run_dir / "report.json").is_file()
+        assert the_regular_run(sim)["status"] == "draft"
+        # The same base URL as the interrupted run (the proxy), now passing everything through.
+        resumed = await anyio.to_thread.run_sync(lambda: run_cli(args, env=env, cwd=tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert the_regular_run(sim)["status"] != "draft"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_while_outputs_are_written_lets_them_finish(
+    stop_signal: signal.Signals, tmp_path: Path
+) -> None:
+    """A SIGTERM/SIGHUP while the outputs are written neither kills the process nor cuts the
+    writing short: the run is reported interrupted (exit 130) once they are complete."""
+    summary = RunSummary(run_dir=tmp_path)
+    before = signal.getsignal(stop_signal)
+    written: list[str] = []
+    with _signals_deferred(summary):
+        os.kill(os.getpid(), stop_signal)
+        written.append("results.csv")  # the writing goes on after the signal
+    assert written == ["results.csv"]
+    assert isinstance(summary.stopped, errors.RunInterrupted)
+    assert str(summary.stopped).startswith(f"stopped by {stop_signal.name} while the outputs")
+    assert signal.getsignal(stop_signal) == before

@@ -10,8 +10,20 @@ never the token), changed only by one Lua script (``redis_lua.py``): GCRA arithm
 pause, the adaptive state and its version, all atomic, all on Redis ``TIME`` so hosts whose
 clocks disagree still agree on the bucket. Tickets and AIMD times are Redis times.
 
-**Failing closed.** ``connect`` raises ``LimiterStoreUnreachable`` (exit 2) when Redis does
-not answer. Lost mid-run, every operation waits: it logs "waiting for the rate-limit store
+**Failing closed.** ``connect`` raises ``LimiterStoreUnreachable`` (exit 2, one sentence with
+HOST:PORT, never the URL's password) when Redis does not answer, refuses the credentials
+(NOAUTH, WRONGPASS, NOPERM), or refuses writes (READONLY replica, OOM under ``maxmemory``
+with ``noeviction``): a probe key is written, so a store that would only make every row wait
+stops the command before anything is written. Mid-run:
+
+- refused credentials (a password set or changed, an ACL revoked) stop the run with
+  ``LimiterStoreUnreachable``: waiting cannot fix them and nobody would be told why;
+- READONLY and OOM are waited out like a lost connection (below), the message naming the
+  cause (``ReadOnlyError``, ``OutOfMemoryError``): a failover promotes a new primary or the
+  operator frees memory, and the run carries on by itself; nothing is granted meanwhile;
+- NOSCRIPT (the script cache flushed) loads the script again.
+
+Lost mid-run, every operation waits: it logs "waiting for the rate-limit store
 at HOST:PORT" once, retries with capped exponential backoff, and carries on when Redis is
 back — nothing is granted meanwhile, so nothing is sent. A key missing from a Redis that
 this process has seen it in (a restart, or an expiry after an hour of idleness) is recreated
@@ -39,7 +51,15 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import BusyLoadingError, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -57,8 +77,25 @@ _MIN_WAIT: Final = 1e-6
 #: Reconnection backoff: first and longest wait, in seconds.
 _BACKOFF_FIRST: Final = 0.05
 _BACKOFF_MAX: Final = 2.0
-#: Errors that mean "the store is not there right now", as opposed to a bug or bad auth.
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
+#: Credentials refused: waiting would not help (``AuthenticationError`` is a
+#: ``ConnectionError`` in redis-py, so it is tested before ``_UNAVAILABLE``).
+_REFUSED = (AuthenticationError, NoPermissionError)
+#: Errors that mean "the store cannot grant right now" (see the module docstring): wait.
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    OutOfMemoryError,
+    OSError,
+)
+#: Why a store cannot be used, by error, for the one sentence at start (default: its name).
+_WHY = {
+    AuthenticationError: "it refuses the credentials",
+    NoPermissionError: "it refuses the credentials",
+    ReadOnlyError: "it is a read-only replica",
+    OutOfMemoryError: "it is out of memory: maxmemory reached",
+}
 
 
 def store_address(url: str) -> str:
@@ -127,6 +164,12 @@ def _parse(raw: list[Any], configured: float) -> _Reply:
         aimd=aimd,
         extra=float(f[13]),
     )
+
+
+def _cannot_be_used(address: str, exc: RedisError) -> str:
+    """One sentence naming HOST:PORT and why; never Redis's own text (it may echo input)."""
+    why = next((text for kind, text in _WHY.items() if isinstance(exc, kind)), None)
+    return f"the rate-limit store at {address} cannot be used ({why or type(exc).__name__})"
 
 
 def _log(text: str, level: int) -> None:
@@ -215,11 +258,14 @@ class RedisStore:
         store = cls(client, address=address, namespace=namespace, clock=clock)
         try:
             await client.ping()
+            # PING passes on a replica and under OOM; a write does not. The probe key goes
+            # at once (the expiry only covers a process killed in between).
+            probe = f"{namespace}:probe"
+            await client.set(probe, "1", px=60_000)
+            await client.delete(probe)
         except RedisError as exc:
             await client.aclose()
-            raise LimiterStoreUnreachable(
-                f"the rate-limit store at {address} cannot be used ({type(exc).__name__})"
-            ) from None
+            raise LimiterStoreUnreachable(_cannot_be_used(address, exc)) from None
         return store
 
     @property
@@ -344,6 +390,8 @@ class RedisStore:
             try:
                 raw = await self._eval(f"{self._namespace}:{key}", argv)
                 break
+            except _REFUSED as exc:
+                raise LimiterStoreUnreachable(_cannot_be_used(self._address, exc)) from None
             except _UNAVAILABLE as exc:
                 self._went_away(exc)
                 await asyncio.sleep(delay)
