@@ -20,10 +20,15 @@ from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.engine.run import _signals_deferred
 from tests.conftest import MakeSimulatorThread
 from tests.fake_api import TOKEN
-from tests.harness import cli_env, run_cli, start_cli, write_onboarding
+from tests.harness import (
+    CPU_BOUND_FLAGS,
+    PERIOD_FLAGS,
+    cli_env,
+    run_cli,
+    start_cli,
+    write_onboarding,
+)
 from tests.jobs.test_payroll_reconcile import (
-    FLAGS,
-    PERIOD,
     onboard,
     pay,
     the_regular_run,
@@ -189,7 +194,7 @@ async def test_signal_during_payroll_submit_is_an_orderly_interrupt(
             return web.Response(status=reply.status, body=body, headers=kept)
 
     run_dir = tmp_path / "run"
-    args = ["payroll", str(file), *PERIOD, *FLAGS, "--run-dir", str(run_dir)]
+    args = ["payroll", str(file), *PERIOD_FLAGS, *CPU_BOUND_FLAGS, "--run-dir", str(run_dir)]
     async with StubServer(proxy, tmp_path) as stub:
         env = cli_env(sim, extra={"FLEXPAY_BASE_URL": stub.base_url})
         env["FLEXPAY_CA_BUNDLE"] = str(stub.ca)
