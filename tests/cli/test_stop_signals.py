@@ -20,6 +20,7 @@ from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.engine.run import _signals_deferred
 from tests.conftest import MakeSimulatorThread
 from tests.fake_api import TOKEN
+from tests.forkcli import ForkedProcess
 from tests.harness import (
     CPU_BOUND_FLAGS,
     PERIOD_FLAGS,
@@ -65,16 +66,7 @@ async def test_signal_during_pre_flight_is_an_orderly_interrupt(
             "FLEXPAY_TOKEN": TOKEN,
         }
         proc = start_cli(["onboard", str(source), "--run-dir", str(run_dir)], env=env)
-        try:
-            with anyio.fail_after(60):
-                await reached.wait()
-            proc.send_signal(stop_signal)
-            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=60))
-            _, stderr = proc.communicate(timeout=10)
-        finally:
-            release.set()
-            if proc.poll() is None:
-                proc.kill()
+        code, stderr = await _signal_when_reached(proc, reached, release, stop_signal)
     assert code == 130, stderr
     assert f"stopped by {stop_signal.name}" in stderr
     assert (run_dir / "report.json").is_file()
@@ -199,16 +191,7 @@ async def test_signal_during_payroll_submit_is_an_orderly_interrupt(
         env = cli_env(sim, extra={"FLEXPAY_BASE_URL": stub.base_url})
         env["FLEXPAY_CA_BUNDLE"] = str(stub.ca)
         proc = start_cli(args, env=env, cwd=tmp_path)
-        try:
-            with anyio.fail_after(60):
-                await reached.wait()
-            proc.send_signal(stop_signal)
-            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=60))
-            _, stderr = proc.communicate(timeout=10)
-        finally:
-            release.set()
-            if proc.poll() is None:
-                proc.kill()
+        code, stderr = await _signal_when_reached(proc, reached, release, stop_signal)
         assert code == 130, stderr
         assert f"stopped by {stop_signal.name} while the job was being finished" in stderr
         assert (run_dir / "report.json").is_file()
@@ -235,3 +218,23 @@ def test_signal_while_outputs_are_written_lets_them_finish(
     assert isinstance(summary.stopped, errors.RunInterrupted)
     assert str(summary.stopped).startswith(f"stopped by {stop_signal.name} while the outputs")
     assert signal.getsignal(stop_signal) == before
+
+
+async def _signal_when_reached(
+    proc: ForkedProcess, reached: anyio.Event, release: anyio.Event, stop_signal: signal.Signals
+) -> tuple[int, str]:
+    """Once ``reached`` is set, send ``stop_signal``; return the exit code and stderr.
+
+    ``release`` is set whatever happens (so a held request lets go), and a process still
+    running at the end is killed: a failing test never leaves a CLI behind."""
+    try:
+        with anyio.fail_after(60):
+            await reached.wait()
+        proc.send_signal(stop_signal)
+        code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=60))
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    return code, stderr
