@@ -1,9 +1,10 @@
 """The package's imports point down its layers and never go round in a circle.
 
-Layers, top to bottom: cli > engine > {jobs, journal} > {api, input} > core. jobs may import
-api, input and core; journal, api and input only core; core nothing but itself. The simulator
-(sim) may import only core, and only cli and (lazily, for ``--sandbox``) engine/target.py
-import it. Every import counts: module level, under ``if TYPE_CHECKING:`` and inside functions.
+Layers, top to bottom: cli > bureau > engine > {jobs, journal} > {api, input} > core. jobs
+may import api, input and core; journal, api and input only core; core nothing but itself.
+The simulator (sim) may import only core, and only cli and (lazily, for ``--sandbox``)
+engine/target.py import it. Every import counts: module level, under ``if TYPE_CHECKING:``
+and inside functions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ ROOT = "flexpay_batch"
 
 #: The packages each package may import (besides itself).
 ALLOWED: dict[str, frozenset[str]] = {
-    "cli": frozenset({"engine", "jobs", "journal", "api", "input", "core", "sim"}),
+    "cli": frozenset({"bureau", "engine", "jobs", "journal", "api", "input", "core", "sim"}),
+    "bureau": frozenset({"engine", "jobs", "journal", "api", "input", "core"}),
     "engine": frozenset({"jobs", "journal", "api", "input", "core"}),
     "jobs": frozenset({"api", "input", "core"}),
     "journal": frozenset({"core"}),

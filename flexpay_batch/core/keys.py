@@ -29,6 +29,7 @@ __all__ = [
     "IDEMPOTENCY_KEY_PREFIX",
     "body_sha256",
     "canonical_json",
+    "derive_job_secret",
     "file_sha256",
     "idempotency_key",
     "keyed_hash",
@@ -48,11 +49,27 @@ _CHUNK_BYTES = 1 << 20
 # Domain tags keep a row key and an idempotency key from ever being the same HMAC message.
 _ROW_DOMAIN = b"fpb.row.v1\x00"
 _KEY_DOMAIN = b"fpb.idempotency.v1\x00"
+_JOB_SECRET_DOMAIN = b"fpb.job-secret.v1\x00"
 
 
 def new_job_secret() -> bytes:
     """Return 32 fresh random bytes from the OS CSPRNG: the secret of one job."""
     return secrets.token_bytes(SECRET_BYTES)
+
+
+def derive_job_secret(key_secret: bytes, identity: Mapping[str, object]) -> bytes:
+    """Return the job secret of the job ``identity`` names, derived from a shared key secret.
+
+    For jobs that any of several hosts may run (a bureau's job queue): every worker that holds
+    ``key_secret`` derives the same 32 bytes for the same job, so a job taken over from a dead
+    worker (whose disk, journal and random secret are gone) sends each row under the very key
+    the first worker used, and the server replays instead of acting twice. ``identity`` is
+    plain JSON (organisation, kind, file SHA-256, parameters); it never holds the key secret.
+    """
+    if len(key_secret) < 16:
+        raise ValueError("a key secret must be at least 16 bytes")
+    message = _JOB_SECRET_DOMAIN + canonical_json(identity).encode("utf-8")
+    return hmac.new(key_secret, message, hashlib.sha256).digest()
 
 
 def _hmac_hex(secret: bytes, message: bytes) -> str:

@@ -66,6 +66,7 @@ def job_info(request: RunRequest, *, input_sha: str, base_url: str, token: str) 
         base_url=SANDBOX if sandbox else base_url,
         token_fingerprint=SANDBOX if sandbox else token_fingerprint(token),
         config=config,
+        secret=request.job_secret,
     )
 
 

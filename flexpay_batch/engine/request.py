@@ -52,6 +52,10 @@ class RunRequest:
     #: revoked). The operator vouches it is of the same organisation: idempotency keys are
     #: scoped per organisation, so only then do re-sent rows replay instead of applying again.
     allow_token_change: bool = False
+    #: The job secret to begin a new journal with, instead of fresh random bytes: a job that
+    #: another host may take over derives it (``core.keys.derive_job_secret``) so both send
+    #: every row under the same idempotency key. An existing journal keeps its own.
+    job_secret: bytes | None = field(default=None, repr=False)
 
 
 @dataclass

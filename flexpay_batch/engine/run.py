@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -138,14 +139,25 @@ async def run_job(
     ca_bundle: Path | None,
     token: str,
     store: RedisStore | None = None,
+    reporter: Reporter | None = None,
+    stop: StopControl | None = None,
 ) -> RunSummary:
-    """One invocation against ``base_url``; see the module docstring for the steps."""
+    """One invocation against ``base_url``; see the module docstring for the steps.
+
+    ``reporter`` shows the progress (default: the terminal's, on stderr). ``stop`` hands the
+    signals to the caller: without it the run watches SIGINT/SIGTERM/SIGHUP itself, which
+    only one run per process can do; a host of several concurrent runs (a bureau worker)
+    passes one ``StopControl`` and requests the stop itself. It closes the reporter it is
+    given (``Reporter.close``) when the run ends.
+    """
     started = time.monotonic()
     input_sha = input_sha256(request.input_path)
     wanted = job_info(request, input_sha=input_sha, base_url=base_url, token=token)
     run_dir = request.run_dir or request.settings.run_dir or default_run_dir(request, input_sha)
     summary = RunSummary(run_dir=run_dir)
-    reporter = make_reporter(json_logs=request.json_logs, stream=sys.stderr)
+    if reporter is None:
+        reporter = make_reporter(json_logs=request.json_logs, stream=sys.stderr)
+    signals = _Signals(owned=stop is None)
     with open_journal(request, run_dir, wanted) as journal:
         if journal.job.job_id != wanted.job_id:
             reporter.message(f"resuming job {journal.job.job_id} in {run_dir}")
@@ -160,7 +172,14 @@ async def run_job(
             )
         try:
             await _run_rows(
-                request, journal, job, summary, reporter, base_url, ca_bundle, token, store
+                request,
+                journal,
+                job,
+                summary,
+                reporter,
+                _Target(base_url, ca_bundle, token, store),
+                stop or StopControl(on_stop=partial(_say_stopping, reporter)),
+                signals,
             )
         except (errors.FlexPayBatchError, BaseExceptionGroup) as exc:
             summary.stopped = _stopping_error(exc)
@@ -175,7 +194,7 @@ async def run_job(
                     "the file, then resume with it as it was",
                     logging.WARNING,
                 )
-            with _signals_deferred(summary):
+            with _signals_deferred(summary) if signals.owned else contextlib.nullcontext():
                 write_outputs(run_dir, journal, request, summary)
             reporter.message(_where_outputs_are(run_dir, summary))
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
@@ -236,17 +255,34 @@ def _where_outputs_are(run_dir: Path, summary: RunSummary) -> str:
     return f"results in {run_dir}/ (results.csv, report.json, report.html){rejects}"
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where the run's requests go, and the limiter store they share (if any)."""
+
+    base_url: str
+    ca_bundle: Path | None
+    token: str = field(repr=False)
+    store: RedisStore | None
+
+
+@dataclass(frozen=True)
+class _Signals:
+    """Whether this run watches the stop signals itself (one run per process can)."""
+
+    owned: bool
+
+
 async def _run_rows(
     request: RunRequest,
     journal: Journal,
     job: RowJob,
     summary: RunSummary,
     reporter: Reporter,
-    base_url: str,
-    ca_bundle: Path | None,
-    token: str,
-    store: RedisStore | None,
+    where: _Target,
+    stop: StopControl,
+    signals: _Signals,
 ) -> None:
+    base_url, ca_bundle, token, store = where.base_url, where.ca_bundle, where.token, where.store
     settings = request.settings
     total = count_rows(request.input_path, encoding=request.encoding)
     journal.set_meta(META_INPUT_ROWS, str(total))
@@ -287,14 +323,19 @@ async def _run_rows(
             totals=summary.totals,
             look_up_rows=frozenset(journal.unverified_rows()),
         )
-        stop = StopControl(on_stop=lambda reason: _say_stopping(reporter, reason))
         try:
             await _pipeline(
-                tasks, worker, writer, summary, reporter, settings, stop, limiters, client
+                tasks, worker, writer, summary, reporter, settings, stop, limiters, client, signals
             )
         finally:
             await writer.flush()
-        await _finish_unless_signalled(job, api, journal, summary, reporter)
+        if signals.owned:
+            await _finish_unless_signalled(job, api, journal, summary, reporter)
+        elif stop.requested:
+            # The caller stopped the run: the finish (payroll's submit) waits for a resume.
+            summary.stopped = _stopping_error(stop.reason or errors.RunInterrupted("stopped"))
+        else:
+            await _finish(job, api, journal, summary, reporter)
     summary.throttled = sum(stats.throttled for stats in limiters.statistics().values())
 
 
@@ -317,6 +358,7 @@ async def _pipeline(
     stop: StopControl,
     limiters: LimiterSet,
     client: FlexPayClient,
+    signals: _Signals,
 ) -> None:
     async def record(outcome: RowOutcome) -> None:
         await writer.record(transition(outcome))
@@ -331,7 +373,7 @@ async def _pipeline(
             record,
             workers=settings.workers,
             stop=stop,
-            handle_signals=True,
+            handle_signals=signals.owned,
             idle=partial(_idle_in_a_server_pause, client, limiters),
         )
         tg.cancel_scope.cancel()

@@ -98,8 +98,11 @@ class JobInfo:
         token_fingerprint: str,
         config: Mapping[str, object],
         now: float | None = None,
+        secret: bytes | None = None,
     ) -> JobInfo:
-        """Return a fresh job: a new id, a new secret, ``created_at`` = ``now`` or the clock."""
+        """Return a fresh job: a new id, ``created_at`` = ``now`` or the clock, and a new
+        random secret unless ``secret`` is given (a job several hosts may run derives it:
+        ``keys.derive_job_secret``)."""
         created = time.time() if now is None else now
         return cls(
             job_id=new_job_id(created),
@@ -111,7 +114,7 @@ class JobInfo:
             config_json=json.dumps(
                 dict(config), sort_keys=True, separators=(",", ":"), default=str
             ),
-            secret=new_job_secret(),
+            secret=new_job_secret() if secret is None else secret,
             created_at=created,
         )
 
