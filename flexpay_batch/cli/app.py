@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from flexpay_batch.cli import queue as queue_commands
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import format_exception_redacted, redact_text
 from flexpay_batch.core.settings import (
@@ -463,11 +464,16 @@ def runs(
         ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    queue: Annotated[
+        str | None, typer.Option(help="List a bureau's job queue instead.", metavar="URL")
+    ] = None,
 ) -> int:
     """List the local runs: kind, file, token, started, state, counts, directory."""
-    from flexpay_batch.cli.runs import show_runs
+    from flexpay_batch.cli.runs import show_queue_runs, show_runs
     from flexpay_batch.engine.rundir import default_runs_root
 
+    if queue is not None:
+        return show_queue_runs(queue, as_json=json_output)
     return show_runs(root or default_runs_root(), as_json=json_output)
 
 
@@ -584,6 +590,9 @@ def _confirm_writes(base_url: str, requests: int, kind: str) -> None:
         )
     if not typer.confirm(question, default=False, err=True):
         raise errors.UsageError("bench cancelled; nothing was sent")
+
+
+queue_commands.register(app)  # enqueue, worker
 
 
 # typer >= 0.20 runs commands on its own vendored copy of click, whose exceptions are not

@@ -1,4 +1,5 @@
-"""``flexpay-batch runs``: the local runs under the default runs root, newest first.
+"""``flexpay-batch runs``: the local runs under the default runs root, newest first; with
+``--queue URL``, every job of a bureau's job queue instead (``show_queue_runs``).
 
 Each run directory's journal is read the way ``status`` reads it (read-only, the writer lock
 probed), so listing is safe while runs are going. A directory without a readable journal is
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +95,57 @@ def show_runs(root: Path, *, as_json: bool) -> int:
 def _short_token(fingerprint: str) -> str:
     # The fingerprint is already one-way; eight characters tell two organisations apart.
     return fingerprint if fingerprint == "sandbox" else fingerprint[:8]
+
+
+def show_queue_runs(url: str, *, as_json: bool) -> int:
+    """Print every job the bureau queue at ``url`` holds (a table, or JSON); 0 even if none."""
+    import anyio
+
+    from flexpay_batch.bureau.queue import JobView, list_jobs, open_queue
+
+    async def read() -> list[JobView]:
+        async with open_queue(url) as queue:
+            return await list_jobs(queue)
+
+    jobs = anyio.run(read)
+    if as_json:
+        print(json.dumps([job.to_dict() for job in jobs], indent=2))
+        return 0
+    if not jobs:
+        print("no jobs on the queue", file=sys.stderr)
+        return 0
+    header = ("org", "kind", "state", "rows", "rej", "fail", "worker", "updated", "id")
+    lines = [
+        (
+            job.org,
+            job.kind,
+            job.state,
+            f"{job.rows_done}/{'?' if job.rows_total is None else job.rows_total}",
+            str(job.rejected),
+            str(job.failed),
+            job.worker or "-",
+            _clock(job.updated),
+            job.id,
+        )
+        for job in jobs
+    ]
+    _print_table(header, lines)
+    return 0
+
+
+def _clock(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> None:
+    """Tab-separated lines on a pipe; a table on a terminal."""
+    if not sys.stdout.isatty():
+        for line in (header, *lines):
+            print("\t".join(line))
+        return
+    table = Table(*header, box=None)
+    for line in lines:
+        table.add_row(*line)
+    Console(file=sys.stdout, highlight=False).print(table)

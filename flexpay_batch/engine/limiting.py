@@ -25,10 +25,18 @@ async def limiter_store(settings: Settings) -> AsyncIterator[RedisStore | None]:
 
     Raises ``LimiterStoreUnreachable`` (exit 2) when Redis does not answer now.
     """
-    if settings.limiter_url is None:
+    async with limiter_store_at(settings.limiter_url) as store:
+        yield store
+
+
+@asynccontextmanager
+async def limiter_store_at(url: str | None) -> AsyncIterator[RedisStore | None]:
+    """The shared store at ``url`` (closed on exit), or ``None`` without a URL: for a host of
+    many runs (a bureau worker) that shares one store between them."""
+    if url is None:
         yield None
         return
-    store = await RedisStore.connect(settings.limiter_url)
+    store = await RedisStore.connect(url)
     try:
         yield store
     finally:

@@ -1,0 +1,456 @@
+"""A bureau worker: takes jobs off saq's queue and runs each with ``run_bureau_job``.
+
+::
+
+    async with open_queue(url) as queue, limiter_store_at(url) as store:
+        worker = BureauWorker(queue, store, WorkerConfig(env=os.environ, ...), say=print)
+        await worker.run()                  # until worker.request_stop(...) and jobs settle
+
+The loop is ours, the queue is saq's (``bureau.queue``): ``concurrency`` slots each block on
+saq's ``dequeue`` (an atomic BLMOVE from the queued to the active list), and one upkeep task
+runs saq's ``sweep`` every ``sweep_interval`` seconds (saq's lock makes it one sweep per
+interval across all workers). Beside each running job a heartbeat task, every third of the
+job's ``heartbeat``:
+
+1. refreshes the token's lease (``bureau.lease``): one running job per token, across workers;
+2. checks that saq still records the job as running here (not swept and handed on);
+3. writes the progress (rows done/total) to the job's ``meta``, which touches it for saq.
+
+A job whose token is busy is put back at the end of the queue without spending an attempt.
+``request_stop`` (the first SIGTERM/SIGINT) stops taking jobs and asks every running job to
+stop gracefully (requests in flight finish, the journal is flushed, outputs written); each is
+then put back on the queue at once, so another worker resumes it now, not after a heartbeat
+timeout. A job that this worker lost (swept after missed heartbeats, or its lease gone) is
+stopped gracefully and left to its new worker: the derived idempotency keys make whatever
+both sent replay, not repeat (docs/bureau.md, "Exactly once").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+from redis.exceptions import RedisError
+from saq.job import Job, Status
+from saq.queue.redis import RedisQueue
+
+from flexpay_batch.api.ratelimit.redis_store import RedisStore
+from flexpay_batch.bureau.job import BureauJob, job_token, run_bureau_job
+from flexpay_batch.bureau.lease import TokenLeases
+from flexpay_batch.bureau.queue import DEFAULT_SWEEP, now_ms, open_queue
+from flexpay_batch.core import errors
+from flexpay_batch.core.keys import token_fingerprint
+from flexpay_batch.core.redact import format_exception_redacted, redact_text
+from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.limiting import limiter_store_at
+from flexpay_batch.engine.pipeline import StopControl
+from flexpay_batch.engine.request import RunSummary
+
+#: Seconds one ``dequeue`` blocks before the slot looks at the stop flag again.
+DEQUEUE_WAIT: Final = 1.0
+#: Seconds a slot pauses once every job it sees is of a busy token (it went round the queue).
+BUSY_PAUSE: Final = 0.5
+#: Seconds the sweep waits for a live worker to settle a job it aborts, before re-queueing it
+#: (ours never settles a job it lost; the token's lease keeps the two runs apart).
+SWEEP_ABORT_WAIT: Final = 1.0
+#: Seconds between two progress writes at most (the heartbeat may be longer): what
+#: `runs --queue` and `enqueue --wait` show is never older than this.
+PROGRESS_INTERVAL: Final = 2.0
+#: Seconds allowed for putting a job back or releasing a lease while shutting down.
+SETTLE_TIMEOUT: Final = 10.0
+
+Say = Callable[[str], None]
+
+
+def worker_id() -> str:
+    """``host-pid-xxxx``: unique per worker process, readable in `runs --queue`."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs besides the queue: its environment (tokens, ``FLEXPAY_*``), its
+    state directory, the bureau's key secret, how many jobs at once, the sweep interval."""
+
+    env: Mapping[str, str] = field(repr=False)
+    state_dir: Path
+    key_secret: bytes = field(repr=False)
+    concurrency: int = 2
+    sweep_interval: int = DEFAULT_SWEEP
+    id: str = field(default_factory=worker_id)
+
+
+class JobProgress:
+    """The ``Reporter`` a worker gives each job: counts for the job's ``meta``; messages go to
+    the worker's log, prefixed with the job's id."""
+
+    def __init__(self, label: str, say: Say) -> None:
+        self._label = label
+        self._say = say
+        self.total: int | None = None
+        self.done = 0
+        self.rejected = 0
+        self.failed = 0
+
+    def start(
+        self,
+        *,
+        total_rows: int | None,
+        estimate_seconds: float | None,
+        limit_per_second: float,
+        done_rows: int = 0,
+    ) -> None:
+        self.total = total_rows
+        self.done = done_rows
+        earlier = f" ({done_rows} settled earlier)" if done_rows else ""
+        self._say(f"{self._label}: {total_rows} rows{earlier}")
+
+    def row_done(self, status: RowStatus) -> None:
+        self.done += 1
+        self.rejected += status == RowStatus.REJECTED
+        self.failed += status == RowStatus.FAILED
+
+    def retrying(self, delta: int) -> None:
+        """Not shown: the combined progress is rows done."""
+
+    def rate(self, current_per_second: float) -> None:
+        """Not shown."""
+
+    def paused(self, until_epoch: float | None) -> None:
+        """Not shown."""
+
+    def message(self, text: str, level: int = logging.INFO) -> None:
+        self._say(f"{self._label}: {redact_text(text)}")
+
+    def finish(self, summary: Mapping[str, int]) -> None:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(summary.items()))
+        self._say(f"{self._label}: finished: {counts or 'no rows'}")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def meta(self) -> dict[str, Any]:
+        """The counts for the saq job's ``meta`` (no row's content)."""
+        return {
+            "rows_done": self.done,
+            "rows_total": self.total,
+            "rejected": self.rejected,
+            "failed": self.failed,
+        }
+
+
+class Taken(Enum):
+    """What became of a dequeued job."""
+
+    RAN = "ran"
+    DEFERRED = "deferred"  # its token was busy: put back at the end of the queue
+
+
+@dataclass(eq=False)
+class _Running:
+    job: Job
+    stop: StopControl
+    progress: JobProgress
+    #: Another worker owns the job now (swept after missed heartbeats, or the lease lost):
+    #: this worker leaves the saq job alone when its run ends.
+    lost: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, as stored in the saq job's ``result`` (counts and a message only)."""
+
+    exit_code: int
+    stopped: str | None = None
+    message: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    run_dir: str | None = None
+
+    @classmethod
+    def of(cls, summary: RunSummary) -> Outcome:
+        stopped = summary.stopped_json()
+        return cls(
+            exit_code=summary.exit_code,
+            stopped=None if stopped is None else stopped["error"],
+            message=None if stopped is None else stopped["message"],
+            counts={k: v for k, v in summary.journal_counts.items() if v},
+            run_dir=str(summary.run_dir),
+        )
+
+    @classmethod
+    def failed(cls, exc: errors.FlexPayBatchError) -> Outcome:
+        message = redact_text(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        return cls(exit_code=exc.exit_code, stopped=type(exc).__name__, message=message)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == errors.RunInterrupted.__name__
+
+    def result(self, progress: JobProgress) -> dict[str, Any]:
+        return {
+            "exit_code": self.exit_code,
+            "stopped": self.stopped,
+            "message": self.message,
+            "counts": self.counts,
+            "run_dir": self.run_dir,
+            "progress": progress.meta(),
+        }
+
+
+class BureauWorker:
+    """Runs bureau jobs from ``queue`` until ``request_stop``; see the module docstring."""
+
+    def __init__(
+        self, queue: RedisQueue, store: RedisStore | None, config: WorkerConfig, say: Say
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.config = config
+        self.leases = TokenLeases(queue.redis)
+        self._say = say
+        self._stopping = anyio.Event()
+        self._running: set[_Running] = set()
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        return len(self._running)
+
+    def request_stop(self, reason: str) -> None:
+        """Take no more jobs; stop the running ones gracefully, then put them back."""
+        self._stopping.set()
+        for running in self._running:
+            running.stop.request(errors.RunInterrupted(reason))
+
+    async def run(self) -> None:
+        """Take and run jobs until ``request_stop``; returns once every running job settled."""
+        async with anyio.create_task_group() as upkeep:
+            upkeep.start_soon(self._sweep_forever)
+            async with anyio.create_task_group() as slots:
+                for _ in range(self.config.concurrency):
+                    slots.start_soon(self._slot)
+            upkeep.cancel_scope.cancel()
+
+    async def _sweep_forever(self) -> None:
+        interval = self.config.sweep_interval
+        while True:
+            try:
+                swept = await self.queue.sweep(lock=interval, abort=SWEEP_ABORT_WAIT)
+            except RedisError as exc:
+                self._say(f"sweep failed ({type(exc).__name__}); trying again")
+            else:
+                for job_id in swept:
+                    self._say(f"swept {self.queue.job_key_from_id(job_id)}: back on the queue")
+            await anyio.sleep(interval)
+
+    async def _slot(self) -> None:
+        deferred: set[str] = set()
+        while not self._stopping.is_set():
+            try:
+                job = await self.queue.dequeue(timeout=DEQUEUE_WAIT)
+            except RedisError as exc:
+                self._say(f"the queue does not answer ({type(exc).__name__}); waiting")
+                await anyio.sleep(DEQUEUE_WAIT)
+                continue
+            if job is None:
+                continue
+            if self._stopping.is_set():
+                await self._put_back(job, error=None)
+                return
+            if await self.take(job) is Taken.DEFERRED:
+                if job.key in deferred:
+                    # Every job seen since the last one run was of a busy token: pause.
+                    deferred.clear()
+                    await anyio.sleep(BUSY_PAUSE)
+                deferred.add(job.key)
+            else:
+                deferred.clear()
+
+    async def take(self, job: Job) -> Taken:
+        """Mark ``job`` running here, take its token's lease and run it; or put it back."""
+        job.worker_id = self.id
+        job.started = now_ms()
+        job.attempts += 1
+        await job.update(status=Status.ACTIVE)
+        try:
+            bureau_job = BureauJob.from_json(str((job.kwargs or {})["job"]))
+            token = job_token(bureau_job, self.config.env)
+        except errors.FlexPayBatchError as exc:
+            await self._finish(job, Outcome.failed(exc), JobProgress(job.key, self._say))
+            return Taken.RAN
+        except (KeyError, TypeError, ValueError):
+            malformed = errors.UsageError(f"{job.key}: the queued job is not a bureau job")
+            await self._finish(job, Outcome.failed(malformed), JobProgress(job.key, self._say))
+            return Taken.RAN
+        scope = token_fingerprint(token)
+        holder = f"{self.id}/{job.key}"
+        if not await self.leases.acquire(scope, holder, ttl=_lease_ttl(job)):
+            job.attempts -= 1
+            await self._put_back(job, error=None)
+            return Taken.DEFERRED
+        try:
+            await self._run(job, bureau_job, scope, holder)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
+                await self.leases.release(scope, holder)
+        return Taken.RAN
+
+    async def _run(self, job: Job, bureau_job: BureauJob, scope: str, holder: str) -> None:
+        progress = JobProgress(job.key, self._say)
+        running = _Running(job, StopControl(), progress)
+        self._running.add(running)
+        if self._stopping.is_set():
+            running.stop.request(errors.RunInterrupted("the worker is stopping"))
+        self._say(
+            f"{job.key}: running ({bureau_job.org}, {bureau_job.kind}, attempt {job.attempts})"
+        )
+        try:
+            async with anyio.create_task_group() as heart:
+                heart.start_soon(self._heartbeat, running, scope, holder)
+                outcome = await self._outcome(bureau_job, running)
+                heart.cancel_scope.cancel()
+        finally:
+            self._running.discard(running)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
+            await self._settle(running, outcome)
+
+    async def _outcome(self, bureau_job: BureauJob, running: _Running) -> Outcome:
+        try:
+            summary = await run_bureau_job(
+                bureau_job,
+                env=self.config.env,
+                state_dir=self.config.state_dir,
+                store=self.store,
+                key_secret_bytes=self.config.key_secret,
+                reporter=running.progress,
+                stop=running.stop,
+            )
+        except errors.FlexPayBatchError as exc:
+            return Outcome.failed(exc)
+        except Exception as exc:  # a bug: the job fails, the worker goes on with others
+            self._say(f"{running.job.key}: internal error\n{format_exception_redacted(exc)}")
+            return Outcome(exit_code=70, stopped="InternalError", message=type(exc).__name__)
+        return Outcome.of(summary)
+
+    async def _settle(self, running: _Running, outcome: Outcome) -> None:
+        job = running.job
+        if running.lost or not await self._still_mine(job):
+            self._say(f"{job.key}: stopped; another worker has it now")
+            return
+        if outcome.interrupted and self._stopping.is_set():
+            job.attempts -= 1  # a shutdown is not the job's failure
+            job.meta = {**job.meta, **running.progress.meta()}
+            await self._put_back(job, error=f"released by {self.id} at shutdown")
+            self._say(f"{job.key}: checkpointed and put back on the queue")
+            return
+        await self._finish(job, outcome, running.progress)
+
+    async def _finish(self, job: Job, outcome: Outcome, progress: JobProgress) -> None:
+        status = Status.COMPLETE if outcome.stopped is None else Status.FAILED
+        job.meta = {**job.meta, **progress.meta()}
+        await job.finish(status, result=outcome.result(progress), error=outcome.message)
+        self._say(f"{job.key}: {status.value} (exit {outcome.exit_code})")
+
+    async def _put_back(self, job: Job, *, error: str | None) -> None:
+        """``job`` back at the end of the queue (saq's ``retry``, with no delay)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
+            await self.queue.retry(job, error=error)
+
+    async def _still_mine(self, job: Job) -> bool:
+        stored = await self.queue.job(job.key)
+        return (
+            stored is not None
+            and stored.worker_id == self.id
+            and stored.status == Status.ACTIVE
+            and stored.started == job.started
+        )
+
+    async def _heartbeat(self, running: _Running, scope: str, holder: str) -> None:
+        """Every third of the heartbeat (or ``PROGRESS_INTERVAL``): the lease refreshed, the
+        job checked and touched with the progress."""
+        job = running.job
+        ttl = _lease_ttl(job)
+        last_ok = time.monotonic()
+        while True:
+            await anyio.sleep(min(ttl / 3, PROGRESS_INTERVAL))
+            try:
+                if not await self.leases.refresh(scope, holder, ttl=ttl):
+                    self._lose(running, "its token's lease expired")
+                    return
+                if not running.lost:
+                    if await self._still_mine(job):
+                        await job.update(meta={**job.meta, **running.progress.meta()})
+                    else:
+                        # Keep the lease until this run has stopped: the next worker waits.
+                        self._lose(running, "it was handed to another worker")
+                last_ok = time.monotonic()
+            except RedisError as exc:
+                if time.monotonic() - last_ok > ttl:
+                    self._lose(running, f"Redis did not answer for {ttl:.0f} s ({exc})")
+                    return
+
+    def _lose(self, running: _Running, why: str) -> None:
+        running.lost = True
+        self._say(f"{running.job.key}: stopping: {why}")
+        running.stop.request(errors.RunInterrupted(f"stopped: {why}"))
+
+
+def _lease_ttl(job: Job) -> float:
+    """The lease lasts as long as the job may go without a heartbeat."""
+    return float(max(job.heartbeat, 1))
+
+
+async def serve(queue_url: str, *, limiter_url: str | None, config: WorkerConfig, say: Say) -> None:
+    """Run a worker on the queue at ``queue_url`` until SIGTERM/SIGINT.
+
+    The first signal stops taking jobs and checkpoints the running ones, which go back on
+    the queue for another worker; the second exits at once (exit 130), leaving them to the
+    sweep after their heartbeat. Limits are shared through ``limiter_url`` (default: the
+    queue's Redis).
+    """
+    async with (
+        open_queue(queue_url) as queue,
+        limiter_store_at(limiter_url or queue_url) as store,
+    ):
+        worker = BureauWorker(queue, store, config, say)
+        say(f"worker {worker.id}: {config.concurrency} jobs at once; Ctrl-C or SIGTERM to stop")
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_signals, signals, worker, say)
+                await worker.run()
+                tg.cancel_scope.cancel()
+        say(f"worker {worker.id}: stopped")
+
+
+async def _watch_signals(signals: AsyncIterator[int], worker: BureauWorker, say: Say) -> None:
+    first = True
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if not first:
+            say(
+                f"{name} again: exiting now; running jobs go to other workers after their heartbeat"
+            )
+            os._exit(130)
+        first = False
+        say(
+            f"{name}: taking no more jobs; checkpointing {worker.running} running jobs and "
+            "putting them back on the queue (send it again to exit at once)"
+        )
+        worker.request_stop(f"stopped by {name}")
+
+
+__all__ = ["BureauWorker", "JobProgress", "Outcome", "Taken", "WorkerConfig", "serve", "worker_id"]

@@ -1,0 +1,229 @@
+"""``flexpay-batch enqueue`` and ``flexpay-batch worker``: a bureau's jobs on a Redis job queue.
+
+::
+
+    flexpay-batch worker --queue redis://10.0.0.5:6379/0            # on every host, any number
+    flexpay-batch enqueue week-49.toml --queue redis://10.0.0.5:6379/0 --wait
+    flexpay-batch runs --queue redis://10.0.0.5:6379/0               # where every job stands
+
+The design (saq, heartbeat and takeover, per-token leases, what travels through Redis) is in
+docs/bureau.md; the code in ``bureau.queue`` and ``bureau.worker``. The heavy imports (saq,
+redis, the engine) happen inside the commands, so ``--help`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from flexpay_batch.core import errors
+from flexpay_batch.core.settings import environment
+
+if TYPE_CHECKING:
+    from flexpay_batch.bureau.queue import JobView
+
+QUEUE_HELP = "The job queue: a Redis URL, e.g. redis://10.0.0.5:6379/0."
+#: Seconds between two looks at the jobs' states while ``enqueue --wait`` waits.
+POLL_SECONDS = 1.0
+#: Seconds between two progress lines of ``enqueue --wait`` when nothing finished.
+PROGRESS_SECONDS = 5.0
+
+QueueUrl = Annotated[str, typer.Option("--queue", help=QUEUE_HELP, metavar="URL")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``enqueue`` and ``worker`` to ``app``."""
+    app.command(epilog="Tokens are not needed here: the workers read them.")(enqueue)
+    app.command(epilog="Needs FLEXPAY_KEY_SECRET and every organisation's token variable.")(worker)
+
+
+def enqueue(
+    manifest: Annotated[
+        Path, typer.Argument(help="The bureau's manifest (TOML).", metavar="MANIFEST")
+    ],
+    queue: QueueUrl,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Show one combined progress and exit like a single run when done."
+        ),
+    ] = False,
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            help="Seconds a running job may go without a heartbeat before another worker "
+            "takes it over.",
+            metavar="S",
+            min=1,
+            hidden=True,
+        ),
+    ] = 30,
+    debug: Annotated[bool, typer.Option("--debug", help="Show (redacted) tracebacks.")] = False,
+) -> int:
+    """Check MANIFEST and its files, put every job on the queue, print the jobs' ids.
+
+    Jobs already queued or running (the same organisation, kind, file and parameters) are
+    not added twice. Exit codes with --wait: 0 every job done · 1 rows rejected or failed ·
+    else the exit code of the first job that failed (2 its file changed, 3 aborted, …).
+    """
+    import anyio
+
+    from flexpay_batch.bureau.queue import enqueue_jobs, jobs_from_manifest, open_queue
+
+    jobs = jobs_from_manifest(manifest)
+
+    async def put() -> list[tuple[str, bool]]:
+        async with open_queue(queue) as opened:
+            return await enqueue_jobs(opened, jobs, heartbeat=heartbeat)
+
+    added = anyio.run(put)
+    for job_id, new in added:
+        print(job_id)
+        if not new:
+            print(f"{job_id}: already queued or running; not added again", file=sys.stderr)
+    if not wait:
+        return 0
+    try:
+        return anyio.run(_wait, queue, [job_id for job_id, _ in added])
+    except KeyboardInterrupt:
+        raise errors.RunInterrupted(
+            "stopped waiting; the jobs go on on the workers",
+            hint=f"Watch them with `flexpay-batch runs --queue {_address(queue)}`.",
+        ) from None
+
+
+def worker(
+    queue: QueueUrl,
+    concurrency: Annotated[
+        int, typer.Option(help="Jobs this worker runs at once.", metavar="N", min=1)
+    ] = 4,
+    limiter_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Share each token's rate limit through this Redis [env FLEXPAY_LIMITER_URL; "
+            "default: the queue's].",
+            metavar="URL",
+        ),
+    ] = None,
+    sweep_interval: Annotated[
+        int,
+        typer.Option(
+            help="Seconds between two looks for jobs whose worker stopped answering.",
+            metavar="S",
+            min=1,
+            hidden=True,
+        ),
+    ] = 10,
+    debug: Annotated[bool, typer.Option("--debug", help="Show (redacted) tracebacks.")] = False,
+) -> int:
+    """Run the queue's jobs until SIGTERM or Ctrl-C (then checkpoint and hand them back).
+
+    A second SIGTERM or Ctrl-C exits at once. Reads FLEXPAY_BASE_URL, FLEXPAY_CA_BUNDLE,
+    FLEXPAY_STATE_DIR and the organisations' token variables from this host's environment.
+    """
+    import anyio
+
+    from flexpay_batch.bureau.job import key_secret, state_root
+    from flexpay_batch.bureau.worker import WorkerConfig, serve
+
+    env = environment()
+    config = WorkerConfig(
+        env=env,
+        state_dir=state_root(env),
+        key_secret=key_secret(env, required=True) or b"",
+        concurrency=concurrency,
+        sweep_interval=sweep_interval,
+    )
+    limiter = limiter_url or env.get("FLEXPAY_LIMITER_URL") or None
+    anyio.run(lambda: serve(queue, limiter_url=limiter, config=config, say=_log))
+    return 0
+
+
+def _log(text: str) -> None:
+    stamp = datetime.now().strftime("%H:%M:%S")
+    print(f"{stamp} {text}", file=sys.stderr, flush=True)
+
+
+def _address(url: str) -> str:
+    from flexpay_batch.api.ratelimit.redis_store import store_address
+
+    return f"redis://{store_address(url)}"
+
+
+async def _wait(url: str, ids: Sequence[str]) -> int:
+    """Poll the jobs until each is done or failed, showing one combined progress line."""
+    import anyio
+
+    from flexpay_batch.bureau.queue import job_views, open_queue
+
+    last_line, last_shown = "", 0.0
+    async with open_queue(url) as queue:
+        while True:
+            views = await job_views(queue, ids)
+            line = _progress_line(views)
+            now = time.monotonic()
+            if line != last_line and (now - last_shown >= PROGRESS_SECONDS or _settled(line)):
+                print(f"progress: {line}", file=sys.stderr, flush=True)
+                last_line, last_shown = line, now
+            if all(view is None or view.state in ("done", "failed") for view in views):
+                return _exit_code(ids, views)
+            await anyio.sleep(POLL_SECONDS)
+
+
+def _settled(line: str) -> bool:
+    return "running" not in line and "queued" not in line
+
+
+def _progress_line(views: Sequence[JobView | None]) -> str:
+    states = Counter("gone" if view is None else view.state for view in views)
+    known = [view for view in views if view is not None]
+    done = sum(view.rows_done for view in known)
+    totals = [view.rows_total for view in known]
+    total = "?" if None in totals else str(sum(t for t in totals if t is not None))
+    rejected = sum(view.rejected for view in known)
+    failed = sum(view.failed for view in known)
+    jobs = " · ".join(f"{state} {n}" for state, n in sorted(states.items()))
+    return f"{done}/{total} rows · rejected {rejected} · failed {failed} · jobs: {jobs}"
+
+
+def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
+    """0 every job done with every row; 1 rows rejected or failed; raises the stop class of
+    the first job that failed."""
+    for job_id, view in zip(ids, views, strict=True):
+        if view is None:
+            raise errors.ServiceUnhealthy(
+                f"{job_id}: the queue no longer holds this job",
+                hint="Enqueue the manifest again; finished rows replay, they are not repeated.",
+            )
+        if view.state == "failed":
+            raise _stop_error(view)
+    for view in views:
+        assert view is not None
+        summary = f"{view.id}: done, {view.rows_done}/{view.rows_total} rows"
+        print(f"{summary}, rejected {view.rejected}, failed {view.failed}", file=sys.stderr)
+    return 1 if any(view is not None and view.exit_code for view in views) else 0
+
+
+def _stop_error(view: JobView) -> errors.FlexPayBatchError:
+    """The error the failed job stopped with, of its own class (so its exit code)."""
+    message = f"{view.id} ({view.org}, {view.kind}) failed: {view.message}"
+    cls = getattr(errors, view.stopped or "", None)
+    if (
+        isinstance(cls, type)
+        and issubclass(cls, errors.FlexPayBatchError)
+        and not issubclass(cls, errors.ApiError)
+    ):
+        return cls(message, hint="")
+    return errors.ServiceUnhealthy(
+        message, hint="See the worker's log; enqueue the manifest again to resume the job."
+    )
+
+
+__all__ = ["enqueue", "register", "worker"]

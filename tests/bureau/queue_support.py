@@ -1,0 +1,216 @@
+"""A bureau on this machine for the queue tests: a real redis-server, the simulator serving
+three organisations over HTTPS, real ``flexpay-batch worker`` processes and ``enqueue``.
+
+    bureau = Bureau.start(redis_server, make_simulator_thread, tmp_path)
+    manifest = bureau.manifest({"acme": 60, "globex": 60})        # org → onboarding rows
+    bureau.cli(["enqueue", str(manifest), "--queue", bureau.url])
+    worker = bureau.worker("w1", "--concurrency", "1")
+    job = bureau.wait_for(lambda jobs: ..., timeout=30)           # jobs as saq stores them
+
+Jobs are read straight from Redis (saq's JSON records), not through the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from flexpay_batch.sim import SimulatorThread, TokenSpec
+from flexpay_batch.sim.config import ALL_SCOPES
+from tests.forkcli import ForkedProcess
+from tests.harness import cli_env, fast_limits, run_cli, start_cli, write_onboarding
+from tests.redisserver import RedisServer
+
+ORGS = ("acme", "globex", "initech")
+#: Writes per second the simulator allows each organisation's token (and the jobs are told).
+WRITES_PER_SECOND = 20.0
+WRITE_BURST = 5
+JOB_PREFIX = "saq:job:flexpay-bureau:"
+
+Jobs = dict[str, dict[str, Any]]
+
+
+def token_var(org: str) -> str:
+    return f"FLEXPAY_TOKEN_{org.upper()}"
+
+
+@dataclass
+class Bureau:
+    """The machinery of one test; ``close`` kills the workers still running."""
+
+    redis_server: RedisServer
+    sim: SimulatorThread
+    tmp: Path
+    tokens: dict[str, str]
+    key_secret: str = field(default_factory=lambda: secrets.token_hex(24))
+    workers: dict[str, ForkedProcess] = field(default_factory=dict)
+    rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls,
+        redis_server: RedisServer,
+        make_simulator_thread: Callable[..., SimulatorThread],
+        tmp: Path,
+    ) -> Bureau:
+        tokens = {org: f"fps_{org}_{secrets.token_hex(16)}" for org in ORGS}
+        specs = tuple(
+            TokenSpec(token, ALL_SCOPES, f"org_{org}", name=org) for org, token in tokens.items()
+        )
+        limits = fast_limits(writes_per_second=WRITES_PER_SECOND, write_burst=WRITE_BURST)
+        sim = make_simulator_thread(tokens=specs, limits=limits)
+        return cls(redis_server, sim, tmp, tokens)
+
+    @property
+    def url(self) -> str:
+        return self.redis_server.url
+
+    def env(self, *, state: str = "state") -> dict[str, str]:
+        """A worker's environment: the simulator, every token, the key secret, a state dir."""
+        extra = {token_var(org): token for org, token in self.tokens.items()}
+        extra |= {
+            "FLEXPAY_KEY_SECRET": self.key_secret,
+            "FLEXPAY_STATE_DIR": str(self.tmp / state),
+        }
+        env = cli_env(self.sim, extra=extra)
+        del env["FLEXPAY_TOKEN"]
+        return env
+
+    def manifest(self, rows: Mapping[str, int], name: str = "bureau.toml") -> Path:
+        """A manifest of one onboarding job per organisation, with ``rows[org]`` rows each."""
+        tables = []
+        for org, count in rows.items():
+            path = self.tmp / f"{org}-new-hires.csv"
+            self.rows[org] = write_onboarding(path, count, prefix=org[:2].upper())
+            tables.append(
+                "\n".join(
+                    (
+                        "[[jobs]]",
+                        f'org = "{org}"',
+                        'kind = "onboard"',
+                        f'file = "{path}"',
+                        f'token_env = "{token_var(org)}"',
+                        f'write_limit = "{WRITES_PER_SECOND:g}/s"',
+                        f"write_burst = {WRITE_BURST}",
+                        'read_limit = "300/s"',
+                        "read_burst = 50",
+                    )
+                )
+            )
+        path = self.tmp / name
+        path.write_text("\n\n".join(tables) + "\n", encoding="utf-8")
+        return path
+
+    def cli(self, args: list[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run a command to its end (``enqueue``, ``runs``) with a worker's environment."""
+        return run_cli(args, env=self.env(), timeout=timeout)
+
+    def start_cli(self, args: list[str]) -> ForkedProcess:
+        return start_cli(args, env=self.env())
+
+    def worker(self, name: str, *args: str, state: str | None = None) -> ForkedProcess:
+        """Start ``flexpay-batch worker`` (its own state dir unless ``state`` names one)."""
+        command = ["worker", "--queue", self.url, *args]
+        process = start_cli(command, env=self.env(state=state or f"state-{name}"))
+        self.workers[name] = process
+        return process
+
+    def jobs(self) -> Jobs:
+        """Every saq job record in Redis, by job key."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            keys = list(client.scan_iter(match=JOB_PREFIX + "*"))
+            values = client.mget(keys) if keys else []
+        finally:
+            client.close()
+        return {
+            key.decode()[len(JOB_PREFIX) :]: json.loads(value)
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        }
+
+    def wait_for(self, condition: Callable[[Jobs], Any], *, timeout: float) -> Any:
+        """Poll the jobs until ``condition`` returns something truthy; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.jobs()
+            found = condition(jobs)
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not reached in {timeout} s; jobs: {_brief(jobs)}")
+            time.sleep(0.1)
+
+    def worker_of(self, job: Mapping[str, Any]) -> str | None:
+        """Which of our workers (by name) the job record names."""
+        pid = str(job.get("worker_id", "")).split("-")[-2:-1]
+        for name, process in self.workers.items():
+            if pid == [str(process.pid)]:
+                return name
+        return None
+
+    def everything_in_redis(self) -> list[bytes]:
+        """Every key and every value (of any type) in the Redis, as bytes."""
+        client = redis.Redis.from_url(self.url)
+        found: list[bytes] = []
+        try:
+            for key in client.scan_iter(count=1000):
+                found.append(key)
+                kind = client.type(key).decode()
+                if kind == "string":
+                    found.append(client.get(key) or b"")
+                elif kind == "list":
+                    found.extend(client.lrange(key, 0, -1))
+                elif kind == "set":
+                    found.extend(client.smembers(key))
+                elif kind == "zset":
+                    found.extend(member for member, _ in client.zrange(key, 0, -1, withscores=True))
+                elif kind == "hash":
+                    for name, value in client.hgetall(key).items():
+                        found.extend((name, value))
+                else:
+                    found.append(client.dump(key) or b"")
+        finally:
+            client.close()
+        return found
+
+    def close(self) -> dict[str, str]:
+        """Kill the workers still running; their stderr by name (for failure messages)."""
+        logs = {}
+        for name, process in self.workers.items():
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            try:
+                logs[name] = process.communicate(timeout=10)[1]
+            except (subprocess.TimeoutExpired, ValueError, RuntimeError):
+                logs[name] = "?"
+        return logs
+
+
+def running(jobs: Jobs) -> list[dict[str, Any]]:
+    return [job for job in jobs.values() if job.get("status") == "active"]
+
+
+def finished(jobs: Jobs, count: int) -> bool:
+    done = [job for job in jobs.values() if job.get("status") in ("complete", "failed")]
+    return len(done) == count
+
+
+def rows_done(job: Mapping[str, Any]) -> int:
+    return int(job.get("meta", {}).get("rows_done", 0))
+
+
+def _brief(jobs: Jobs) -> str:
+    return ", ".join(
+        f"{key}: {job.get('status')} {job.get('meta', {})} {job.get('worker_id')}"
+        for key, job in jobs.items()
+    )

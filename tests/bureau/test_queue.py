@@ -1,0 +1,192 @@
+"""Bureau jobs on the Redis job queue: real redis-server, real worker processes, the simulator
+serving three organisations over HTTPS (``queue_support``).
+
+Takeover times are measured against the configured heartbeat and sweep interval (short here,
+seconds); parallelism as a ratio of measured durations, never as an absolute time. Every wait
+is bounded (``Bureau.wait_for``, ``communicate``), so no test can hang.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flexpay_batch.bureau.worker import SWEEP_ABORT_WAIT
+from flexpay_batch.sim import SimulatorThread
+from tests.bureau.queue_support import Bureau, Jobs, finished, rows_done
+from tests.redisserver import RedisServer
+
+pytestmark = pytest.mark.slow
+
+#: Short takeover settings for the tests (seconds): saq's heartbeat and the sweep interval.
+HEARTBEAT = 3
+SWEEP = 1
+
+
+@pytest.fixture
+def bureau(
+    redis_server: RedisServer,
+    make_simulator_thread: Callable[..., SimulatorThread],
+    tmp_path: Path,
+) -> Iterator[Bureau]:
+    made = Bureau.start(redis_server, make_simulator_thread, tmp_path)
+    yield made
+    logs = made.close()
+    for name, text in logs.items():
+        print(f"--- worker {name} ---\n{text[-3000:]}")
+
+
+def _enqueue(bureau: Bureau, manifest: Path, *args: str) -> list[str]:
+    done = bureau.cli(["enqueue", str(manifest), "--queue", bureau.url, *args])
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def _assert_each_row_once(bureau: Bureau, orgs: list[str]) -> None:
+    effects = bureau.sim.effects()
+    created = effects["employees"]["by_external_id"]
+    expected = {row["external_id"] for org in orgs for row in bureau.rows[org]}
+    assert set(created) == expected
+    assert set(created.values()) == {1}
+    assert all(count == 1 for count in effects["by_idempotency_key"].values())
+
+
+def _taken_over(bureau: Bureau, job_id: str, by: str) -> Callable[[Jobs], Any]:
+    def check(jobs: Jobs) -> Any:
+        job = jobs.get(job_id, {})
+        return job.get("status") == "active" and bureau.worker_of(job) == by
+
+    return check
+
+
+def test_a_killed_workers_job_is_finished_by_another_within_the_takeover(bureau: Bureau) -> None:
+    """SIGKILL mid-job: another worker (another state dir, so a fresh journal) takes the job
+    over within heartbeat + sweep and finishes it; every employee is created exactly once."""
+    manifest = bureau.manifest({"acme": 160})
+    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    first = bureau.worker("first", "--sweep-interval", str(SWEEP))
+    bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
+    second = bureau.worker("second", "--sweep-interval", str(SWEEP))
+    time.sleep(1.0)  # the second worker is up and idle
+    first.kill()
+    killed = time.monotonic()
+    bureau.wait_for(_taken_over(bureau, job_id, "second"), timeout=60)
+    takeover = time.monotonic() - killed
+    print(f"takeover after SIGKILL: {takeover:.1f} s")
+    # Stuck after HEARTBEAT s without a touch, found by the next sweep, put back after the
+    # sweep's abort wait; dequeued at once. Slack for a loaded machine.
+    assert takeover < HEARTBEAT + 2 * SWEEP + SWEEP_ABORT_WAIT + 4
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=60)
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "complete", job
+    assert job["result"]["exit_code"] == 0
+    assert job["result"]["counts"].get("replayed", 0) >= 1  # the first worker's rows replayed
+    _assert_each_row_once(bureau, ["acme"])
+    assert second.poll() is None
+
+
+def test_three_organisations_run_in_parallel_on_three_workers(bureau: Bureau) -> None:
+    """Three organisations' jobs on three workers overlap in time: together they take about
+    as long as the slowest one alone, not the sum; `runs --queue` lists them done."""
+    manifest = bureau.manifest({"acme": 60, "globex": 60, "initech": 60})
+    ids = _enqueue(bureau, manifest)
+    for name in ("w1", "w2", "w3"):
+        bureau.worker(name, "--concurrency", "1")
+    bureau.wait_for(lambda jobs: finished(jobs, 3), timeout=90)
+    jobs = bureau.jobs()
+    assert {jobs[i]["status"] for i in ids} == {"complete"}
+    starts = [jobs[i]["started"] / 1000 for i in ids]
+    ends = [jobs[i]["completed"] / 1000 for i in ids]
+    assert max(starts) < min(ends), "the three jobs never all ran at once"
+    longest = max(end - start for start, end in zip(starts, ends, strict=True))
+    ratio = (max(ends) - min(starts)) / longest
+    print(f"three organisations: {max(ends) - min(starts):.1f} s, longest alone {longest:.1f} s")
+    assert ratio < 1.8, f"three jobs took {ratio:.2f} x the longest one"
+    assert len({jobs[i]["worker_id"] for i in ids}) == 3
+    _assert_each_row_once(bureau, ["acme", "globex", "initech"])
+    listed = bureau.cli(["runs", "--queue", bureau.url])
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split("\t")[:4] == ["org", "kind", "state", "rows"]
+    assert sorted(line.split("\t")[:4] for line in lines[1:]) == [
+        [org, "onboard", "done", "60/60"] for org in ("acme", "globex", "initech")
+    ]
+
+
+def test_a_file_changed_after_enqueue_fails_its_job_and_the_others_finish(
+    bureau: Bureau,
+) -> None:
+    """The worker checks the file's SHA-256 first: the changed file's job fails with the
+    SHA message and sends nothing; `enqueue --wait` exits 2 (its stop class) naming it."""
+    manifest = bureau.manifest({"acme": 20, "globex": 20})
+    waiting = bureau.start_cli(["enqueue", str(manifest), "--queue", bureau.url, "--wait"])
+    bureau.wait_for(lambda jobs: len(jobs) == 2, timeout=30)
+    changed = bureau.tmp / "globex-new-hires.csv"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    bureau.worker("w1", "--concurrency", "2")
+    stdout, stderr = waiting.communicate(timeout=90)
+    assert waiting.returncode == 2, stderr
+    assert "changed since the job was enqueued" in stderr
+    assert "globex" in stderr
+    jobs = {job["meta"]["org"]: job for job in bureau.jobs().values()}
+    assert jobs["acme"]["status"] == "complete"
+    assert jobs["globex"]["status"] == "failed"
+    assert jobs["globex"]["result"]["stopped"] == "InputFileError"
+    effects = bureau.sim.effects()["employees"]["by_external_id"]
+    assert not [key for key in effects if key.startswith("GL")]
+    assert len(stdout.split()) == 2
+
+
+def test_sigterm_hands_the_running_job_to_another_worker_at_once(bureau: Bureau) -> None:
+    """SIGTERM: the worker checkpoints its job and puts it back, so another worker resumes
+    it in seconds (the heartbeat is 30 s: no timeout involved); each row is sent once."""
+    manifest = bureau.manifest({"globex": 160})
+    (job_id,) = _enqueue(bureau, manifest)
+    first = bureau.worker("first", state="shared")
+    bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
+    bureau.worker("second", state="shared")
+    time.sleep(1.0)
+    first.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    bureau.wait_for(_taken_over(bureau, job_id, "second"), timeout=60)
+    handover = time.monotonic() - stopped
+    print(f"handover after SIGTERM: {handover:.1f} s")
+    assert handover < 15  # a heartbeat timeout would take 30 s + a sweep
+    assert first.wait(timeout=30) == 0
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=60)
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "complete", job
+    assert job["attempts"] == 1  # the hand-over did not spend an attempt
+    _assert_each_row_once(bureau, ["globex"])
+    effects = bureau.sim.effects()
+    # Same host, same state dir: the second worker continued the journal, nothing re-sent.
+    assert effects["employees"]["created"] == 160
+
+
+def test_nothing_secret_or_personal_is_left_in_redis(bureau: Bureau) -> None:
+    """After a run, no key or value in Redis holds a token, the key secret, a name, an email,
+    a tax id, a bank account or an amount from the files."""
+    manifest = bureau.manifest({"acme": 15, "globex": 15, "initech": 15})
+    _enqueue(bureau, manifest)
+    bureau.worker("w1", "--concurrency", "3")
+    bureau.wait_for(lambda jobs: finished(jobs, 3), timeout=60)
+    haystack = b"\n".join(bureau.everything_in_redis()).decode("utf-8", errors="replace")
+    assert "flexpay-bureau" in haystack  # the scan saw the queue
+    assert "flexpay-batch:limiter" in haystack  # and the shared limits
+    needles = [*bureau.tokens.values(), bureau.key_secret]
+    for rows in bureau.rows.values():
+        for row in rows:
+            needles += [row["first_name"], row["last_name"], row["email"], row["tax_id"]]
+            needles += [row["bank_account_number"]]
+    found = sorted({needle for needle in needles if needle in haystack})
+    assert not found, f"found in Redis: {found[:5]}"
+    amounts = {row["compensation_amount"] for rows in bureau.rows.values() for row in rows}
+    for amount in amounts:
+        pattern = rf"(?<![\d.]){re.escape(amount)}(?![\d])"
+        assert not re.search(pattern, haystack), f"amount {amount} found in Redis"
