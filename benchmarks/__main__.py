@@ -1,6 +1,6 @@
 """``python -m benchmarks [--quick] [--only NAME ...] [--out DIR]``: run the suite.
 
-Figures: utilisation, alternatives, overhead, journal, memory, startup, shared
+Figures: utilisation, alternatives, overhead, journal, memory, startup, shared, bureau
 (``benchmarks/__init__``).
 The full suite takes a few minutes on two cores; ``--quick`` is a small variant (about a
 minute) for checking a set-up; ``--size smoke`` is the seconds-long size the smoke test uses.
@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .bureau import figure_bureau
 from .common import FULL, QUICK, SMOKE, FigureResult, Scale, Suite, machine
 from .memory import figure_memory
 from .overhead import figure_journal, figure_overhead
@@ -40,6 +41,8 @@ FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
     "startup": figure_startup,
     # Not in the default run's smoke test: it needs redis-server (see shared_limit.py).
     "shared": figure_shared,
+    # Needs redis-server too (see bureau.py).
+    "bureau": figure_bureau,
 }
 #: The committed report and figures: written only when asked for with ``--out``.
 COMMITTED_OUT = Path(__file__).resolve().parent / "results"

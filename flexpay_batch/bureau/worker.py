@@ -154,6 +154,7 @@ class Taken(Enum):
 
     RAN = "ran"
     DEFERRED = "deferred"  # its token was busy: put back at the end of the queue
+    STALE = "stale"  # a copy of a job that is running elsewhere or finished: dropped
 
 
 @dataclass(eq=False)
@@ -271,7 +272,13 @@ class BureauWorker:
             if self._stopping.is_set():
                 await self._put_back(job, error=None)
                 return
-            if await self.take(job) is Taken.DEFERRED:
+            try:
+                taken = await self.take(job)
+            except RedisError as exc:
+                # The job stays "running" in Redis; the sweep hands it on after its heartbeat.
+                self._say(f"{job.key}: the queue stopped answering ({type(exc).__name__})")
+                continue
+            if taken is Taken.DEFERRED:
                 if job.key in deferred:
                     # Every job seen since the last one run was of a busy token: pause.
                     deferred.clear()
@@ -281,7 +288,14 @@ class BureauWorker:
                 deferred.clear()
 
     async def take(self, job: Job) -> Taken:
-        """Mark ``job`` running here, take its token's lease and run it; or put it back."""
+        """Mark ``job`` running here, take its token's lease and run it; or put it back.
+
+        An entry whose job is not queued (running elsewhere, or finished) is a stale copy
+        (saq's sweep can re-queue a job it caught between dequeue and start): it is dropped.
+        """
+        if job.status not in (Status.NEW, Status.QUEUED):
+            await self.queue.redis.lrem(self.queue.namespace("active"), 1, job.id)
+            return Taken.STALE
         job.worker_id = self.id
         job.started = now_ms()
         job.attempts += 1

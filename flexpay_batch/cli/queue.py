@@ -29,13 +29,18 @@ from flexpay_batch.core.settings import environment
 if TYPE_CHECKING:
     from flexpay_batch.bureau.queue import JobView
 
-QUEUE_HELP = "The job queue: a Redis URL, e.g. redis://10.0.0.5:6379/0."
+QUEUE_HELP = (
+    "The job queue: a Redis URL, e.g. redis://10.0.0.5:6379/0 (one with a password only via "
+    "FLEXPAY_QUEUE_URL: argv shows in `ps`) [env FLEXPAY_QUEUE_URL]."
+)
 #: Seconds between two looks at the jobs' states while ``enqueue --wait`` waits.
 POLL_SECONDS = 1.0
 #: Seconds between two progress lines of ``enqueue --wait`` when nothing finished.
 PROGRESS_SECONDS = 5.0
 
-QueueUrl = Annotated[str, typer.Option("--queue", help=QUEUE_HELP, metavar="URL")]
+QueueUrl = Annotated[
+    str, typer.Option("--queue", help=QUEUE_HELP, metavar="URL", envvar="FLEXPAY_QUEUE_URL")
+]
 
 
 def register(app: typer.Typer) -> None:

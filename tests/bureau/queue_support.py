@@ -17,7 +17,7 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,8 @@ class Bureau:
     key_secret: str = field(default_factory=lambda: secrets.token_hex(24))
     workers: dict[str, ForkedProcess] = field(default_factory=dict)
     rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    #: Each organisation's (last) file.
+    files: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -85,12 +87,19 @@ class Bureau:
         del env["FLEXPAY_TOKEN"]
         return env
 
-    def manifest(self, rows: Mapping[str, int], name: str = "bureau.toml") -> Path:
-        """A manifest of one onboarding job per organisation, with ``rows[org]`` rows each."""
+    def manifest(
+        self, rows: Mapping[str, int] | Sequence[tuple[str, int]], name: str = "bureau.toml"
+    ) -> Path:
+        """A manifest of onboarding jobs: one per (organisation, rows) pair, in that order.
+
+        An organisation's second job gets a file of its own (other employees)."""
         tables = []
-        for org, count in rows.items():
-            path = self.tmp / f"{org}-new-hires.csv"
-            self.rows[org] = write_onboarding(path, count, prefix=org[:2].upper())
+        pairs = list(rows.items()) if isinstance(rows, Mapping) else list(rows)
+        for number, (org, count) in enumerate(pairs, start=1):
+            path = self.tmp / f"{org}-{number}-new-hires.csv"
+            prefix = f"{org[:2].upper()}{number}"
+            self.rows.setdefault(org, []).extend(write_onboarding(path, count, prefix=prefix))
+            self.files[org] = path
             tables.append(
                 "\n".join(
                     (
@@ -158,14 +167,14 @@ class Bureau:
                 return name
         return None
 
-    def everything_in_redis(self) -> list[bytes]:
-        """Every key and every value (of any type) in the Redis, as bytes."""
+    def everything_in_redis(self) -> str:
+        """Every key and every value (of any type) in the Redis, one text."""
         client = redis.Redis.from_url(self.url)
-        found: list[bytes] = []
+        found: list[Any] = []
         try:
             for key in client.scan_iter(count=1000):
                 found.append(key)
-                kind = client.type(key).decode()
+                kind = _text(client.type(key))
                 if kind == "string":
                     found.append(client.get(key) or b"")
                 elif kind == "list":
@@ -173,7 +182,7 @@ class Bureau:
                 elif kind == "set":
                     found.extend(client.smembers(key))
                 elif kind == "zset":
-                    found.extend(member for member, _ in client.zrange(key, 0, -1, withscores=True))
+                    found.extend(client.zrange(key, 0, -1))
                 elif kind == "hash":
                     for name, value in client.hgetall(key).items():
                         found.extend((name, value))
@@ -181,7 +190,7 @@ class Bureau:
                     found.append(client.dump(key) or b"")
         finally:
             client.close()
-        return found
+        return "\n".join(_text(item) for item in found)
 
     def close(self) -> dict[str, str]:
         """Kill the workers still running; their stderr by name (for failure messages)."""
@@ -194,6 +203,10 @@ class Bureau:
             except (subprocess.TimeoutExpired, ValueError, RuntimeError):
                 logs[name] = "?"
         return logs
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def running(jobs: Jobs) -> list[dict[str, Any]]:

@@ -1,0 +1,111 @@
+"""The queue's parts on their own: org-interleaved order, the per-token lease (on a real
+redis-server), and the checks `enqueue` and `worker` make before they touch the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from flexpay_batch.bureau.job import BureauJob
+from flexpay_batch.bureau.lease import TokenLeases
+from flexpay_batch.bureau.queue import interleave
+from tests.harness import run_cli, write_onboarding
+from tests.redisserver import RedisServer
+
+_JOB = BureauJob(
+    org="a",
+    kind="onboard",
+    engine_kind="onboarding",
+    file="/f.csv",
+    file_sha256="0" * 64,
+    token_env="T",
+    token_file=None,
+)
+
+
+def test_interleave_takes_one_job_per_organisation_in_turn() -> None:
+    """a1 a2 a3 b1 c1 c2 → a1 b1 c1 a2 c2 a3: no organisation's jobs sit in a row."""
+    names = ["a1", "a2", "a3", "b1", "c1", "c2"]
+    jobs = [dataclasses.replace(_JOB, org=name[0], file=f"/{name}.csv") for name in names]
+    ordered = [Path(job.file).stem for job in interleave(jobs)]
+    assert ordered == ["a1", "b1", "c1", "a2", "c2", "a3"]
+
+
+async def test_a_lease_has_one_holder_until_released_or_expired(
+    redis_server: RedisServer,
+) -> None:
+    """Only the holder refreshes or releases; an expired lease can be taken by another."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    leases = TokenLeases(client)
+    try:
+        assert await leases.acquire("sha256:abc", "w1/job", ttl=5.0)
+        assert not await leases.acquire("sha256:abc", "w2/job", ttl=5.0)
+        assert not await leases.refresh("sha256:abc", "w2/job", ttl=5.0)
+        await leases.release("sha256:abc", "w2/job")  # not the holder: nothing happens
+        assert await leases.holder("sha256:abc") == "w1/job"
+        assert await leases.refresh("sha256:abc", "w1/job", ttl=0.05)
+        await asyncio.sleep(0.2)  # Redis expires it on its own clock
+        assert await leases.acquire("sha256:abc", "w2/job", ttl=5.0)
+        assert not await leases.refresh("sha256:abc", "w1/job", ttl=5.0)
+        await leases.release("sha256:abc", "w2/job")
+        assert await leases.holder("sha256:abc") is None
+    finally:
+        await client.aclose()
+
+
+def _manifest(tmp_path: Path, files: list[Path]) -> Path:
+    tables = [
+        f'[[jobs]]\norg = "org{n}"\nkind = "onboard"\nfile = "{path}"\n'
+        f'token_env = "FLEXPAY_TOKEN_ORG{n}"\n'
+        for n, path in enumerate(files, start=1)
+    ]
+    manifest = tmp_path / "bureau.toml"
+    manifest.write_text("\n".join(tables), encoding="utf-8")
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("second_file", "message"),
+    [
+        pytest.param("missing.csv", "job 2 (org2, onboard): file: ", id="missing-file"),
+        pytest.param("payroll.csv", "job 2 (org2, onboard): file: ", id="wrong-kind"),
+    ],
+)
+def test_enqueue_refuses_a_bad_file_naming_the_job_before_any_queue(
+    tmp_path: Path, second_file: str, message: str
+) -> None:
+    """Exit 2 naming the job and the key; the queue (nothing listens there) is never used."""
+    good = tmp_path / "good.csv"
+    write_onboarding(good, 2)
+    (tmp_path / "payroll.csv").write_text("employee_external_id,gross_amount\nE1,10.00\n")
+    manifest = _manifest(tmp_path, [good, tmp_path / second_file])
+    done = run_cli(["enqueue", str(manifest), "--queue", "redis://127.0.0.1:1/0"], env={})
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+
+
+def test_enqueue_needs_no_token_and_adds_a_job_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The enqueuing host holds no token; enqueuing the same manifest again adds nothing."""
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 2)
+    manifest = _manifest(tmp_path, [source])
+    args = ["enqueue", str(manifest), "--queue", redis_server.url]
+    first = run_cli(args, env={})
+    again = run_cli(args, env={})
+    assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
+    assert first.stdout == again.stdout
+    assert first.stdout.startswith("org1-onboard-")
+    assert "already queued" in again.stderr
+
+
+def test_a_worker_needs_the_key_secret(redis_server: RedisServer) -> None:
+    """Without FLEXPAY_KEY_SECRET a taken-over job would get new keys: the worker refuses."""
+    done = run_cli(["worker", "--queue", redis_server.url], env={}, timeout=30)
+    assert done.returncode == 2
+    assert "FLEXPAY_KEY_SECRET is not set" in done.stderr
