@@ -39,8 +39,9 @@ from .plots import bar_figure
 from .redisproc import RedisProcess
 
 #: (organisations, rows per organisation) at each size.
-SIZES = {"smoke": (2, 20), "quick": (4, 100), "full": (4, 400)}
-WORKER_COUNTS = (1, 2, 4)
+SIZES = {"smoke": (2, 10), "quick": (4, 100), "full": (4, 400)}
+#: Workers per case; the smoke size (run by the test suite) keeps to one case.
+WORKER_COUNTS = {"smoke": (2,), "quick": (1, 2, 4), "full": (1, 2, 4)}
 #: Writes per second each organisation's token is allowed, and its burst.
 RATE = 25.0
 BURST = 5
@@ -167,9 +168,8 @@ def figure_bureau(suite: Suite) -> FigureResult:
     try:
         repeats = range(suite.scale.rounds)
         ideal = min(_run_case(suite, server, 1, rows, 1) for _ in repeats)
-        totals = {
-            w: min(_run_case(suite, server, orgs, rows, w) for _ in repeats) for w in WORKER_COUNTS
-        }
+        counts = WORKER_COUNTS.get(suite.scale.name, WORKER_COUNTS["full"])
+        totals = {w: min(_run_case(suite, server, orgs, rows, w) for _ in repeats) for w in counts}
     finally:
         server.stop()
     rows_table = []

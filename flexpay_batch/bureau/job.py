@@ -32,7 +32,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from flexpay_batch.api.client import validate_base_url
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
@@ -237,6 +237,10 @@ def job_token(job: BureauJob, env: Mapping[str, str]) -> str:
     return token
 
 
+@overload
+def key_secret(env: Mapping[str, str], *, required: Literal[True]) -> bytes: ...
+@overload
+def key_secret(env: Mapping[str, str], *, required: bool) -> bytes | None: ...
 def key_secret(env: Mapping[str, str], *, required: bool) -> bytes | None:
     """The bureau's key secret from ``FLEXPAY_KEY_SECRET``; ``None`` if absent and not required.
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -176,7 +177,12 @@ class JobView:
     message: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The view as JSON: ``updated`` as UTC ISO 8601 (like `runs`' ``started_at``)."""
+        data = asdict(self)
+        if self.updated is not None:
+            moment = datetime.fromtimestamp(self.updated, UTC)
+            data["updated"] = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return data
 
 
 def job_view(job: Job) -> JobView:

@@ -27,6 +27,8 @@ both sent replay, not repeat (docs/bureau.md, "Exactly once").
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import signal
@@ -59,7 +61,7 @@ from flexpay_batch.engine.request import RunSummary
 #: Seconds one ``dequeue`` blocks before the slot looks at the stop flag again.
 DEQUEUE_WAIT: Final = 1.0
 #: Seconds a slot pauses once every job it sees is of a busy token (it went round the queue).
-BUSY_PAUSE: Final = 0.5
+BUSY_PAUSE: Final = 1.0
 #: Seconds the sweep waits for a live worker to settle a job it aborts, before re-queueing it
 #: (ours never settles a job it lost; the token's lease keeps the two runs apart).
 SWEEP_ABORT_WAIT: Final = 1.0
@@ -288,18 +290,16 @@ class BureauWorker:
                 deferred.clear()
 
     async def take(self, job: Job) -> Taken:
-        """Mark ``job`` running here, take its token's lease and run it; or put it back.
+        """Take ``job``'s token lease, mark it running here and run it; or put it back.
 
         An entry whose job is not queued (running elsewhere, or finished) is a stale copy
         (saq's sweep can re-queue a job it caught between dequeue and start): it is dropped.
+        A job whose token is busy goes back to the end of the queue, its attempts unchanged.
         """
         if job.status not in (Status.NEW, Status.QUEUED):
             await self.queue.redis.lrem(self.queue.namespace("active"), 1, job.id)
             return Taken.STALE
         job.worker_id = self.id
-        job.started = now_ms()
-        job.attempts += 1
-        await job.update(status=Status.ACTIVE)
         try:
             bureau_job = BureauJob.from_json(str((job.kwargs or {})["job"]))
             token = job_token(bureau_job, self.config.env)
@@ -313,10 +313,12 @@ class BureauWorker:
         scope = token_fingerprint(token)
         holder = f"{self.id}/{job.key}"
         if not await self.leases.acquire(scope, holder, ttl=_lease_ttl(job)):
-            job.attempts -= 1
             await self._put_back(job, error=None)
             return Taken.DEFERRED
         try:
+            job.started = now_ms()
+            job.attempts += 1
+            await job.update(status=Status.ACTIVE)
             await self._run(job, bureau_job, scope, holder)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
@@ -428,6 +430,36 @@ def _lease_ttl(job: Job) -> float:
     return float(max(job.heartbeat, 1))
 
 
+#: The Redis key of the key secret's check value (``key_check``).
+KEY_CHECK_KEY: Final = "flexpay-batch:bureau:key-check"
+_KEY_CHECK_DOMAIN: Final = b"fpb.bureau.key-check.v1\x00"
+
+
+def key_check(secret: bytes) -> str:
+    """A check value of the bureau's key secret: 64 bits of HMAC(secret, a fixed message),
+    so workers can tell they share one secret without it (or anything derived for a job)
+    being in Redis."""
+    return hmac.new(secret, _KEY_CHECK_DOMAIN, hashlib.sha256).hexdigest()[:16]
+
+
+async def check_key_secret(queue: RedisQueue, secret: bytes) -> None:
+    """Refuse to work with another key secret than the queue's first worker had.
+
+    A worker with another secret would send a job it takes over under new idempotency keys,
+    so rows the first worker sent would apply again. ``errors.ConfigError`` (exit 2).
+    """
+    mine = key_check(secret)
+    await queue.redis.set(KEY_CHECK_KEY, mine, nx=True)
+    stored = await queue.redis.get(KEY_CHECK_KEY)
+    theirs = stored.decode("ascii") if isinstance(stored, bytes) else stored
+    if theirs != mine:
+        raise errors.ConfigError(
+            "FLEXPAY_KEY_SECRET is not the one the other workers of this queue use",
+            hint="Every worker needs the same secret, or a job taken over would be sent "
+            f"under new idempotency keys. (A new bureau on this Redis: delete {KEY_CHECK_KEY}.)",
+        )
+
+
 async def serve(queue_url: str, *, limiter_url: str | None, config: WorkerConfig, say: Say) -> None:
     """Run a worker on the queue at ``queue_url`` until SIGTERM/SIGINT.
 
@@ -440,6 +472,7 @@ async def serve(queue_url: str, *, limiter_url: str | None, config: WorkerConfig
         open_queue(queue_url) as queue,
         limiter_store_at(limiter_url or queue_url) as store,
     ):
+        await check_key_secret(queue, config.key_secret)
         worker = BureauWorker(queue, store, config, say)
         say(f"worker {worker.id}: {config.concurrency} jobs at once; Ctrl-C or SIGTERM to stop")
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -467,4 +500,15 @@ async def _watch_signals(signals: AsyncIterator[int], worker: BureauWorker, say:
         worker.request_stop(f"stopped by {name}")
 
 
-__all__ = ["BureauWorker", "JobProgress", "Outcome", "Taken", "WorkerConfig", "serve", "worker_id"]
+__all__ = [
+    "KEY_CHECK_KEY",
+    "BureauWorker",
+    "JobProgress",
+    "Outcome",
+    "Taken",
+    "WorkerConfig",
+    "check_key_secret",
+    "key_check",
+    "serve",
+    "worker_id",
+]

@@ -142,7 +142,7 @@ def worker(
     config = WorkerConfig(
         env=env,
         state_dir=state_root(env),
-        key_secret=key_secret(env, required=True) or b"",
+        key_secret=key_secret(env, required=True),
         concurrency=concurrency,
         sweep_interval=sweep_interval,
     )
@@ -199,8 +199,10 @@ def _progress_line(views: Sequence[JobView | None]) -> str:
 
 
 def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
-    """0 every job done with every row; 1 rows rejected or failed; raises the stop class of
-    the first job that failed."""
+    """One line per job, then: 0 every job done with every row; 1 rows rejected or failed;
+    raises the stop class of the first job that failed."""
+    for job_id, view in zip(ids, views, strict=True):
+        print(_outcome_line(job_id, view), file=sys.stderr)
     for job_id, view in zip(ids, views, strict=True):
         if view is None:
             raise errors.ServiceUnhealthy(
@@ -209,11 +211,16 @@ def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
             )
         if view.state == "failed":
             raise _stop_error(view)
-    for view in views:
-        assert view is not None
-        summary = f"{view.id}: done, {view.rows_done}/{view.rows_total} rows"
-        print(f"{summary}, rejected {view.rejected}, failed {view.failed}", file=sys.stderr)
     return 1 if any(view is not None and view.exit_code for view in views) else 0
+
+
+def _outcome_line(job_id: str, view: JobView | None) -> str:
+    if view is None:
+        return f"{job_id}: gone from the queue"
+    rows = f"{view.rows_done}/{'?' if view.rows_total is None else view.rows_total} rows"
+    line = f"{job_id} ({view.org}, {view.kind}): {view.state}, {rows}"
+    line += f", rejected {view.rejected}, failed {view.failed}"
+    return line + (f": {view.message}" if view.state == "failed" else "")
 
 
 def _stop_error(view: JobView) -> errors.FlexPayBatchError:

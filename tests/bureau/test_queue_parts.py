@@ -8,11 +8,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.bureau.lease import TokenLeases
 from flexpay_batch.bureau.queue import interleave
+from flexpay_batch.bureau.worker import KEY_CHECK_KEY, key_check
 from tests.harness import run_cli, write_onboarding
 from tests.redisserver import RedisServer
 
@@ -109,3 +111,17 @@ def test_a_worker_needs_the_key_secret(redis_server: RedisServer) -> None:
     done = run_cli(["worker", "--queue", redis_server.url], env={}, timeout=30)
     assert done.returncode == 2
     assert "FLEXPAY_KEY_SECRET is not set" in done.stderr
+
+
+def test_a_worker_with_another_key_secret_than_the_queues_refuses_to_start(
+    redis_server: RedisServer,
+) -> None:
+    """The first worker's secret is remembered by a check value (not the secret): a worker
+    whose secret differs would send taken-over jobs under new keys, so it exits 2."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.set(KEY_CHECK_KEY, key_check(b"the-first-workers-secret-0123456789abcdef"))
+    client.close()
+    env = {"FLEXPAY_KEY_SECRET": "another-secret-of-the-same-length-0123456789"}
+    done = run_cli(["worker", "--queue", redis_server.url], env=env, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert "not the one the other workers of this queue use" in done.stderr
