@@ -253,8 +253,8 @@ class BureauWorker:
         while True:
             try:
                 swept = await self.queue.sweep(lock=interval, abort=SWEEP_ABORT_WAIT)
-            except RedisError as exc:
-                self._say(f"sweep failed ({type(exc).__name__}); trying again")
+            except Exception as exc:  # upkeep must not take the worker down (saq's own doesn't)
+                self._say(f"sweep failed ({type(exc).__name__}); trying again in {interval} s")
             else:
                 for job_id in swept:
                     self._say(f"swept {self.queue.job_key_from_id(job_id)}: back on the queue")
