@@ -12,13 +12,16 @@ Jobs are read straight from Redis (saq's JSON records), not through the code und
 
 from __future__ import annotations
 
+import csv
 import json
+import random
 import secrets
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,8 @@ class Bureau:
     rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     #: Each organisation's (last) file.
     files: dict[str, Path] = field(default_factory=dict)
+    #: Every amount written to a file (and control totals), as the file spells it.
+    amounts: list[str] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -98,7 +103,9 @@ class Bureau:
         for number, (org, count) in enumerate(pairs, start=1):
             path = self.tmp / f"{org}-{number}-new-hires.csv"
             prefix = f"{org[:2].upper()}{number}"
-            self.rows.setdefault(org, []).extend(write_onboarding(path, count, prefix=prefix))
+            written = write_onboarding(path, count, prefix=prefix)
+            self.rows.setdefault(org, []).extend(written)
+            self.amounts.extend(row["compensation_amount"] for row in written)
             self.files[org] = path
             tables.append(
                 "\n".join(
@@ -119,6 +126,45 @@ class Bureau:
         path.write_text("\n\n".join(tables) + "\n", encoding="utf-8")
         return path
 
+    def payroll_manifest(self, org: str, name: str = "payroll.toml") -> tuple[Path, Decimal]:
+        """A manifest of one payroll job paying every employee ``org`` was onboarded with,
+        with its control total; (the manifest, the total)."""
+        rng = random.Random(f"{org}-payroll")
+        path = self.tmp / f"{org}-payroll.csv"
+        total = Decimal(0)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["employee_external_id", "hours", "gross_amount", "currency", "memo"])
+            for row in self.rows[org]:
+                amount = Decimal(rng.randint(50_000, 400_000)) / 100
+                total += amount
+                self.amounts.append(f"{amount:.2f}")
+                writer.writerow([row["external_id"], "40.00", f"{amount:.2f}", "USD", "Weekly"])
+        self.amounts.append(f"{total:.2f}")
+        manifest = self.tmp / name
+        manifest.write_text(
+            "\n".join(
+                (
+                    "[[jobs]]",
+                    f'org = "{org}"',
+                    'kind = "payroll"',
+                    f'file = "{path}"',
+                    f'token_env = "{token_var(org)}"',
+                    'pay_group = "pg_weekly"',
+                    "period_start = 2026-03-02",
+                    "period_end = 2026-03-08",
+                    "pay_date = 2026-03-13",
+                    f"expected_total = {total:.2f}",
+                    f"expected_count = {len(self.rows[org])}",
+                    'write_limit = "100/s"',
+                    'read_limit = "300/s"',
+                )
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        return manifest, total
+
     def cli(self, args: list[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a command to its end (``enqueue``, ``runs``) with a worker's environment."""
         return run_cli(args, env=self.env(), timeout=timeout)
@@ -132,6 +178,18 @@ class Bureau:
         process = start_cli(command, env=self.env(state=state or f"state-{name}"))
         self.workers[name] = process
         return process
+
+    def wait_idle_workers(self, count: int, *, timeout: float = 60.0) -> None:
+        """Return once ``count`` worker slots block on the queue (saq dequeues with BLMOVE)."""
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        try:
+            while sum(c.get("cmd") == "blmove" for c in client.client_list()) < count:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{count} worker slots not up in {timeout} s")
+                time.sleep(0.05)
+        finally:
+            client.close()
 
     def jobs(self) -> Jobs:
         """Every saq job record in Redis, by job key."""
