@@ -6,6 +6,7 @@ hands it to ``engine.run``; the engine is imported only when a command runs.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -199,11 +200,14 @@ def resume(
 
 
 def execute(request: RunRequest, *, json_output: bool) -> int:
-    """Run ``request``; with ``--json`` print one JSON summary on stdout, even if it stopped."""
+    """Run ``request`` with the progress display on stderr; with ``--json`` print one JSON
+    summary on stdout, even if it stopped."""
+    from flexpay_batch.cli.progress import make_reporter
     from flexpay_batch.engine.run import execute_request
 
+    reporter = make_reporter(json_logs=request.json_logs, stream=sys.stderr)
     if not json_output:
-        return execute_request(request)
+        return execute_request(request, reporter=reporter)
     from flexpay_batch.cli.summary import print_json_summary
 
-    return execute_request(request, on_summary=print_json_summary)
+    return execute_request(request, reporter=reporter, on_summary=print_json_summary)

@@ -25,8 +25,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flexpay_batch.core.formatting import format_duration, summary_rows
 from flexpay_batch.core.states import OPEN, RowStatus
-from flexpay_batch.engine.progress import format_duration, summary_rows
 from flexpay_batch.journal.files import WriterLock, resolve_db
 from flexpay_batch.journal.status import META_INPUT_ROWS, StatusSnapshot, status_snapshot
 
