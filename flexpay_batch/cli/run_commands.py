@@ -122,6 +122,16 @@ def payroll(
             CONNECTION,
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        flag(
+            "--dry-run",
+            "Check the header, every row, the pay group, the employees and the period's run "
+            "on the server (reads only); print what would be sent and whether the run would "
+            "be submitted. No write, no run directory.",
+            RUN,
+        ),
+    ] = False,
 ) -> int:
     """Add one payroll item per row of FILE to a new run, check the totals, then submit."""
     from flexpay_batch.jobs.payroll import SPEC, ControlTotals, PayPeriod, payroll_parameters
@@ -144,6 +154,10 @@ def payroll(
     )
     if sandbox_employees is not None and not options.sandbox:
         raise errors.UsageError("--sandbox-employees only makes sense with --sandbox")
+    if dry_run:
+        from flexpay_batch.engine.dryrun import dry_run as check_only
+
+        return check_only(request)
     return execute(request, json_output=options.json_output)
 
 
