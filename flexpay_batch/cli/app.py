@@ -62,8 +62,8 @@ def _root(
     Exit codes: 0 every row done · 1 some rows rejected or failed · 2 usage, input or
     configuration error · 3 aborted (authentication, scope, TLS) · 4 API unavailable
     (resumable) · 5 a local write refused (disk full, read-only, planted link) · 70 internal
-    error · 130 interrupted (resumable). `status`: 0 finished,
-    1 rows left (running or stopped), 2 no journal.
+    error · 130 interrupted (resumable). `status`: 0 finished, 1 not finished (running,
+    stopped, or a payroll run left in draft), 2 no journal.
     """
 
 

@@ -21,10 +21,11 @@ def status(
     ],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
-    """Where a run stands: running, stopped or finished, counts per state, what is left.
+    """Where a run stands: running, stopped, incomplete or finished, counts, what is left.
 
-    Safe while the run is going (reads the journal, probes its lock). Exit codes: 0
-    finished · 1 rows left (running or stopped) · 2 no journal in RUN_DIR.
+    Incomplete: every row is settled but the job's own work is not (a payroll run left in
+    draft, not submitted). Safe while the run is going (reads the journal, probes its lock).
+    Exit codes: 0 finished · 1 running, stopped or incomplete · 2 no journal in RUN_DIR.
     """
     from flexpay_batch.cli.status import show_status
 

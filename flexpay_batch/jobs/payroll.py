@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash
+from flexpay_batch.core.states import META_NEXT_STEP, META_UNFINISHED_WORK
 from flexpay_batch.input.columns import PAYROLL_COLUMNS, PAYROLL_REFERENCE_COLUMNS
 from flexpay_batch.input.models import PayrollRow, RowModel
 from flexpay_batch.jobs import payroll_preview as preview
@@ -188,6 +189,16 @@ class PayrollJob:
         )
         self.run_id = str(self._run["payroll_run_id"])
         self._meta.set(META_RUN_ID, self.run_id)
+        if not self._meta.get(META_SUBMITTED):
+            # Until finish submits it (or finds it submitted as the file says), the job's
+            # work is not done, whatever its rows say: ``status`` must not read "finished".
+            self._leave(
+                f"payroll run {self.run_id} was submitted before this job; not yet compared "
+                "with the file"
+                if self._frozen
+                else f"payroll run {self.run_id} left in draft: not submitted",
+                "flexpay-batch resume RUN_DIR",
+            )
         await self._read_items(api)
 
     async def prepare_read_only(self, api: ApiSession) -> tuple[str, ...]:
@@ -462,9 +473,18 @@ class PayrollJob:
         differences += self._pay_date_differs(run)
         if differences:
             messages += [f"payroll run {self.run_id} left in draft: {d}" for d in differences]
+            self._leave(
+                f"payroll run {self.run_id} left in draft: not submitted, it differs from the "
+                "file or the control figures (see report.json)",
+                "fix the file or the figures, then run the same payroll command again",
+            )
             return FinishReport(tuple(messages), incomplete=True)
         if not self.submit:
             messages.append(f"payroll run {self.run_id} is ready and left in draft (--no-submit)")
+            self._leave(
+                f"payroll run {self.run_id} left in draft: not submitted (--no-submit)",
+                "to submit it, run the same payroll command without --no-submit",
+            )
             return FinishReport(tuple(messages))
         try:
             await self._submit(api, file_count, file_total, server)
@@ -511,9 +531,24 @@ class PayrollJob:
         self, api: ApiSession, run: Mapping[str, Any], all_accepted: bool
     ) -> FinishReport:
         report = self._submitted_report(run, await self._server_figures(api), all_accepted)
-        if not report.incomplete:
-            self._meta.set(META_SUBMITTED, "true")
+        if report.incomplete:
+            self._leave(
+                f"payroll run {self.run_id} was already submitted and differs from the file; "
+                "nothing sent",
+                "for a correction run, run the payroll command with --off-cycle",
+            )
+        else:
+            self._mark_submitted()
         return report
+
+    def _mark_submitted(self) -> None:
+        self._meta.set(META_SUBMITTED, "true")
+        self._leave("", "")
+
+    def _leave(self, unfinished: str, next_step: str) -> None:
+        """Journal what of the job's own work is left (empty: nothing) and what to do next."""
+        self._meta.set(META_UNFINISHED_WORK, unfinished)
+        self._meta.set(META_NEXT_STEP, next_step)
 
     def _submitted_report(
         self,
@@ -557,7 +592,7 @@ class PayrollJob:
         await api.request(
             "POST", f"payroll_runs/{self.run_id}/submit", json_body=body, idempotency_key=key
         )
-        self._meta.set(META_SUBMITTED, "true")
+        self._mark_submitted()
 
 
 def _differences(
