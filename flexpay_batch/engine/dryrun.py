@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
@@ -32,8 +33,9 @@ from flexpay_batch.core.settings import environment, load_token
 from flexpay_batch.engine.reach import FailFastOnConnect
 from flexpay_batch.engine.request import RunRequest
 from flexpay_batch.engine.target import target
+from flexpay_batch.input.models import RowModel
 from flexpay_batch.input.readers import iter_records
-from flexpay_batch.input.validation import Rejection, format_rejection, validate_rows
+from flexpay_batch.input.validation import Rejection, ValidRow, format_rejection, validate_rows
 from flexpay_batch.jobs.base import JobContext, RowJob
 from flexpay_batch.jobs.header import check_header
 from flexpay_batch.jobs.registry import job_spec
@@ -82,46 +84,66 @@ async def _dry_run(request: RunRequest, token: str | None) -> int:
     return _check_rows(request, job)
 
 
+@dataclass
+class _Tally:
+    """What the dry run found in the file."""
+
+    rows: int = 0
+    valid: int = 0
+    amount: Decimal = field(default_factory=Decimal)
+    #: Valid rows the server already holds exactly as the file says (nothing to send).
+    unchanged: int = 0
+    rejected: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+
+    def sends(self) -> str:
+        """``"494 x POST /employees"``; ``"nothing"`` when no row would be sent."""
+        return ", ".join(f"{n} x {label}" for label, n in self.requests.items()) or "nothing"
+
+
 def _check_rows(request: RunRequest, job: RowJob) -> int:
     """Validate and check every row as the run would; print the rejected ones, the requests
     the rest would become and what the finish would do; the exit code the run would have."""
     source = str(request.input_path)
     spec = job_spec(request.kind)
-    rows = valid = unchanged = rejected = 0
-    amount = Decimal(0)
-    requests: Counter[str] = Counter()
+    tally = _Tally()
     records = iter_records(request.input_path, encoding=request.encoding)
     for item in validate_rows(records, spec.model, source_name=source):
-        rows += 1
-        if isinstance(item, Rejection):
-            rejection = item
-        else:
-            problem = job.check(item.model)
-            if problem is None:
-                valid += 1
-                amount += job.amount_of(item.model)
-                planned = job.planned_request(item.model)
-                if planned is None:
-                    unchanged += 1
-                else:
-                    requests[planned] += 1
-                continue
-            rejection = Rejection(item.row, item.line, problem.field, problem.code, problem.reason)
-        rejected += 1
-        if rejected <= MAX_SHOWN:
+        tally.rows += 1
+        rejection = item if isinstance(item, Rejection) else _plan_row(job, item, tally)
+        if rejection is None:
+            continue
+        tally.rejected += 1
+        if tally.rejected <= MAX_SHOWN:
             print(format_rejection(rejection, source), file=sys.stderr)
-    if rejected > MAX_SHOWN:
-        print(f"... and {rejected - MAX_SHOWN} more rejected rows", file=sys.stderr)
-    sends = ", ".join(f"{n} x {label}" for label, n in requests.items()) or "nothing"
-    same = f", {unchanged} already on the server as in the file" if unchanged else ""
+    if tally.rejected > MAX_SHOWN:
+        print(f"... and {tally.rejected - MAX_SHOWN} more rejected rows", file=sys.stderr)
+    same = f", {tally.unchanged} already on the server as in the file" if tally.unchanged else ""
     print(
-        f"dry run, nothing sent: {source} ({spec.name}) {rows} rows: would send {sends}"
-        f"{same}, would reject {rejected}"
+        f"dry run, nothing sent: {source} ({spec.name}) {tally.rows} rows: would send "
+        f"{tally.sends()}{same}, would reject {tally.rejected}"
     )
-    finish = job.forecast_finish(file_count=valid, file_total=amount, all_accepted=rejected == 0)
+    finish = job.forecast_finish(
+        file_count=tally.valid, file_total=tally.amount, all_accepted=tally.rejected == 0
+    )
     for message in finish.messages:
         print(message)
-    return 0 if rejected == 0 and rows > 0 and not finish.incomplete else 1
+    return 0 if tally.rejected == 0 and tally.rows > 0 and not finish.incomplete else 1
+
+
+def _plan_row(job: RowJob, item: ValidRow[RowModel], tally: _Tally) -> Rejection | None:
+    """The job's check of a valid row: its rejection, or the request it would become."""
+    problem = job.check(item.model)
+    if problem is not None:
+        return Rejection(item.row, item.line, problem.field, problem.code, problem.reason)
+    tally.valid += 1
+    tally.amount += job.amount_of(item.model)
+    planned = job.planned_request(item.model)
+    if planned is None:
+        tally.unchanged += 1
+    else:
+        tally.requests[planned] += 1
+    return None
 
 
 __all__ = ["dry_run"]
