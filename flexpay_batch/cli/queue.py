@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from flexpay_batch.cli.common import command_group
 from flexpay_batch.core import errors
 from flexpay_batch.core.settings import environment
 
@@ -43,12 +44,10 @@ QueueUrl = Annotated[
 ]
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``enqueue`` and ``worker`` to ``app``."""
-    app.command(epilog="Tokens are not needed here: the workers read them.")(enqueue)
-    app.command(epilog="Needs FLEXPAY_KEY_SECRET and every organisation's token variable.")(worker)
+commands = command_group()
 
 
+@commands.command(epilog="Tokens are not needed here: the workers read them.")
 def enqueue(
     manifest: Annotated[
         Path, typer.Argument(help="The bureau's manifest (TOML).", metavar="MANIFEST")
@@ -104,6 +103,7 @@ def enqueue(
         ) from None
 
 
+@commands.command(epilog="Needs FLEXPAY_KEY_SECRET and every organisation's token variable.")
 def worker(
     queue: QueueUrl,
     concurrency: Annotated[
@@ -238,4 +238,4 @@ def _stop_error(view: JobView) -> errors.FlexPayBatchError:
     )
 
 
-__all__ = ["enqueue", "register", "worker"]
+__all__ = ["commands", "enqueue", "worker"]

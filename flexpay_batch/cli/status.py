@@ -8,9 +8,13 @@ and without disturbing the writer (``WriterLock.is_held``):
 - ``running``: a process holds the lock; rate and ETA are shown.
 - ``stopped``: nobody holds it and rows are left (interrupted, crashed, or stopped by an
   error); ``flexpay-batch resume RUN_DIR`` continues it. No rate, no ETA: nothing moves.
-- ``finished``: nobody holds it and every row is settled (done or rejected).
+- ``incomplete``: nobody holds it and every row is settled, but the job's own work is left
+  (a payroll run left in draft, not submitted): the journal's ``unfinished_work`` says what,
+  ``next_step`` what to do (resume, or the same command again).
+- ``finished``: nobody holds it, every row is settled (done or rejected) and the job's own
+  work is done.
 
-Exit codes: 0 finished · 1 running or stopped with rows left · 2 no journal there.
+Exit codes: 0 finished · 1 running, stopped with rows left, or incomplete · 2 no journal there.
 """
 
 from __future__ import annotations
@@ -25,28 +29,35 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from flexpay_batch.core.states import OPEN, RowStatus
-from flexpay_batch.engine.progress import format_duration, summary_rows
+from flexpay_batch.core.formatting import format_duration, summary_rows
+from flexpay_batch.core.states import META_NEXT_STEP, META_UNFINISHED_WORK, OPEN, RowStatus
 from flexpay_batch.journal.files import WriterLock, resolve_db
 from flexpay_batch.journal.status import META_INPUT_ROWS, StatusSnapshot, status_snapshot
 
-RUNNING, STOPPED, FINISHED = "running", "stopped", "finished"
+RUNNING, STOPPED, INCOMPLETE, FINISHED = "running", "stopped", "incomplete", "finished"
 
 #: ``status``'s exit code per state.
-EXIT_CODES = {FINISHED: 0, RUNNING: 1, STOPPED: 1}
+EXIT_CODES = {FINISHED: 0, RUNNING: 1, STOPPED: 1, INCOMPLETE: 1}
+#: Meta keys shown in their own fields, not in ``meta``.
+_OWN_FIELDS = frozenset({META_INPUT_ROWS, META_UNFINISHED_WORK, META_NEXT_STEP})
 
 
-def status_report(snapshot: StatusSnapshot, *, running: bool) -> dict[str, Any]:
+def status_report(
+    snapshot: StatusSnapshot, *, running: bool, run_dir: Path | None = None
+) -> dict[str, Any]:
     """The snapshot as plain data: state, counts per row state, what is left, rate and ETA.
 
     Rows of the input the run has not reached yet count as ``pending``, so ``left`` is always
     pending + in_flight + failed. Rate and ETA are None unless the run is ``running``.
+    ``unfinished_work`` is the job's own work left beyond its rows (None when there is none);
+    ``next_step`` what to do when the run is stopped or incomplete, naming ``run_dir``.
     """
     counts = {status.value: snapshot.counts.get(status, 0) for status in RowStatus}
     input_rows = int(snapshot.meta.get(META_INPUT_ROWS, snapshot.total) or 0)
     counts[RowStatus.PENDING.value] += max(0, input_rows - snapshot.total)
     left = sum(counts[status.value] for status in OPEN)
-    state = RUNNING if running else (FINISHED if left == 0 else STOPPED)
+    unfinished = snapshot.meta.get(META_UNFINISHED_WORK) or None
+    state = _state(running=running, rows_left=left, unfinished=unfinished)
     rate = snapshot.succeeded_per_second if running else None
     return {
         "state": state,
@@ -63,15 +74,36 @@ def status_report(snapshot: StatusSnapshot, *, running: bool) -> dict[str, Any]:
         "started_at": _iso(snapshot.started_at),
         "last_update": _iso(snapshot.updated_at),
         "seconds_since_update": round(snapshot.taken_at - snapshot.updated_at, 1),
-        "meta": {k: v for k, v in snapshot.meta.items() if k != META_INPUT_ROWS},
+        "unfinished_work": unfinished,
+        "next_step": _next_step(state, snapshot.meta.get(META_NEXT_STEP), run_dir),
+        "meta": {k: v for k, v in snapshot.meta.items() if k not in _OWN_FIELDS},
     }
+
+
+def _state(*, running: bool, rows_left: int, unfinished: str | None) -> str:
+    if running:
+        return RUNNING
+    if rows_left:
+        return STOPPED
+    return INCOMPLETE if unfinished else FINISHED
+
+
+def _next_step(state: str, journaled: str | None, run_dir: Path | None) -> str | None:
+    """What the operator does next: for a stopped run, resume it; for an incomplete one, what
+    the job journaled (``RUN_DIR`` replaced by the directory)."""
+    where = shlex.quote(str(run_dir)) if run_dir is not None else "RUN_DIR"
+    if state == STOPPED:
+        return f"flexpay-batch resume {where}"
+    if state == INCOMPLETE:
+        return (journaled or f"flexpay-batch resume {where}").replace("RUN_DIR", where)
+    return None
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
     """``run_dir``'s status report; the lock is probed before the read, so a run that ends
     in between reads as running once, never as stopped with its last rows unseen."""
     running = WriterLock.is_held(resolve_db(run_dir))
-    return status_report(status_snapshot(run_dir), running=running)
+    return status_report(status_snapshot(run_dir), running=running, run_dir=run_dir)
 
 
 def show_status(run_dir: Path, *, as_json: bool) -> int:
@@ -103,12 +135,22 @@ def _print_table(report: dict[str, Any], run_dir: Path) -> None:
     elif state == STOPPED:
         console.print(
             f"stopped: {report['left']} rows left · {updated}; continue with "
-            f"`flexpay-batch resume {shlex.quote(str(run_dir))}`"
+            f"`{report['next_step']}`"
+        )
+    elif state == INCOMPLETE:
+        console.print(
+            f"incomplete: every row is settled, but {report['unfinished_work']} · {updated}; "
+            f"next: {_as_step(report['next_step'])}"
         )
     else:
         console.print(f"finished · {updated}")
     for key, value in report["meta"].items():
         console.print(f"{key}: {value}")
+
+
+def _as_step(step: str) -> str:
+    """A command in backticks; a sentence as it is."""
+    return f"`{step}`" if step.startswith("flexpay-batch ") else step
 
 
 def _iso(epoch: float) -> str:

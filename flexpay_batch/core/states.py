@@ -50,4 +50,19 @@ SETTLED: Final = SUCCEEDED | {RowStatus.REJECTED}
 #: the operator asks (``--retry-rejected``).
 OPEN: Final = frozenset({RowStatus.PENDING, RowStatus.IN_FLIGHT, RowStatus.FAILED})
 
-__all__ = ["OPEN", "SETTLED", "SUCCEEDED", "UNVERIFIED", "RowStatus"]
+#: Journal meta keys of the job's own work beyond its rows (a payroll run to submit): what is
+#: left, one sentence (empty once done), and the next step (``RUN_DIR`` stands for the run
+#: directory). The job writes them; ``status`` shows a job whose rows are all settled but
+#: whose work is left as ``incomplete``, not ``finished``.
+META_UNFINISHED_WORK: Final = "unfinished_work"
+META_NEXT_STEP: Final = "next_step"
+
+__all__ = [
+    "META_NEXT_STEP",
+    "META_UNFINISHED_WORK",
+    "OPEN",
+    "SETTLED",
+    "SUCCEEDED",
+    "UNVERIFIED",
+    "RowStatus",
+]

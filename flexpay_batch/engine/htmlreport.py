@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Final
 
 from flexpay_batch.core.files import open_private
+from flexpay_batch.core.formatting import format_average, format_duration, summary_rows
 from flexpay_batch.core.states import SUCCEEDED, RowStatus
-from flexpay_batch.engine.progress import format_average, format_duration, summary_rows
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.journal.store import Journal, RowRecord
 

@@ -28,7 +28,6 @@ import logging
 import shlex
 import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,7 +51,7 @@ from flexpay_batch.engine.limiting import limiter_store, shared_limiters
 from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, open_journal
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline, signal_receiver
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
-from flexpay_batch.engine.progress import Reporter, make_reporter
+from flexpay_batch.engine.progress import Reporter, SilentReporter
 from flexpay_batch.engine.rates import estimate_seconds, report_rate, server_pause_until
 from flexpay_batch.engine.reach import FailFastOnConnect
 from flexpay_batch.engine.report import write_outputs
@@ -69,13 +68,17 @@ from flexpay_batch.journal.writer import AsyncJournalWriter
 
 
 def execute_request(
-    request: RunRequest, *, on_summary: Callable[[RunSummary], None] | None = None
+    request: RunRequest,
+    *,
+    reporter: Reporter | None = None,
+    on_summary: Callable[[RunSummary], None] | None = None,
 ) -> int:
     """Run ``request`` to completion (synchronously) and return the process exit code.
 
     Raises the ``errors`` class that stopped the run (after the outputs were written), so the
-    command line shows its message; returns 0 or 1 otherwise. ``on_summary`` is given the
-    summary first whenever the run got as far as its run directory (``--json`` prints it).
+    command line shows its message; returns 0 or 1 otherwise. ``reporter`` is told the run's
+    progress (none: nothing is shown). ``on_summary`` is given the summary first whenever the
+    run got as far as its run directory (``--json`` prints it).
     """
     # Before the token, the sandbox, the run directory and any write: a renamed column or a
     # file of the other kind is one error, not a run of rejected rows.
@@ -84,7 +87,7 @@ def execute_request(
     if token is not None:
         install_redaction(token)
     with _stop_signals_interrupt():
-        summary = anyio.run(_run, request, token)
+        summary = anyio.run(_run, request, token, reporter)
     if on_summary is not None:
         on_summary(summary)
     if summary.stopped is not None:
@@ -120,7 +123,7 @@ def _stop_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-async def _run(request: RunRequest, token: str | None) -> RunSummary:
+async def _run(request: RunRequest, token: str | None, reporter: Reporter | None) -> RunSummary:
     # The shared store first: an unreachable Redis stops the command before anything is
     # written (exit 2), not as a run that stopped.
     async with (
@@ -128,7 +131,12 @@ async def _run(request: RunRequest, token: str | None) -> RunSummary:
         target(request, token) as (base_url, ca_bundle, api_token),
     ):
         return await run_job(
-            request, base_url=base_url, ca_bundle=ca_bundle, token=api_token, store=store
+            request,
+            base_url=base_url,
+            ca_bundle=ca_bundle,
+            token=api_token,
+            store=store,
+            reporter=reporter,
         )
 
 
@@ -144,11 +152,11 @@ async def run_job(
 ) -> RunSummary:
     """One invocation against ``base_url``; see the module docstring for the steps.
 
-    ``reporter`` shows the progress (default: the terminal's, on stderr). ``stop`` hands the
-    signals to the caller: without it the run watches SIGINT/SIGTERM/SIGHUP itself, which
-    only one run per process can do; a host of several concurrent runs (a bureau worker)
-    passes one ``StopControl`` and requests the stop itself. It closes the reporter it is
-    given (``Reporter.close``) when the run ends.
+    ``reporter`` is told the run's progress and messages (the command line passes its progress
+    bar; a job queue its own); with none the run is silent. It is closed when the run ends.
+    ``stop`` hands the signals to the caller: without it the run watches SIGINT/SIGTERM/SIGHUP
+    itself, which only one run per process can do; a host of several concurrent runs (a
+    bureau worker) passes one ``StopControl`` and requests the stop itself.
     """
     started = time.monotonic()
     input_sha = input_sha256(request.input_path)
@@ -156,7 +164,7 @@ async def run_job(
     run_dir = request.run_dir or request.settings.run_dir or default_run_dir(request, input_sha)
     summary = RunSummary(run_dir=run_dir)
     if reporter is None:
-        reporter = make_reporter(json_logs=request.json_logs, stream=sys.stderr)
+        reporter = SilentReporter()
     signals = _Signals(owned=stop is None)
     with open_journal(request, run_dir, wanted) as journal:
         if journal.job.job_id != wanted.job_id:

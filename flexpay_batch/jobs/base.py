@@ -102,6 +102,10 @@ class RowJob(Protocol):
     Call order: ``prepare`` once; then ``check``, ``body_for`` and ``amount_of`` for each valid
     row (in file order, in the reader thread) interleaved with ``send`` (and ``look_up``,
     ``server_id``, ``existing_id``) for the rows being sent; then ``finish`` once.
+
+    A dry run (``--dry-run``) calls ``prepare_read_only`` instead of ``prepare``, then
+    ``check``, ``amount_of`` and ``planned_request`` for each valid row, then
+    ``forecast_finish``: reads only, nothing sent.
     """
 
     async def prepare(self, api: ApiSession, secret: bytes) -> None:
@@ -151,6 +155,26 @@ class RowJob(Protocol):
         ``file_count`` and ``file_total`` are the file's valid rows and their amount;
         ``all_accepted`` is True when no row is rejected, failed or still open.
         """
+        ...
+
+    async def prepare_read_only(self, api: ApiSession) -> tuple[str, ...]:
+        """``prepare``'s checks with reads only, for a dry run: no write, no journal.
+
+        Afterwards ``check`` answers as in a real run. Returns sentences saying what the run
+        would do before its rows (payroll: create the period's draft run, or adopt one).
+        """
+        ...
+
+    def planned_request(self, model: RowModel) -> str | None:
+        """In a dry run, for a row ``check`` passed: the request it would become
+        (``"POST /employees"``), or None when the server already holds exactly this row."""
+        ...
+
+    def forecast_finish(
+        self, *, file_count: int, file_total: Decimal, all_accepted: bool
+    ) -> FinishReport:
+        """In a dry run, after the last row: what ``finish`` would do, judged from what
+        ``prepare_read_only`` read (arguments as for ``finish``)."""
         ...
 
 

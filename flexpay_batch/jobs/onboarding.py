@@ -97,6 +97,21 @@ class OnboardingJob:
         """Nothing to do at run level: each employee is complete once created."""
         return FinishReport()
 
+    async def prepare_read_only(self, api: ApiSession) -> tuple[str, ...]:
+        """The pre-flight only reads (pay groups, employment types): it is ``prepare``."""
+        await self.prepare(api, b"")
+        return ()
+
+    def planned_request(self, model: RowModel) -> str | None:
+        # Whether the employee exists is the server's 409 to tell: every row is sent.
+        return "POST /employees"
+
+    def forecast_finish(
+        self, *, file_count: int, file_total: Decimal, all_accepted: bool
+    ) -> FinishReport:
+        """Nothing at run level."""
+        return FinishReport()
+
 
 def _build(parameters: Mapping[str, Any], context: JobContext) -> OnboardingJob:
     """Onboarding takes no parameters."""

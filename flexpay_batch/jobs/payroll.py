@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash
+from flexpay_batch.core.states import META_NEXT_STEP, META_UNFINISHED_WORK
 from flexpay_batch.input.columns import PAYROLL_COLUMNS, PAYROLL_REFERENCE_COLUMNS
 from flexpay_batch.input.models import PayrollRow, RowModel
+from flexpay_batch.jobs import payroll_preview as preview
 from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, Meta, RowRejection, RowTask
 from flexpay_batch.jobs.lookups import list_all, read_page
 from flexpay_batch.jobs.payroll_reconcile import PATCHABLE, ItemFigures, compare
@@ -187,6 +189,62 @@ class PayrollJob:
         )
         self.run_id = str(self._run["payroll_run_id"])
         self._meta.set(META_RUN_ID, self.run_id)
+        if not self._meta.get(META_SUBMITTED):
+            # Until finish submits it (or finds it submitted as the file says), the job's
+            # work is not done, whatever its rows say: ``status`` must not read "finished".
+            self._leave(
+                f"payroll run {self.run_id} was submitted before this job; not yet compared "
+                "with the file"
+                if self._frozen
+                else f"payroll run {self.run_id} left in draft: not submitted",
+                "flexpay-batch resume RUN_DIR",
+            )
+        await self._read_items(api)
+
+    async def prepare_read_only(self, api: ApiSession) -> tuple[str, ...]:
+        """``prepare`` with reads only (``payroll --dry-run``): the pay group, the employees,
+        and the period's regular run with its items if the server has one. No run is created
+        (an off-cycle run is always a new one) and no journal is consulted."""
+        await self._check_pay_group(api)
+        await self._resolve_employees(api)
+        found = None if self.off_cycle else await self._regular_run(api)
+        if found is None:
+            return (preview.new_run_sentence(self.period.describe(), off_cycle=self.off_cycle),)
+        self.adopted = True
+        self._run = found
+        self.run_id = str(found["payroll_run_id"])
+        await self._read_items(api)
+        return (preview.found_run_sentence(self.period.describe(), found, len(self._server_items)),)
+
+    def planned_request(self, model: RowModel) -> str | None:
+        assert isinstance(model, PayrollRow)
+        employee_id = self.employee_id_for(model)
+        assert employee_id is not None  # ``check`` passed the row
+        wanted = self._file_items[employee_id]
+        return preview.planned_request(self.run_id, wanted, self._server_items.get(employee_id))
+
+    def forecast_finish(
+        self, *, file_count: int, file_total: Decimal, all_accepted: bool
+    ) -> FinishReport:
+        """``finish``'s judgement on what ``prepare_read_only`` read, nothing sent."""
+        server = {e: ItemFigures.of_item(item) for e, item in self._server_items.items()}
+        if self._frozen:
+            return self._submitted_report(self._run, server, all_accepted, sent="would be sent")
+        return preview.DraftForecast(
+            run_name=f"payroll run {self.run_id}" if self.run_id else "the new payroll run",
+            file_items=self._file_items,
+            server_items=server,
+            file_count=file_count,
+            file_total=file_total,
+            all_accepted=all_accepted,
+            expected_count=self.control.item_count,
+            expected_total=self.control.total,
+            pay_date_problems=self._pay_date_differs(self._run),
+            submit=self.submit,
+            prune=self.prune,
+        ).report()
+
+    async def _read_items(self, api: ApiSession) -> None:
         items = await list_all(api, f"payroll_runs/{self.run_id}/items")
         self._server_items = {str(item.get("employee_id")): item for item in items}
 
@@ -415,9 +473,18 @@ class PayrollJob:
         differences += self._pay_date_differs(run)
         if differences:
             messages += [f"payroll run {self.run_id} left in draft: {d}" for d in differences]
+            self._leave(
+                f"payroll run {self.run_id} left in draft: not submitted, it differs from the "
+                "file or the control figures (see report.json)",
+                "fix the file or the figures, then run the same payroll command again",
+            )
             return FinishReport(tuple(messages), incomplete=True)
         if not self.submit:
             messages.append(f"payroll run {self.run_id} is ready and left in draft (--no-submit)")
+            self._leave(
+                f"payroll run {self.run_id} left in draft: not submitted (--no-submit)",
+                "to submit it, run the same payroll command without --no-submit",
+            )
             return FinishReport(tuple(messages))
         try:
             await self._submit(api, file_count, file_total, server)
@@ -463,7 +530,35 @@ class PayrollJob:
     async def _compare_submitted(
         self, api: ApiSession, run: Mapping[str, Any], all_accepted: bool
     ) -> FinishReport:
-        server = await self._server_figures(api)
+        report = self._submitted_report(run, await self._server_figures(api), all_accepted)
+        if report.incomplete:
+            self._leave(
+                f"payroll run {self.run_id} was already submitted and differs from the file; "
+                "nothing sent",
+                "for a correction run, run the payroll command with --off-cycle",
+            )
+        else:
+            self._mark_submitted()
+        return report
+
+    def _mark_submitted(self) -> None:
+        self._meta.set(META_SUBMITTED, "true")
+        self._leave("", "")
+
+    def _leave(self, unfinished: str, next_step: str) -> None:
+        """Journal what of the job's own work is left (empty: nothing) and what to do next."""
+        self._meta.set(META_UNFINISHED_WORK, unfinished)
+        self._meta.set(META_NEXT_STEP, next_step)
+
+    def _submitted_report(
+        self,
+        run: Mapping[str, Any],
+        server: Mapping[str, ItemFigures],
+        all_accepted: bool,
+        *,
+        sent: str = "sent",
+    ) -> FinishReport:
+        """The finish of a run that is already submitted: whether it matches the file."""
         diff = compare(self._file_items, server)
         head = (
             f"payroll for {self.period.describe()} was already submitted as {self.run_id} "
@@ -473,11 +568,10 @@ class PayrollJob:
         if not all_accepted and diff.none:
             problems.append("some rows of the file were rejected (see rejects.csv)")
         if not problems:
-            self._meta.set(META_SUBMITTED, "true")
-            return FinishReport((f"{head}; it matches the file; nothing sent",))
+            return FinishReport((f"{head}; it matches the file; nothing {sent}",))
         return FinishReport(
             (
-                f"{head}; it differs from the file; nothing sent",
+                f"{head}; it differs from the file; nothing {sent}",
                 *(f"payroll run {self.run_id}: {p}" for p in problems),
                 "for a deliberate correction run, run the command with --off-cycle",
             ),
@@ -498,7 +592,7 @@ class PayrollJob:
         await api.request(
             "POST", f"payroll_runs/{self.run_id}/submit", json_body=body, idempotency_key=key
         )
-        self._meta.set(META_SUBMITTED, "true")
+        self._mark_submitted()
 
 
 def _differences(

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from flexpay_batch.cli.status import read_status
-from flexpay_batch.core.states import RowStatus
+from flexpay_batch.core.states import META_NEXT_STEP, META_UNFINISHED_WORK, RowStatus
 from flexpay_batch.engine.opening import META_INPUT_ROWS
 from flexpay_batch.journal.files import WriterLock, resolve_db
 from flexpay_batch.journal.store import Journal
@@ -107,3 +109,38 @@ def test_runs_lists_the_runs_under_the_default_root_newest_first(tmp_path: Path)
     assert by_dir[b][4:9] == ["stopped", "1", "0", "0", "4"]
     as_json = run_cli(["runs", "--json"], env=env, cwd=tmp_path)
     assert {run["state"] for run in json.loads(as_json.stdout)} == {"finished", "stopped"}
+
+
+@pytest.mark.parametrize(
+    ("unfinished", "next_step", "state", "shown_next"),
+    [
+        (
+            "payroll run r1 left in draft: not submitted",
+            "flexpay-batch resume RUN_DIR",
+            "incomplete",
+            "flexpay-batch resume {run_dir}",
+        ),
+        (
+            "payroll run r1 left in draft: not submitted",
+            "",
+            "incomplete",
+            "flexpay-batch resume {run_dir}",
+        ),
+        ("", "", "finished", None),
+    ],
+)
+def test_settled_rows_with_the_jobs_work_left_read_incomplete(
+    tmp_path: Path, unfinished: str, next_step: str, state: str, shown_next: str | None
+) -> None:
+    """Every row settled but unfinished work journaled: incomplete, with the next step naming
+    the run directory; an empty entry (the work was done) is finished."""
+    make_run(tmp_path / "r", input_rows=3, registered=3, done=3)
+    with Journal.open(tmp_path / "r") as journal:
+        journal.set_meta(META_UNFINISHED_WORK, unfinished)
+        journal.set_meta(META_NEXT_STEP, next_step)
+    report = read_status(tmp_path / "r")
+    assert report["state"] == state
+    assert report["unfinished_work"] == (unfinished or None)
+    expected = None if shown_next is None else shown_next.format(run_dir=tmp_path / "r")
+    assert report["next_step"] == expected
+    assert set(report["meta"]).isdisjoint({META_UNFINISHED_WORK, META_NEXT_STEP})

@@ -17,7 +17,6 @@ milliseconds, and ``max_examples`` is modest: each example starts a real TLS ser
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,7 @@ from flexpay_batch.api.session import ApiSession
 from flexpay_batch.core import errors
 from flexpay_batch.core.policies import RetryPolicy, Timeouts
 from flexpay_batch.core.states import SUCCEEDED, RowStatus
-from flexpay_batch.engine.progress import PlainReporter
+from flexpay_batch.engine.progress import SilentReporter
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.engine.worker import RowWorker, usable_server_id
 from flexpay_batch.jobs.base import RowTask
@@ -110,7 +109,7 @@ async def _one_row(script: list[dict[str, Any]], tmp_path: Path) -> None:
             OnboardingJob(),
             ApiSession(client, POLICY, RetryBudget()),
             writer,  # type: ignore[arg-type]
-            PlainReporter(io.StringIO()),
+            SilentReporter(),
             RunSummary(run_dir=tmp_path),
         )
         task = RowTask(

@@ -9,10 +9,11 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
+from flexpay_batch.cli.progress import PlainReporter
+from flexpay_batch.cli.progress_base import pause_clock
 from flexpay_batch.core import errors
 from flexpay_batch.core.policies import RetryPolicy
 from flexpay_batch.core.settings import Settings, load_settings
-from flexpay_batch.engine.progress import PlainReporter, pause_clock
 from flexpay_batch.engine.request import RunRequest
 from flexpay_batch.engine.run import run_job
 from tests.fake_api import NO_LIMITS, TOKEN

@@ -10,16 +10,10 @@ import re
 import pytest
 from rich.console import Console
 
+from flexpay_batch.cli.progress import JsonReporter, PlainReporter, RichReporter, make_reporter
+from flexpay_batch.cli.progress_base import estimate_eta
+from flexpay_batch.core.formatting import format_duration, format_rate
 from flexpay_batch.core.states import RowStatus
-from flexpay_batch.engine.progress import (
-    JsonReporter,
-    PlainReporter,
-    RichReporter,
-    estimate_eta,
-    format_duration,
-    format_rate,
-    make_reporter,
-)
 from flexpay_batch.sim.testing import FakeClock
 
 
