@@ -55,6 +55,10 @@ RESULT_TTL: Final = 7 * 24 * 3600
 #: at a worker's shutdown or put back because its token was busy does not spend one.
 MAX_ATTEMPTS: Final = 10
 
+#: A result's ``stopped`` when the job was not run because its organisation's job before it
+#: stopped (``runs`` shows it failed, with the reason).
+SKIPPED: Final = "skipped"
+
 #: saq's statuses as `runs` shows them.
 STATE: Final = {
     Status.NEW: "queued",
@@ -98,7 +102,7 @@ async def open_queue(url: str) -> AsyncIterator[RedisQueue]:
 
 def jobs_from_manifest(path: Path) -> list[BureauJob]:
     """Every job of the manifest at ``path``, checked and made ready for the queue, in
-    org-interleaved order (``interleave``).
+    org-interleaved order (``interleave``; each organisation's jobs in manifest order).
 
     Checks what the enqueuing host can: the manifest, each file (a regular readable file
     whose header fits the job's kind) and its SHA-256. Not the tokens: the workers hold
@@ -129,9 +133,11 @@ def interleave(jobs: Sequence[BureauJob]) -> list[BureauJob]:
     return ordered
 
 
-def saq_job(job: BureauJob, *, heartbeat: int) -> Job:
+def saq_job(job: BureauJob, *, heartbeat: int, after: str | None = None) -> Job:
     """The saq job that carries ``job``: keyed by its id, no timeout (a job may run for
-    hours), the ``heartbeat`` the sweep enforces, and its organisation and kind in ``meta``."""
+    hours), the ``heartbeat`` the sweep enforces; in ``meta`` its organisation, kind and
+    ``after``, the id of the organisation's job before it in the manifest (it waits for that
+    one to end, and is skipped if that one stopped)."""
     return Job(
         function=FUNCTION,
         kwargs={"job": job.to_json()},
@@ -140,18 +146,20 @@ def saq_job(job: BureauJob, *, heartbeat: int) -> Job:
         heartbeat=heartbeat,
         retries=MAX_ATTEMPTS,
         ttl=RESULT_TTL,
-        meta={"org": job.org, "kind": job.kind},
+        meta={"org": job.org, "kind": job.kind, "after": after},
     )
 
 
 async def enqueue_jobs(
     queue: RedisQueue, jobs: Iterable[BureauJob], *, heartbeat: int = DEFAULT_HEARTBEAT
 ) -> list[tuple[str, bool]]:
-    """Put each job on ``queue`` in the given order; (job id, False if it was already queued
-    or running) for each."""
+    """Put each job on ``queue`` in the given order, each after the one of its organisation
+    before it; (job id, False if it was already queued or running) for each."""
     added = []
+    last: dict[str, str] = {}
     for job in jobs:
-        queued = await queue.enqueue(saq_job(job, heartbeat=heartbeat))
+        queued = await queue.enqueue(saq_job(job, heartbeat=heartbeat, after=last.get(job.org)))
+        last[job.org] = job.job_id
         added.append((job.job_id, queued is not None))
     return added
 
@@ -236,6 +244,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "QUEUE_NAME",
     "RESULT_TTL",
+    "SKIPPED",
     "JobView",
     "enqueue_jobs",
     "interleave",

@@ -43,13 +43,13 @@ from typing import Any, Final
 
 import anyio
 from redis.exceptions import RedisError
-from saq.job import Job, Status
+from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.bureau.job import BureauJob, job_token, run_bureau_job
 from flexpay_batch.bureau.lease import TokenLeases
-from flexpay_batch.bureau.queue import DEFAULT_SWEEP, now_ms, open_queue
+from flexpay_batch.bureau.queue import DEFAULT_SWEEP, SKIPPED, now_ms, open_queue
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.redact import format_exception_redacted, redact_text
@@ -310,6 +310,11 @@ class BureauWorker:
             malformed = errors.UsageError(f"{job.key}: the queued job is not a bureau job")
             await self._finish(job, Outcome.failed(malformed), JobProgress(job.key, self._say))
             return Taken.RAN
+        waiting = await self._earlier_job(job, bureau_job)
+        if waiting is not None:
+            if waiting is Taken.DEFERRED:
+                await self._put_back(job, error=None)
+            return waiting
         scope = token_fingerprint(token)
         holder = f"{self.id}/{job.key}"
         if not await self.leases.acquire(scope, holder, ttl=_lease_ttl(job)):
@@ -323,6 +328,25 @@ class BureauWorker:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
                 await self.leases.release(scope, holder)
+        return Taken.RAN
+
+    async def _earlier_job(self, job: Job, bureau_job: BureauJob) -> Taken | None:
+        """``DEFERRED`` while the organisation's job before this one (``meta["after"]``) has
+        not ended; ``RAN`` once this one is finished as skipped because that one stopped (a
+        payroll after a stopped onboarding would only be rejected); None: go ahead."""
+        after = (job.meta or {}).get("after")
+        earlier = None if not after else await self.queue.job(str(after))
+        if earlier is None or earlier.status == Status.COMPLETE:
+            return None
+        if earlier.status not in TERMINAL_STATUSES:
+            return Taken.DEFERRED
+        skipped = Outcome(
+            exit_code=1,
+            stopped=SKIPPED,
+            message=f"skipped: {earlier.key}, the job of {bureau_job.org} before it, stopped; "
+            "enqueue the manifest again once it is fixed",
+        )
+        await self._finish(job, skipped, JobProgress(job.key, self._say))
         return Taken.RAN
 
     async def _run(self, job: Job, bureau_job: BureauJob, scope: str, holder: str) -> None:

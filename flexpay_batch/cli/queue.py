@@ -199,8 +199,10 @@ def _progress_line(views: Sequence[JobView | None]) -> str:
 
 
 def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
-    """One line per job, then: 0 every job done with every row; 1 rows rejected or failed;
-    raises the stop class of the first job that failed."""
+    """One line per job, then: 0 every job done with every row; 1 rows rejected or failed
+    (or a job skipped); raises the stop class of the first job that failed."""
+    from flexpay_batch.bureau.queue import SKIPPED
+
     for job_id, view in zip(ids, views, strict=True):
         print(_outcome_line(job_id, view), file=sys.stderr)
     for job_id, view in zip(ids, views, strict=True):
@@ -209,7 +211,7 @@ def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
                 f"{job_id}: the queue no longer holds this job",
                 hint="Enqueue the manifest again; finished rows replay, they are not repeated.",
             )
-        if view.state == "failed":
+        if view.state == "failed" and view.stopped != SKIPPED:
             raise _stop_error(view)
     return 1 if any(view is not None and view.exit_code for view in views) else 0
 

@@ -57,8 +57,10 @@ class Bureau:
     key_secret: str = field(default_factory=lambda: secrets.token_hex(24))
     workers: dict[str, ForkedProcess] = field(default_factory=dict)
     rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)
-    #: Each organisation's (last) file.
-    files: dict[str, Path] = field(default_factory=dict)
+    #: Each organisation's onboarding files, in manifest order.
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    #: The control total of each organisation's payroll job.
+    totals: dict[str, Decimal] = field(default_factory=dict)
     #: Every amount written to a file (and control totals), as the file spells it.
     amounts: list[str] = field(default_factory=list)
 
@@ -93,42 +95,30 @@ class Bureau:
         return env
 
     def manifest(
-        self, rows: Mapping[str, int] | Sequence[tuple[str, int]], name: str = "bureau.toml"
+        self,
+        rows: Mapping[str, int] | Sequence[tuple[str, int]],
+        *,
+        payroll: Sequence[str] = (),
+        name: str = "bureau.toml",
     ) -> Path:
-        """A manifest of onboarding jobs: one per (organisation, rows) pair, in that order.
-
-        An organisation's second job gets a file of its own (other employees)."""
+        """A manifest of onboarding jobs, one per (organisation, rows) pair in that order (an
+        organisation's second job gets other employees), then for each organisation in
+        ``payroll`` a payroll job paying its employees, with a control total."""
         tables = []
         pairs = list(rows.items()) if isinstance(rows, Mapping) else list(rows)
         for number, (org, count) in enumerate(pairs, start=1):
             path = self.tmp / f"{org}-{number}-new-hires.csv"
-            prefix = f"{org[:2].upper()}{number}"
-            written = write_onboarding(path, count, prefix=prefix)
+            written = write_onboarding(path, count, prefix=f"{org[:2].upper()}{number}")
             self.rows.setdefault(org, []).extend(written)
             self.amounts.extend(row["compensation_amount"] for row in written)
-            self.files[org] = path
-            tables.append(
-                "\n".join(
-                    (
-                        "[[jobs]]",
-                        f'org = "{org}"',
-                        'kind = "onboard"',
-                        f'file = "{path}"',
-                        f'token_env = "{token_var(org)}"',
-                        f'write_limit = "{WRITES_PER_SECOND:g}/s"',
-                        f"write_burst = {WRITE_BURST}",
-                        'read_limit = "300/s"',
-                        "read_burst = 50",
-                    )
-                )
-            )
+            self.files.setdefault(org, []).append(path)
+            tables.append(_table(org, "onboard", path))
+        tables += [self._payroll_table(org) for org in payroll]
         path = self.tmp / name
         path.write_text("\n\n".join(tables) + "\n", encoding="utf-8")
         return path
 
-    def payroll_manifest(self, org: str, name: str = "payroll.toml") -> tuple[Path, Decimal]:
-        """A manifest of one payroll job paying every employee ``org`` was onboarded with,
-        with its control total; (the manifest, the total)."""
+    def _payroll_table(self, org: str) -> str:
         rng = random.Random(f"{org}-payroll")
         path = self.tmp / f"{org}-payroll.csv"
         total = Decimal(0)
@@ -141,29 +131,18 @@ class Bureau:
                 self.amounts.append(f"{amount:.2f}")
                 writer.writerow([row["external_id"], "40.00", f"{amount:.2f}", "USD", "Weekly"])
         self.amounts.append(f"{total:.2f}")
-        manifest = self.tmp / name
-        manifest.write_text(
-            "\n".join(
-                (
-                    "[[jobs]]",
-                    f'org = "{org}"',
-                    'kind = "payroll"',
-                    f'file = "{path}"',
-                    f'token_env = "{token_var(org)}"',
-                    'pay_group = "pg_weekly"',
-                    "period_start = 2026-03-02",
-                    "period_end = 2026-03-08",
-                    "pay_date = 2026-03-13",
-                    f"expected_total = {total:.2f}",
-                    f"expected_count = {len(self.rows[org])}",
-                    'write_limit = "100/s"',
-                    'read_limit = "300/s"',
-                )
-            )
-            + "\n",
-            encoding="utf-8",
+        self.totals[org] = total
+        return _table(
+            org,
+            "payroll",
+            path,
+            'pay_group = "pg_weekly"',
+            "period_start = 2026-03-02",
+            "period_end = 2026-03-08",
+            "pay_date = 2026-03-13",
+            f"expected_total = {total:.2f}",
+            f"expected_count = {len(self.rows[org])}",
         )
-        return manifest, total
 
     def cli(self, args: list[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a command to its end (``enqueue``, ``runs``) with a worker's environment."""
@@ -261,6 +240,23 @@ class Bureau:
             except (subprocess.TimeoutExpired, ValueError, RuntimeError):
                 logs[name] = "?"
         return logs
+
+
+def _table(org: str, kind: str, path: Path, *extra: str) -> str:
+    """One ``[[jobs]]`` table at the simulator's scaled limits."""
+    lines = (
+        "[[jobs]]",
+        f'org = "{org}"',
+        f'kind = "{kind}"',
+        f'file = "{path}"',
+        f'token_env = "{token_var(org)}"',
+        f'write_limit = "{WRITES_PER_SECOND:g}/s"',
+        f"write_burst = {WRITE_BURST}",
+        'read_limit = "300/s"',
+        "read_burst = 50",
+        *extra,
+    )
+    return "\n".join(lines)
 
 
 def _text(value: Any) -> str:

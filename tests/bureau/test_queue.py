@@ -124,24 +124,27 @@ def test_a_file_changed_after_enqueue_fails_its_job_and_the_others_finish(
     bureau: Bureau,
 ) -> None:
     """The worker checks the file's SHA-256 first: the changed file's job fails with the
-    SHA message and sends nothing; `enqueue --wait` exits 2 (its stop class) naming it."""
-    manifest = bureau.manifest({"acme": 20, "globex": 20})
+    SHA message and sends nothing, the organisation's next job is skipped, the other
+    organisation's finishes; `enqueue --wait` exits 2 (the failed job's stop class)."""
+    manifest = bureau.manifest([("acme", 20), ("globex", 20), ("globex", 10)])
     waiting = bureau.start_cli(["enqueue", str(manifest), "--queue", bureau.url, "--wait"])
-    bureau.wait_for(lambda jobs: len(jobs) == 2, timeout=30)
-    changed = bureau.files["globex"]
+    bureau.wait_for(lambda jobs: len(jobs) == 3, timeout=30)
+    changed = bureau.files["globex"][0]
     changed.write_text(changed.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     bureau.worker("w1", "--concurrency", "2")
     stdout, stderr = waiting.communicate(timeout=90)
     assert waiting.returncode == 2, stderr
     assert "changed since the job was enqueued" in stderr
-    assert "globex" in stderr
-    jobs = {job["meta"]["org"]: job for job in bureau.jobs().values()}
-    assert jobs["acme"]["status"] == "complete"
-    assert jobs["globex"]["status"] == "failed"
-    assert jobs["globex"]["result"]["stopped"] == "InputFileError"
+    acme, globex, later = stdout.split()  # org-interleaved order
+    jobs = bureau.jobs()
+    assert jobs[acme]["status"] == "complete"
+    assert jobs[globex]["status"] == "failed"
+    assert jobs[globex]["result"]["stopped"] == "InputFileError"
+    assert jobs[later]["status"] == "failed"
+    assert jobs[later]["result"]["stopped"] == "skipped"
+    assert f"{later} (globex, onboard): failed" in stderr
     effects = bureau.sim.effects()["employees"]["by_external_id"]
-    assert not [key for key in effects if key.startswith("GL")]  # globex's ids: GL2…
-    assert len(stdout.split()) == 2
+    assert not [key for key in effects if key.startswith("GL")]  # globex's ids: GL2…, GL3…
 
 
 def test_sigterm_hands_the_running_job_to_another_worker_at_once(bureau: Bureau) -> None:
@@ -189,16 +192,18 @@ def test_one_organisation_runs_one_job_at_a_time_while_others_run_beside_it(
 
 
 def test_nothing_secret_or_personal_is_left_in_redis(bureau: Bureau) -> None:
-    """After onboarding three organisations and a payroll with a control total, no key or
-    value in Redis holds a token, the key secret, a name, an email, a tax id, a bank account
-    or an amount from the files or the manifest (the worker re-reads the control total)."""
-    _enqueue(bureau, bureau.manifest({"acme": 15, "globex": 15, "initech": 15}))
+    """After three organisations' onboarding and one's payroll with a control total (run
+    after its onboarding, as the manifest orders them), no key or value in Redis holds a
+    token, the key secret, a name, an email, a tax id, a bank account or an amount from the
+    files or the manifest (the worker re-reads the control total)."""
+    manifest = bureau.manifest({"acme": 15, "globex": 15, "initech": 15}, payroll=["acme"])
+    ids = _enqueue(bureau, manifest)
     bureau.worker("w1", "--concurrency", "3")
-    bureau.wait_for(lambda jobs: finished(jobs, 3), timeout=60)
-    payroll, total = bureau.payroll_manifest("acme")
-    (payroll_id,) = _enqueue(bureau, payroll)
     bureau.wait_for(lambda jobs: finished(jobs, 4), timeout=60)
-    assert bureau.jobs()[payroll_id]["status"] == "complete", bureau.jobs()[payroll_id]
+    jobs = bureau.jobs()
+    assert {jobs[key]["status"] for key in ids} == {"complete"}
+    onboarding, payroll = sorted((k for k in ids if k.startswith("acme")), key=lambda k: "pay" in k)
+    assert jobs[payroll]["started"] >= jobs[onboarding]["completed"]
     assert bureau.sim.effects()["runs_submitted_by_period"]  # the total matched: submitted
     haystack = bureau.everything_in_redis()
     assert "flexpay-bureau" in haystack  # the scan saw the queue
@@ -210,7 +215,7 @@ def test_nothing_secret_or_personal_is_left_in_redis(bureau: Bureau) -> None:
             needles += [row["bank_account_number"]]
     found = sorted({needle for needle in needles if needle in haystack})
     assert not found, f"found in Redis: {found[:5]}"
-    assert f"{total:.2f}" in bureau.amounts
+    assert f"{bureau.totals['acme']:.2f}" in bureau.amounts
     for amount in set(bureau.amounts):
         # Whole numbers only: "2150.00" inside a float such as 1796201452150.0012 is chance.
         pattern = rf"(?<![\d.]){re.escape(amount)}(?![\d])"
