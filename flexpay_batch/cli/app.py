@@ -25,6 +25,8 @@ from typing import Annotated, Any
 import click
 import typer
 
+from flexpay_batch.cli.bureau import RUN_EPILOG
+from flexpay_batch.cli.bureau import run as run_manifest
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import format_exception_redacted, redact_text
 from flexpay_batch.core.settings import (
@@ -568,6 +570,9 @@ def bench(
     if chosen != "read" and not use_sandbox and not yes:
         _confirm_writes(settings.base_url, requests, chosen)
     return run_bench(settings, requests=requests, kind=chosen, use_sandbox=use_sandbox)
+
+
+app.command("run", epilog=RUN_EPILOG)(run_manifest)
 
 
 def _confirm_writes(base_url: str, requests: int, kind: str) -> None:

@@ -44,7 +44,11 @@ _SINK_BATCH = 64
 
 
 class StopControl:
-    """A shared "stop taking new rows" flag that remembers why the run stopped."""
+    """A shared "stop taking new rows" flag that remembers why the run stopped.
+
+    A host of several runs (a bureau) gives each run a ``child()``: stopping the host stops
+    every run, while a run's own fatal error (its token revoked) stops that run alone.
+    """
 
     def __init__(self, on_stop: Callable[[BaseException], None] | None = None) -> None:
         self._event = anyio.Event()
@@ -52,6 +56,15 @@ class StopControl:
         #: Told the first reason at once, so the operator sees "stopping…" before the
         #: requests in flight have finished (which may take a while).
         self._on_stop = on_stop
+        self._children: list[StopControl] = []
+
+    def child(self) -> StopControl:
+        """A stop of its own that a request here also makes, but not the other way round."""
+        child = StopControl()
+        self._children.append(child)
+        if self.reason is not None:
+            child.request(self.reason)
+        return child
 
     @property
     def requested(self) -> bool:
@@ -64,6 +77,8 @@ class StopControl:
             if self._on_stop is not None:
                 self._on_stop(reason)
         self._event.set()
+        for child in self._children:
+            child.request(reason)
 
     async def wait(self) -> None:
         await self._event.wait()

@@ -147,8 +147,10 @@ async def run_job(
     ``reporter`` shows the progress (default: the terminal's, on stderr). ``stop`` hands the
     signals to the caller: without it the run watches SIGINT/SIGTERM/SIGHUP itself, which
     only one run per process can do; a host of several concurrent runs (a bureau worker)
-    passes one ``StopControl`` and requests the stop itself. It closes the reporter it is
-    given (``Reporter.close``) when the run ends.
+    watches them once and gives each run its own ``StopControl.child()`` of one host-wide
+    stop: a run's fatal error (its token revoked) requests its own stop, so a shared one
+    would stop every other run too. It closes the reporter it is given
+    (``Reporter.close``) when the run ends.
     """
     started = time.monotonic()
     input_sha = input_sha256(request.input_path)

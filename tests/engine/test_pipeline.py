@@ -305,3 +305,18 @@ async def test_second_sigint_cancels_at_once() -> None:
             ),
         )
     assert sink.rows == []
+
+
+async def test_a_child_stop_follows_its_parent_but_not_the_other_way() -> None:
+    """A host's stop reaches every run's child; a run's own fatal error stops that run alone."""
+    host = StopControl()
+    acme, beta = host.child(), host.child()
+    acme.request(errors.AuthenticationFailed("token revoked"))
+    assert acme.requested
+    assert not host.requested
+    assert not beta.requested
+    interrupted = errors.RunInterrupted("stopped by SIGTERM")
+    host.request(interrupted)
+    assert beta.reason is interrupted
+    assert isinstance(acme.reason, errors.AuthenticationFailed)  # the first reason wins
+    assert host.child().reason is interrupted  # a run begun after the stop is stopped too
