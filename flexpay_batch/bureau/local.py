@@ -16,8 +16,10 @@ at most ``concurrency`` at a time, in the order ``bureau.schedule`` decides: org
 turns, an organisation's jobs run in manifest order, and jobs of one token never run at the
 same time (each run has its own limiter; two at once would exceed the token's limit). It
 watches SIGINT/SIGTERM/SIGHUP once for all of them: the first stops every job gracefully
-(requests in flight finish, outputs are written) and starts no other; a second cancels at
-once. A job that fails (its token revoked) stops alone, through its own ``StopControl.child``.
+(requests in flight finish, outputs are written) and starts no other; a second cancels the
+requests in flight (``StopControl.request(at_once=True)``: what arrived is journaled, the
+outputs written); a third cancels everything at once. A job that fails (its token revoked)
+stops alone, through its own ``StopControl.child``.
 
 Without ``FLEXPAY_KEY_SECRET`` each job's journal keeps the random secret it began with, so
 running the same manifest again on this host resumes every job from its run directory
@@ -211,7 +213,10 @@ async def _drive(run: _Run, schedule: Schedule, concurrency: int) -> None:
             if schedule.running == 0:
                 return
             index = await receive.receive()
-            for skipped in schedule.finished(index, stopped=run.outcomes[index].stopped):
+            # After the operator's stop the organisation's next jobs wait (for a re-run);
+            # they are skipped only when their own organisation's job stopped.
+            stopped = run.outcomes[index].stopped and not run.stop.requested
+            for skipped in schedule.finished(index, stopped=stopped):
                 _skip(run, skipped, because=run.jobs[index])
 
 
@@ -269,7 +274,8 @@ async def _one(run: _Run, index: int, done: MemoryObjectSendStream[int]) -> None
 
 
 async def _watch_signals(run: _Run, outer: TaskGroup) -> None:
-    """First SIGINT/SIGTERM/SIGHUP: every job stops gracefully. A second: cancel at once."""
+    """First SIGINT/SIGTERM/SIGHUP: every job stops gracefully. A second: requests in flight
+    are cancelled (what arrived is journaled, outputs written). A third: everything at once."""
     with signal_receiver(*STOP_SIGNALS) as received:
         count = 0
         async for signum in received:
@@ -285,6 +291,15 @@ async def _watch_signals(run: _Run, outer: TaskGroup) -> None:
                     errors.RunInterrupted(
                         f"stopped by {name}: requests in flight were allowed to finish"
                     )
+                )
+            elif count == 2:
+                run.stop.request(
+                    errors.RunInterrupted(
+                        f"stopped by a second {name}: requests in flight were cancelled; "
+                        "their rows stay open and running the manifest again re-sends them "
+                        "under the same idempotency key"
+                    ),
+                    at_once=True,
                 )
             else:
                 outer.cancel_scope.cancel()

@@ -26,10 +26,11 @@ RUN_EPILOG = (
     "Each job's token comes from the variable its token_env names (or its token_file). "
     "FLEXPAY_BASE_URL and FLEXPAY_CA_BUNDLE apply to every job unless the job sets base_url "
     "or ca_bundle. Running the same manifest again continues every job where it stopped "
-    "(its run directory is <state dir>/bureau/ORG/JOB_ID): rows already done are not sent "
-    "again. FLEXPAY_KEY_SECRET (optional here) derives each job's idempotency keys from a "
+    "(its run directory is STATE_DIR/bureau/ORG/JOB_ID, STATE_DIR being FLEXPAY_STATE_DIR or "
+    "~/.local/state/flexpay-batch on Linux): rows already done are not sent again. "
+    "FLEXPAY_KEY_SECRET (optional here) derives each job's idempotency keys from a "
     "bureau-wide secret, as queue workers do; without it each job keeps the random secret "
-    "its journal began with, so resume on this host."
+    "its journal began with: re-run the manifest on this host to resume."
 )
 
 
