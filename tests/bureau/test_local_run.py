@@ -8,12 +8,17 @@ import io
 import itertools
 from pathlib import Path
 
+import anyio
 import pytest
 
 from flexpay_batch.bureau.local import LocalJob, prepare_jobs, run_local
 from flexpay_batch.bureau.outcome import JobOutcome, overall_exit_code
 from flexpay_batch.bureau.progress import PlainBoard
+from flexpay_batch.core.keys import token_fingerprint
+from flexpay_batch.core.settings import load_settings
+from flexpay_batch.engine.limiting import limiter_store
 from flexpay_batch.sim import Simulator
+from tests.api.test_redis_store import _redis_keys
 from tests.bureau.kit import (
     Org,
     active_interval,
@@ -29,6 +34,7 @@ from tests.bureau.kit import (
 from tests.conftest import MakeSimulator
 from tests.harness import fast_limits, write_onboarding
 from tests.jobs.test_payroll_reconcile import pay, write_pay
+from tests.redisserver import RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -150,3 +156,24 @@ async def test_concurrency_one_runs_one_job_at_a_time(
     intervals = sorted(active_interval(o.run_dir) for o in outcomes if o.run_dir is not None)
     for (_, end), (start, _) in itertools.pairwise(intervals):
         assert end <= start
+
+
+async def test_a_shared_limiter_store_serves_every_job(
+    make_simulator: MakeSimulator, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """--limiter-url: every job's limiters live in the one Redis (keyed per token), and the
+    three organisations still finish every row once."""
+    orgs = three_orgs()
+    sim = await make_simulator(tokens=sim_tokens(orgs), limits=LIMITS)
+    env = _env(sim, orgs)
+    state = tmp_path / "state"
+    jobs = prepare_jobs(_manifest(tmp_path, orgs, payroll=False), env, state_dir=state)
+    settings = load_settings(flags={"limiter_url": redis_server.url}, env={})
+    async with limiter_store(settings) as store:
+        outcomes, _, _ = await _run(jobs, env, state, store=store)
+    assert [o.state for o in outcomes] == ["done"] * 3
+    assert sim.effects()["employees"]["created"] == 3 * ROWS
+    keys = await anyio.to_thread.run_sync(_redis_keys, redis_server.url)
+    for org in orgs:
+        assert f"flexpay-batch:limiter:{token_fingerprint(org.token)}:write" in keys
+        assert not any(org.token in key for key in keys)
