@@ -37,6 +37,7 @@ from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.progress import (
     Clock,
     Reporter,
+    estimate_eta,
     format_duration,
     format_rate,
     summary_rows,
@@ -71,7 +72,7 @@ class JobProgress:
         return self.earlier + sum(self.by_status.values())
 
     def line(self) -> str:
-        """``acme onboard 120/500 · rejected 0 · failed 0 · 97.2/min of 100/min``."""
+        """``acme onboard 120/500 · rejected 0 · failed 0 · 97.2/min of 100/min · eta 4m03s``."""
         total = "?" if self.total is None else str(self.total)
         parts = [
             f"{self.label.org} {self.label.kind} {self.done}/{total}",
@@ -84,6 +85,9 @@ class JobProgress:
             parts.append(format_rate(self.rate, self.limit))
         if self.paused_until is not None:
             parts.append("paused by the server")
+        elif self.total is not None and self.done < self.total:
+            eta = estimate_eta(self.total - self.done, self.rate, self.limit)
+            parts.append(f"eta {format_duration(eta)}")
         return " · ".join(parts)
 
 
@@ -175,7 +179,7 @@ class _BoardBase:
         self._show_message(redact_text(text), level)
 
     def overall(self) -> str:
-        """``jobs: 2 running, 1 done, 3 waiting · rows 300/1500 · 2m03s``."""
+        """``jobs: 2 running, 1 done, 3 waiting · rows 300/1500 · 3.2 rows/s · 2m03s``."""
         states = Counter(job.state for job in self._jobs.values())
         order: tuple[State, ...] = (
             "running",
@@ -191,7 +195,8 @@ class _BoardBase:
         totals = [job.total for job in self._jobs.values()]
         total = "?" if any(t is None for t in totals) else str(sum(t or 0 for t in totals))
         elapsed = format_duration(self._clock() - self._started_at)
-        return f"jobs: {jobs} · rows {done}/{total} · {elapsed}"
+        rate = sum(job.rate for job in self._jobs.values() if job.state == "running")
+        return f"jobs: {jobs} · rows {done}/{total} · {_per_second(rate)} · {elapsed}"
 
     def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
         raise NotImplementedError
@@ -204,6 +209,10 @@ class _BoardBase:
 
     def _show_message(self, text: str, level: int) -> None:
         raise NotImplementedError
+
+
+def _per_second(rate: float) -> str:
+    return f"{rate:.3g} rows/s" if rate < 100 else f"{rate:.0f} rows/s"
 
 
 def _write_best_effort(stream: TextIO, text: str) -> None:

@@ -33,7 +33,7 @@ def test_plain_lines_per_job_at_most_once_per_interval() -> None:
     lines = stream.getvalue().splitlines()
     assert lines == [
         "start: job 1 (acme, onboard): 10 rows (2 already settled), estimated 6s",
-        "progress: acme onboard 4/10 · rejected 1 · failed 0 · 0/s of 2/s",
+        "progress: acme onboard 4/10 · rejected 1 · failed 0 · 0/s of 2/s · eta 3s",
         "warning: job 1 (acme, onboard): the server asked us to slow down",
     ]
 
@@ -50,7 +50,7 @@ def test_each_end_and_the_overall_line() -> None:
     assert stream.getvalue().splitlines()[-2:] == [
         "end: job 1 (acme, onboard): done: created 3, already existed 0, replayed 0, "
         "rejected 0, failed 0",
-        "jobs: 1 done, 1 waiting · rows 0/? · 1m05s",
+        "jobs: 1 done, 1 waiting · rows 0/? · 0 rows/s · 1m05s",
     ]
 
 
@@ -67,8 +67,8 @@ def test_the_live_board_and_the_table() -> None:
     with console.capture() as captured:
         console.print(board.render())
     assert captured.get().splitlines() == [
-        "acme onboard 1/5 · rejected 0 · failed 0 · 1/s of 1/s",
-        "jobs: 1 running, 1 waiting · rows 1/? · 0s",
+        "acme onboard 1/5 · rejected 0 · failed 0 · 1/s of 1/s · eta 4s",
+        "jobs: 1 running, 1 waiting · rows 1/? · 1 rows/s · 0s",
     ]
     stopped = JobOutcome(
         BETA, "stopped", 3, run_dir=None, error="token revoked", hint="Get a new token."
