@@ -14,9 +14,11 @@ import pytest
 from flexpay_batch.bureau.local import LocalJob, prepare_jobs, run_local
 from flexpay_batch.bureau.outcome import JobOutcome, overall_exit_code
 from flexpay_batch.bureau.progress import PlainBoard
+from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.settings import load_settings
 from flexpay_batch.engine.limiting import limiter_store
+from flexpay_batch.engine.pipeline import StopControl
 from flexpay_batch.sim import Simulator
 from tests.api.test_redis_store import _redis_keys
 from tests.bureau.kit import (
@@ -177,3 +179,37 @@ async def test_a_shared_limiter_store_serves_every_job(
     for org in orgs:
         assert f"flexpay-batch:limiter:{token_fingerprint(org.token)}:write" in keys
         assert not any(org.token in key for key in keys)
+
+
+async def test_a_stop_mid_run_leaves_the_next_jobs_waiting_for_a_re_run(
+    make_simulator: MakeSimulator, tmp_path: Path
+) -> None:
+    """The operator's stop once rows flow: the running jobs stop (130), acme's payroll waits
+    (not skipped); the same jobs again finish everything, each employee created once."""
+    orgs = three_orgs()
+    sim = await make_simulator(tokens=sim_tokens(orgs), limits=LIMITS)
+    env = _env(sim, orgs)
+    state = tmp_path / "state"
+    manifest = _manifest(tmp_path, orgs)
+    stop = StopControl()
+
+    async def stop_once_rows_flow() -> None:
+        while sim.effects()["employees"]["created"] < 10:
+            await anyio.sleep(0.01)
+        stop.request(errors.RunInterrupted("stopped by the test"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_once_rows_flow)
+        jobs = prepare_jobs(manifest, env, state_dir=state)
+        outcomes, interrupted, _ = await _run(jobs, env, state, stop=stop)
+    assert interrupted
+    assert [(o.state, o.exit_code) for o in outcomes] == [("stopped", 130)] * 3 + [("waiting", 130)]
+    assert overall_exit_code(outcomes, interrupted=interrupted) == 130
+    assert sim.effects()["employees"]["created"] < 3 * ROWS
+
+    outcomes, interrupted, _ = await _run(prepare_jobs(manifest, env, state_dir=state), env, state)
+    assert not interrupted
+    assert [o.state for o in outcomes] == ["done"] * 4
+    effects = sim.effects()
+    for org in orgs:
+        assert list(created_per_prefix(effects, org.prefix).values()) == [1] * ROWS
