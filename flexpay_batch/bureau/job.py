@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from flexpay_batch.api.client import validate_base_url
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.bureau.manifest import ManifestJob, load_manifest
@@ -326,7 +328,8 @@ async def run_bureau_job(
     secret, so whatever a dead worker sent replays. ``stop``: see ``engine.run.run_job``
     (a host of several jobs passes each its own ``StopControl.child()``).
     """
-    verify_file(job)
+    # Hashing a large file takes a while: off the event loop, where other jobs may be running.
+    await anyio.to_thread.run_sync(verify_file, job)
     job = job.with_control_total()
     token = job_token(job, env)
     install_redaction(token)

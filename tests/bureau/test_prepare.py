@@ -191,3 +191,14 @@ def test_the_same_job_twice_is_refused(tmp_path: Path, files: dict[str, Path]) -
     job = onboard_job(ACME, files["people"])
     message = _problem(tmp_path, [job, job])
     assert message.startswith("job 2 (acme, onboard): the same job as job 1")
+
+
+def test_a_token_file_others_can_read_is_named(tmp_path: Path, files: dict[str, Path]) -> None:
+    """token_file readable by others: refused, naming the job and token_file."""
+    token = tmp_path / "acme.token"
+    token.write_text(ACME.token + "\n", encoding="utf-8")
+    token.chmod(0o644)
+    job = {k: v for k, v in onboard_job(ACME, files["people"]).items() if k != "token_env"}
+    message = _problem(tmp_path, [{**job, "token_file": token}])
+    assert message.startswith("job 1 (acme, onboard): token_file: token file ")
+    assert "can be read by other users" in message
