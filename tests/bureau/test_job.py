@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from flexpay_batch.bureau.job import BureauJob, bureau_job, job_token, key_secret
+from flexpay_batch.bureau.job import (
+    BureauJob,
+    bureau_job,
+    job_run_dir,
+    job_settings,
+    job_token,
+    key_secret,
+)
 from flexpay_batch.bureau.manifest import load_manifest
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import derive_job_secret
@@ -100,3 +107,34 @@ def test_a_missing_token_names_the_job_and_the_key(tmp_path: Path) -> None:
     assert caught.value.message == (
         f"job 1 (acme, onboard): token_env: the variable {ORG.token_env} is not set on this host"
     )
+
+
+def test_a_jobs_own_settings_beat_the_hosts_environment(tmp_path: Path) -> None:
+    """base_url, ca_bundle and workers from the job override FLEXPAY_*; the rest come from
+    the environment; the run directory is the job's own."""
+    people = tmp_path / "people.csv"
+    write_onboarding(people, 1, prefix="AC")
+    ca = tmp_path / "ca.pem"
+    job_table = onboard_job(
+        ORG, people, base_url="https://own.example/v1/", ca_bundle=ca, workers=2
+    )
+    manifest = write_manifest(tmp_path / "bureau.toml", [job_table])
+    job = bureau_job(load_manifest(manifest).jobs[0], number=1, manifest=manifest)
+    env = {
+        "FLEXPAY_BASE_URL": "https://host.example/v1/",
+        "FLEXPAY_CA_BUNDLE": "/etc/host-ca.pem",
+        "FLEXPAY_WORKERS": "16",
+        "FLEXPAY_WRITE_LIMIT": "5/s",
+    }
+    settings = job_settings(job, env, run_dir=job_run_dir(job, tmp_path))
+    assert settings.base_url == "https://own.example/v1/"
+    assert settings.ca_bundle == ca
+    assert settings.workers == 2
+    assert settings.limits.write.rate.per_second == 5.0
+    assert settings.run_dir == tmp_path / "bureau" / "acme" / job.job_id
+    bare = bureau_job(
+        load_manifest(write_manifest(tmp_path / "b.toml", [onboard_job(ORG, people)])).jobs[0],
+        number=1,
+    )
+    from_host = job_settings(bare, env, run_dir=tmp_path)
+    assert (from_host.base_url, from_host.workers) == ("https://host.example/v1/", 16)
