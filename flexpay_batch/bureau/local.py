@@ -56,6 +56,7 @@ from flexpay_batch.bureau.progress import Board
 from flexpay_batch.bureau.schedule import Schedule, Slot
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
+from flexpay_batch.core.redact import install_redaction
 from flexpay_batch.engine.pipeline import STOP_SIGNALS, StopControl, signal_receiver
 from flexpay_batch.jobs.header import check_header
 from flexpay_batch.jobs.registry import job_spec
@@ -127,6 +128,7 @@ def _checked(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> LocalJo
     except errors.FlexPayBatchError as exc:
         raise errors.ConfigError(f"{where}: file: {exc.message}", hint=exc.hint) from None
     token = job_token(job, env)
+    install_redaction(token)  # from now on no message or traceback can show it
     try:
         settings = job_settings(job, env, run_dir=job_run_dir(job, state_dir))
         validate_base_url(settings.base_url)
