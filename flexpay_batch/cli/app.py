@@ -25,8 +25,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from flexpay_batch.cli.bureau import RUN_EPILOG
-from flexpay_batch.cli.bureau import run as run_manifest
+from flexpay_batch.cli import bureau as bureau_cli
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import format_exception_redacted, redact_text
 from flexpay_batch.core.settings import (
@@ -572,7 +571,7 @@ def bench(
     return run_bench(settings, requests=requests, kind=chosen, use_sandbox=use_sandbox)
 
 
-app.command("run", epilog=RUN_EPILOG)(run_manifest)
+app.command("run", epilog=bureau_cli.RUN_EPILOG)(bureau_cli.run)
 
 
 def _confirm_writes(base_url: str, requests: int, kind: str) -> None:
