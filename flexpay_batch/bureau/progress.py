@@ -13,17 +13,21 @@ Each job's run reports through its own ``JobReporter`` (the engine's ``Reporter`
 which only updates that job's ``JobProgress``; the board draws them all. The rich board shows
 one line per running job (organisation, kind, done/total, rejected, failed, rate against the
 limit) and an overall line, redrawn a few times a second; the plain board writes a line per
-job at most every ``interval`` seconds. Messages are prefixed with the job and redacted. Time
-comes from an injected clock (monotonic seconds).
+job at most every ``interval`` seconds; ``JsonBoard`` (``--json-logs``) one JSON object per
+event. Messages name their job and are redacted. Time comes from an injected clock
+(monotonic seconds).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -147,7 +151,7 @@ class JobReporter:
         self._board.changed(self._progress)
 
     def message(self, text: str, level: int = logging.INFO) -> None:
-        self._board.message(f"{self._progress.label.describe()}: {text}", level)
+        self._board.job_message(self._progress.label, text, level)
 
     def finish(self, summary: Mapping[str, int]) -> None:
         """The board shows the job's end when the bureau knows its outcome (``ended``)."""
@@ -177,6 +181,10 @@ class _BoardBase:
 
     def message(self, text: str, level: int = logging.INFO) -> None:
         self._show_message(redact_text(text), level)
+
+    def job_message(self, label: JobLabel, text: str, level: int) -> None:
+        """A sentence from one job's run, shown with the job's name."""
+        self.message(f"{label.describe()}: {text}", level)
 
     def overall(self) -> str:
         """``jobs: 2 running, 1 done, 3 waiting · rows 300/1500 · 3.2 rows/s · 2m03s``."""
@@ -399,8 +407,102 @@ def outcome_table(outcomes: Sequence[JobOutcome]) -> Table:
     return table
 
 
-def make_board(labels: Sequence[JobLabel], stream: TextIO) -> Board:
-    """The live board on a terminal, plain lines otherwise."""
+class JsonBoard(_BoardBase):
+    """``--json-logs``: one JSON object per line, each with ``ts`` (UTC ISO 8601), ``event``
+    and, for a job's events, ``job`` (number, org, kind).
+
+    Events: ``start`` (total_rows, done_rows, estimate_seconds, limit_per_second),
+    ``progress`` (done, total, rejected, failed, retrying, rate_per_second; at most once per
+    ``interval`` seconds per job), ``message`` (level, message), ``end`` (state, exit_code,
+    counts, error, run_dir) and ``finish`` (exit codes of every job). ``wall_clock`` gives the
+    epoch seconds for ``ts``.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[JobLabel],
+        stream: TextIO,
+        *,
+        interval: float = 1.0,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        super().__init__(labels, clock=clock)
+        self._stream = stream
+        self._interval = interval
+        self._wall_clock = wall_clock
+        self._last: dict[int, float] = {}
+
+    def _emit(self, event: str, label: JobLabel | None = None, **fields: object) -> None:
+        moment = datetime.fromtimestamp(self._wall_clock(), UTC)
+        record: dict[str, object] = {
+            "ts": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "event": event,
+        }
+        if label is not None:
+            record["job"] = {"number": label.number, "org": label.org, "kind": label.kind}
+        record.update(fields)
+        _write_best_effort(self._stream, json.dumps(record, ensure_ascii=False) + "\n")
+
+    def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
+        self._last[progress.label.number] = self._clock()
+        self._emit(
+            "start",
+            progress.label,
+            total_rows=progress.total,
+            done_rows=progress.earlier,
+            estimate_seconds=_finite_or_none(estimate_seconds),
+            limit_per_second=_finite_or_none(progress.limit),
+        )
+
+    def changed(self, progress: JobProgress) -> None:
+        now = self._clock()
+        number = progress.label.number
+        if now - self._last.get(number, now) < self._interval:
+            return
+        self._last[number] = now
+        self._emit(
+            "progress",
+            progress.label,
+            done=progress.done,
+            total=progress.total,
+            rejected=progress.by_status[RowStatus.REJECTED],
+            failed=progress.by_status[RowStatus.FAILED],
+            retrying=progress.retrying,
+            rate_per_second=_finite_or_none(round(progress.rate, 3)),
+        )
+
+    def _show_end(self, progress: JobProgress, outcome: JobOutcome) -> None:
+        self._emit(
+            "end",
+            outcome.label,
+            state=outcome.state,
+            exit_code=outcome.exit_code,
+            counts=dict(outcome.counts),
+            error=outcome.error,
+            run_dir=None if outcome.run_dir is None else str(outcome.run_dir),
+        )
+
+    def _show_message(self, text: str, level: int) -> None:
+        self._emit("message", level=logging.getLevelName(level).lower(), message=text)
+
+    def job_message(self, label: JobLabel, text: str, level: int) -> None:
+        level_name = logging.getLevelName(level).lower()
+        self._emit("message", label, level=level_name, message=redact_text(text))
+
+    def close(self, outcomes: Sequence[JobOutcome]) -> None:
+        self._emit("finish", jobs={str(o.label.number): o.exit_code for o in outcomes})
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    # JSON has no NaN or Infinity; an unknowable number is null.
+    return value if value is not None and math.isfinite(value) else None
+
+
+def make_board(labels: Sequence[JobLabel], stream: TextIO, *, json_logs: bool = False) -> Board:
+    """JSON lines if asked, the live board on a terminal, plain lines otherwise."""
+    if json_logs:
+        return JsonBoard(labels, stream)
     try:
         terminal = stream.isatty()
     except (AttributeError, ValueError):
@@ -415,6 +517,7 @@ __all__ = [
     "Board",
     "JobProgress",
     "JobReporter",
+    "JsonBoard",
     "PlainBoard",
     "RichBoard",
     "make_board",

@@ -56,6 +56,10 @@ def run(
             metavar="URL",
         ),
     ] = None,
+    json_logs: Annotated[
+        bool,
+        typer.Option("--json-logs", help="Progress as one JSON object per line on stderr instead."),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary of every job on stdout.")
     ] = False,
@@ -84,7 +88,7 @@ def run(
     secret = key_secret(env, required=False)
     state_dir = state_root(env)
     jobs = prepare_jobs(manifest, env, state_dir=state_dir)
-    board = make_board([job.label for job in jobs], sys.stderr)
+    board = make_board([job.label for job in jobs], sys.stderr, json_logs=json_logs)
 
     async def run_all() -> tuple[list[JobOutcome], bool]:
         from flexpay_batch.bureau.local import run_local

@@ -5,12 +5,13 @@ every job; messages name their job."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 from rich.console import Console
 
 from flexpay_batch.bureau.outcome import JobLabel, JobOutcome
-from flexpay_batch.bureau.progress import PlainBoard, RichBoard
+from flexpay_batch.bureau.progress import JsonBoard, PlainBoard, RichBoard
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.sim.testing import FakeClock
 
@@ -79,3 +80,34 @@ def test_the_live_board_and_the_table() -> None:
     assert "acme" in text
     assert "stopped (3)" in text
     assert "job 2 (beta, payroll): token revoked\n  Get a new token." in text
+
+
+def test_json_lines_name_the_job_of_each_event() -> None:
+    """--json-logs: start, throttled progress, a job's message and its end, each with the job;
+    a message is redacted like any other."""
+    clock = FakeClock()
+    stream = io.StringIO()
+    board = JsonBoard([ACME, BETA], stream, interval=1.0, clock=clock, wall_clock=lambda: 0.0)
+    board.open()
+    acme = board.reporter(ACME)
+    acme.start(total_rows=4, estimate_seconds=2.0, limit_per_second=2.0)
+    acme.row_done(RowStatus.CREATED)
+    clock.advance(1.0)
+    acme.row_done(RowStatus.FAILED)
+    acme.message("slow down", logging.WARNING)
+    board.ended(JobOutcome(ACME, "incomplete", 1, counts={"created": 1, "failed": 1}))
+    board.close([JobOutcome(ACME, "incomplete", 1), JobOutcome(BETA, "waiting", 130)])
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    job = {"number": 1, "org": "acme", "kind": "onboard"}
+    assert [(e["event"], e.get("job")) for e in events] == [
+        ("start", job),
+        ("progress", job),
+        ("message", job),
+        ("end", job),
+        ("finish", None),
+    ]
+    assert events[0]["ts"] == "1970-01-01T00:00:00.000Z"
+    assert (events[1]["done"], events[1]["failed"]) == (2, 1)
+    assert events[2]["message"] == "slow down"
+    assert events[3]["state"] == "incomplete"
+    assert events[4]["jobs"] == {"1": 1, "2": 130}
