@@ -116,6 +116,14 @@ def active_interval(run_dir: Path) -> tuple[float, float]:
     return float(first), float(last)
 
 
+def journal_secret(run_dir: Path) -> bytes:
+    """The job secret a run directory's journal holds."""
+    with sqlite3.connect(f"file:{run_dir / JOURNAL_NAME}?mode=ro", uri=True) as db:
+        (secret,) = db.execute("SELECT secret FROM job").fetchone()
+    db.close()
+    return bytes(secret)
+
+
 def created_per_prefix(effects: Mapping[str, object], prefix: str) -> dict[str, int]:
     """The ledger's creations of employees whose external id begins with ``prefix``."""
     employees = effects["employees"]

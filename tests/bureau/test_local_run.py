@@ -15,7 +15,7 @@ from flexpay_batch.bureau.local import LocalJob, prepare_jobs, run_local
 from flexpay_batch.bureau.outcome import JobOutcome, overall_exit_code
 from flexpay_batch.bureau.progress import PlainBoard
 from flexpay_batch.core import errors
-from flexpay_batch.core.keys import token_fingerprint
+from flexpay_batch.core.keys import derive_job_secret, token_fingerprint
 from flexpay_batch.core.settings import load_settings
 from flexpay_batch.engine.limiting import limiter_store
 from flexpay_batch.engine.pipeline import StopControl
@@ -25,6 +25,7 @@ from tests.bureau.kit import (
     Org,
     active_interval,
     created_per_prefix,
+    journal_secret,
     limit_env,
     onboard_job,
     payroll_job,
@@ -147,14 +148,19 @@ async def test_a_revoked_token_stops_its_org_alone(
 async def test_concurrency_one_runs_one_job_at_a_time(
     make_simulator: MakeSimulator, tmp_path: Path
 ) -> None:
-    """--concurrency 1: the onboardings' active intervals do not overlap."""
+    """--concurrency 1: the onboardings' active intervals do not overlap. With a key secret
+    each journal's job secret is the one derived from it and the job's identity."""
     orgs = three_orgs()
     sim = await make_simulator(tokens=sim_tokens(orgs), limits=LIMITS)
     env = _env(sim, orgs)
     state = tmp_path / "state"
     jobs = prepare_jobs(_manifest(tmp_path, orgs, payroll=False), env, state_dir=state)
-    outcomes, _, _ = await _run(jobs, env, state, concurrency=1)
+    secret = b"bureau-key-secret-" * 2
+    outcomes, _, _ = await _run(jobs, env, state, concurrency=1, key_secret=secret)
     assert [o.state for o in outcomes] == ["done"] * 3
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        assert outcome.run_dir is not None
+        assert journal_secret(outcome.run_dir) == derive_job_secret(secret, job.job.identity)
     intervals = sorted(active_interval(o.run_dir) for o in outcomes if o.run_dir is not None)
     for (_, end), (start, _) in itertools.pairwise(intervals):
         assert end <= start
