@@ -28,6 +28,8 @@ from flexpay_batch.engine.request import RunSummary
 #: again). 1: rows rejected or failed. 0: all done.
 SEVERITY: tuple[int, ...] = (130, 3, 70, 5, 2, 4, 1, 0)
 
+_RESUME = "`flexpay-batch resume RUN_DIR`"
+
 State = Literal["waiting", "running", "done", "incomplete", "stopped", "failed", "skipped"]
 
 
@@ -106,7 +108,8 @@ def _explain(exc: BaseException | None, run_dir: Path | None) -> tuple[str | Non
         return None, ""
     if not isinstance(exc, errors.FlexPayBatchError):
         return f"internal error ({type(exc).__name__}); re-run with --debug for details", ""
-    hint = exc.hint
+    # A bureau job continues with the whole manifest (its other jobs are skipped if done).
+    hint = exc.hint.replace(_RESUME, f"the same `flexpay-batch run MANIFEST` (or {_RESUME})")
     if run_dir is not None:
         hint = hint.replace("RUN_DIR", shlex.quote(str(run_dir)))
     return redact_text(exc.message), redact_text(hint)

@@ -8,7 +8,6 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flexpay_batch.bureau.outcome import JobLabel, JobOutcome, overall_exit_code
 from flexpay_batch.bureau.schedule import Schedule, Slot
 
 
@@ -86,17 +85,3 @@ def test_invariants_hold_in_any_order_of_endings(
     for org in {slot.org for slot in slots}:
         mine = [index for index in started if slots[index].org == org]
         assert mine == sorted(mine)
-
-
-def _outcome(code: int) -> JobOutcome:
-    state = "done" if code == 0 else "incomplete" if code == 1 else "stopped"
-    return JobOutcome(JobLabel(1, "acme", "onboard"), state, code)
-
-
-def test_the_run_exits_with_its_gravest_job() -> None:
-    """0 all done; 1 some rows; an abort (3) before an outage (4); 130 when interrupted."""
-    assert overall_exit_code([_outcome(0), _outcome(0)], interrupted=False) == 0
-    assert overall_exit_code([_outcome(0), _outcome(1)], interrupted=False) == 1
-    assert overall_exit_code([_outcome(4), _outcome(3), _outcome(1)], interrupted=False) == 3
-    assert overall_exit_code([_outcome(4), _outcome(2)], interrupted=False) == 2
-    assert overall_exit_code([_outcome(0), _outcome(3)], interrupted=True) == 130
