@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, overload
 
+import anyio
+
 from flexpay_batch.api.client import validate_base_url
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.bureau.manifest import ManifestJob, load_manifest
@@ -101,6 +103,12 @@ class BureauJob:
         if self.has_expected_total and self.expected_total is None:
             raise errors.UsageError(f"{self.org}: the control total was not read back")
         return {**self.parameters, "expected_total": self.expected_total}
+
+    def describe(self) -> str:
+        """``job 3 (acme, payroll)``: how messages name this job (as ``ManifestJob.describe``)."""
+        if self.number is None:
+            return f"{self.org} ({self.kind})"
+        return f"job {self.number} ({self.org}, {self.kind})"
 
     @property
     def job_id(self) -> str:
@@ -214,26 +222,30 @@ def _payroll_parameters(job: ManifestJob, where: str) -> dict[str, Any]:
 def job_token(job: BureauJob, env: Mapping[str, str]) -> str:
     """The job's API token, from this host's environment or token file.
 
-    ``errors.ConfigError`` (exit 2) naming the organisation and the variable when it is not
-    there; the token is never part of any message.
+    ``errors.ConfigError`` (exit 2) naming the job (``describe``) and the manifest key
+    (``token_env`` or ``token_file``) when it is not there; the token is never part of any
+    message.
     """
+    where = job.describe()
     if job.token_file is not None:
         try:
             return load_token(Path(job.token_file), env)
         except errors.ConfigError as exc:
-            raise errors.ConfigError(f"{job.org}: {exc}", hint=exc.hint) from None
+            raise errors.ConfigError(f"{where}: token_file: {exc}", hint=exc.hint) from None
     assert job.token_env is not None
     token = env.get(job.token_env, "").strip()
     if not token:
         raise errors.ConfigError(
-            f"{job.org}: token_env: the variable {job.token_env} is not set on this host",
+            f"{where}: token_env: the variable {job.token_env} is not set on this host",
             hint="Every host that runs the job needs the organisation's token in its own "
             "environment; tokens never travel through the manifest or the queue.",
         )
     if any(ch.isspace() for ch in token) or not token.isprintable():
-        raise errors.ConfigError(f"{job.org}: {job.token_env} holds white space or control text")
+        raise errors.ConfigError(
+            f"{where}: token_env: {job.token_env} holds white space or control text"
+        )
     if len(token) < MIN_TOKEN_LENGTH:
-        raise errors.ConfigError(f"{job.org}: {job.token_env} is too short to be a token")
+        raise errors.ConfigError(f"{where}: token_env: {job.token_env} is too short to be a token")
     return token
 
 
@@ -287,16 +299,16 @@ def verify_file(job: BureauJob) -> None:
         actual = file_sha256(job.file)
     except FileNotFoundError:
         raise errors.InputFileError(
-            f"{job.org}: the file {job.file} does not exist on this host",
+            f"{job.describe()}: the file {job.file} does not exist on this host",
             hint="Every worker needs the job's file at the same absolute path (shared storage).",
         ) from None
     except OSError as exc:
         raise errors.InputFileError(
-            f"{job.org}: the file {job.file} cannot be read here ({type(exc).__name__})"
+            f"{job.describe()}: the file {job.file} cannot be read here ({type(exc).__name__})"
         ) from None
     if actual != job.file_sha256:
         raise errors.InputFileError(
-            f"{job.org}: the file {job.file} changed since the job was enqueued "
+            f"{job.describe()}: the file {job.file} changed since the job was enqueued "
             f"(SHA-256 {actual[:12]}…, expected {job.file_sha256[:12]}…); nothing was sent",
             hint="Enqueue the job again with the file as it is now, or put the old file back.",
         )
@@ -317,9 +329,11 @@ async def run_bureau_job(
     Checks first, before anything is sent: the file is the one enqueued (SHA-256), the token
     is here. A run directory on this host that holds the job's journal is continued (a
     worker restarted on the same host); otherwise the job begins anew under the derived
-    secret, so whatever a dead worker sent replays. ``stop``: see ``engine.run.run_job``.
+    secret, so whatever a dead worker sent replays. ``stop``: see ``engine.run.run_job``
+    (a host of several jobs passes each its own ``StopControl.child()``).
     """
-    verify_file(job)
+    # Hashing a large file takes a while: off the event loop, where other jobs may be running.
+    await anyio.to_thread.run_sync(verify_file, job)
     job = job.with_control_total()
     token = job_token(job, env)
     install_redaction(token)

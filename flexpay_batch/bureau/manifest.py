@@ -78,7 +78,7 @@ class ManifestJob(BaseModel):
     write_limit: str | None = None
     write_burst: int | None = Field(default=None, ge=1)
     # payroll only
-    pay_group: str | None = None
+    pay_group: str | None = Field(default=None, min_length=1)
     period_start: date | None = None
     period_end: date | None = None
     pay_date: date | None = None

@@ -222,6 +222,7 @@ class BureauWorker:
         self.leases = TokenLeases(queue.redis)
         self._say = say
         self._stopping = anyio.Event()
+        self._at_once = False
         self._running: set[_Running] = set()
 
     @property
@@ -233,11 +234,16 @@ class BureauWorker:
         """Jobs running now."""
         return len(self._running)
 
-    def request_stop(self, reason: str) -> None:
-        """Take no more jobs; stop the running ones gracefully, then put them back."""
+    def request_stop(self, reason: str, *, at_once: bool = False) -> None:
+        """Take no more jobs; stop the running ones, then put them back on the queue.
+
+        Gracefully (requests in flight finish), or ``at_once``: requests in flight are
+        cancelled, their rows left open for the next worker to re-send under the same keys.
+        """
         self._stopping.set()
+        self._at_once = self._at_once or at_once
         for running in self._running:
-            running.stop.request(errors.RunInterrupted(reason))
+            running.stop.request(errors.RunInterrupted(reason), at_once=at_once)
 
     async def run(self) -> None:
         """Take and run jobs until ``request_stop``; returns once every running job settled."""
@@ -354,7 +360,8 @@ class BureauWorker:
         running = _Running(job, StopControl(), progress)
         self._running.add(running)
         if self._stopping.is_set():
-            running.stop.request(errors.RunInterrupted("the worker is stopping"))
+            stopping = errors.RunInterrupted("the worker is stopping")
+            running.stop.request(stopping, at_once=self._at_once)
         self._say(
             f"{job.key}: running ({bureau_job.org}, {bureau_job.kind}, attempt {job.attempts})"
         )
@@ -487,10 +494,11 @@ async def check_key_secret(queue: RedisQueue, secret: bytes) -> None:
 async def serve(queue_url: str, *, limiter_url: str | None, config: WorkerConfig, say: Say) -> None:
     """Run a worker on the queue at ``queue_url`` until SIGTERM/SIGINT.
 
-    The first signal stops taking jobs and checkpoints the running ones, which go back on
-    the queue for another worker; the second exits at once (exit 130), leaving them to the
-    sweep after their heartbeat. Limits are shared through ``limiter_url`` (default: the
-    queue's Redis).
+    The first signal stops taking jobs and checkpoints the running ones (requests in flight
+    finish), which go back on the queue for another worker; the second cancels the requests
+    in flight and does the same at once, then raises ``RunInterrupted`` (exit 130); a third
+    exits there and then, leaving the jobs to the sweep after their heartbeat. Limits are
+    shared through ``limiter_url`` (default: the queue's Redis).
     """
     async with (
         open_queue(queue_url) as queue,
@@ -499,29 +507,41 @@ async def serve(queue_url: str, *, limiter_url: str | None, config: WorkerConfig
         await check_key_secret(queue, config.key_secret)
         worker = BureauWorker(queue, store, config, say)
         say(f"worker {worker.id}: {config.concurrency} jobs at once; Ctrl-C or SIGTERM to stop")
+        received: list[str] = []
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_signals, signals, worker, say)
+                tg.start_soon(_watch_signals, signals, worker, say, received)
                 await worker.run()
                 tg.cancel_scope.cancel()
         say(f"worker {worker.id}: stopped")
+    if len(received) > 1:
+        raise errors.RunInterrupted(
+            f"stopped at once by {received[1]}: requests in flight were cancelled",
+            hint="Their rows are re-sent under the same keys by the worker that takes the job.",
+        )
 
 
-async def _watch_signals(signals: AsyncIterator[int], worker: BureauWorker, say: Say) -> None:
-    first = True
+async def _watch_signals(
+    signals: AsyncIterator[int], worker: BureauWorker, say: Say, received: list[str]
+) -> None:
     async for signum in signals:
         name = signal.Signals(signum).name
-        if not first:
+        received.append(name)
+        if len(received) == 1:
             say(
-                f"{name} again: exiting now; running jobs go to other workers after their heartbeat"
+                f"{name}: taking no more jobs; checkpointing {worker.running} running jobs and "
+                "putting them back on the queue (send it again to stop at once)"
             )
+            worker.request_stop(f"stopped by {name}")
+        elif len(received) == 2:
+            say(
+                f"{name} again: cancelling requests in flight and putting the jobs back now "
+                "(once more to exit without putting them back)"
+            )
+            worker.request_stop(f"stopped at once by {name}", at_once=True)
+        else:
+            say(f"{name}: exiting now; other workers take the jobs after their heartbeat")
             os._exit(130)
-        first = False
-        say(
-            f"{name}: taking no more jobs; checkpointing {worker.running} running jobs and "
-            "putting them back on the queue (send it again to exit at once)"
-        )
-        worker.request_stop(f"stopped by {name}")
 
 
 __all__ = [

@@ -25,6 +25,7 @@ import click
 import typer
 
 from flexpay_batch.cli import api_commands, local_commands, queue, run_commands
+from flexpay_batch.cli import bureau as bureau_cli
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import format_exception_redacted, redact_text
 from flexpay_batch.sim.cli import sim as sim_command
@@ -85,6 +86,8 @@ COMMAND_GROUPS: tuple[typer.Typer, ...] = (
 )
 for _group in COMMAND_GROUPS:
     app.add_typer(_group)
+# `run MANIFEST` (the bureau): its own options, registered as one command.
+app.command("run", epilog=bureau_cli.RUN_EPILOG)(bureau_cli.run)
 
 
 # typer >= 0.20 runs commands on its own vendored copy of click, whose exceptions are not

@@ -130,7 +130,8 @@ def worker(
 ) -> int:
     """Run the queue's jobs until SIGTERM or Ctrl-C (then checkpoint and hand them back).
 
-    A second SIGTERM or Ctrl-C exits at once. Reads FLEXPAY_BASE_URL, FLEXPAY_CA_BUNDLE,
+    A second SIGTERM or Ctrl-C cancels the requests in flight and hands the jobs back at once
+    (exit 130); a third exits there and then. Reads FLEXPAY_BASE_URL, FLEXPAY_CA_BUNDLE,
     FLEXPAY_STATE_DIR and the organisations' token variables from this host's environment.
     """
     import anyio

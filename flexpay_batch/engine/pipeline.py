@@ -44,29 +44,59 @@ _SINK_BATCH = 64
 
 
 class StopControl:
-    """A shared "stop taking new rows" flag that remembers why the run stopped."""
+    """A shared "stop taking new rows" flag that remembers why the run stopped.
+
+    A host of several runs (a bureau) gives each run a ``child()``: stopping the host stops
+    every run, while a run's own fatal error (its token revoked) stops that run alone. The
+    host's second Ctrl-C is ``request(reason, at_once=True)``: the pipelines cancel their
+    requests in flight instead of letting them finish (their rows stay open; resume re-sends
+    them under the same key), and still record what has arrived.
+    """
 
     def __init__(self, on_stop: Callable[[BaseException], None] | None = None) -> None:
         self._event = anyio.Event()
+        self._at_once = anyio.Event()
         self.reason: BaseException | None = None
         #: Told the first reason at once, so the operator sees "stopping…" before the
         #: requests in flight have finished (which may take a while).
         self._on_stop = on_stop
+        self._children: list[StopControl] = []
+
+    def child(self) -> StopControl:
+        """A stop of its own that a request here also makes, but not the other way round."""
+        child = StopControl()
+        self._children.append(child)
+        if self.reason is not None:
+            child.request(self.reason, at_once=self._at_once.is_set())
+        return child
 
     @property
     def requested(self) -> bool:
         return self._event.is_set()
 
-    def request(self, reason: BaseException) -> None:
-        """Ask every stage to stop; the first reason wins (later ones are echoes of it)."""
-        if self.reason is None:
+    def request(self, reason: BaseException, *, at_once: bool = False) -> None:
+        """Ask every stage to stop; the first reason wins (later ones are echoes of it).
+
+        ``at_once``: cancel the requests in flight too. Its reason replaces an earlier
+        interruption's (which promised they could finish), not a run's own fatal error.
+        """
+        if self.reason is None or (at_once and isinstance(self.reason, errors.RunInterrupted)):
+            first = self.reason is None
             self.reason = reason
-            if self._on_stop is not None:
+            if first and self._on_stop is not None:
                 self._on_stop(reason)
         self._event.set()
+        if at_once:
+            self._at_once.set()
+        for child in self._children:
+            child.request(reason, at_once=at_once)
 
     async def wait(self) -> None:
         await self._event.wait()
+
+    async def wait_at_once(self) -> None:
+        """Return once a stop ``at_once`` is requested."""
+        await self._at_once.wait()
 
 
 @dataclass(slots=True)
@@ -122,6 +152,7 @@ async def run_pipeline(
     async with anyio.create_task_group() as outer:
         if handle_signals:
             outer.start_soon(_watch_signals, stop, outer)
+        outer.start_soon(_cancel_at_once, stop, outer)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_sink, done_recv, stages)
             async with done_send, anyio.create_task_group() as row_tasks:
@@ -223,6 +254,12 @@ async def _sink(receive: MemoryObjectReceiveStream[R], stages: _Stages[W, R]) ->
                 for result in results:
                     await stages.record(result)
                     stages.stats.recorded += 1
+
+
+async def _cancel_at_once(stop: StopControl, outer: TaskGroup) -> None:
+    """A stop ``at_once``: cancel the pipeline now, as a second Ctrl-C does."""
+    await stop.wait_at_once()
+    outer.cancel_scope.cancel()
 
 
 async def _enforce_grace(

@@ -152,11 +152,14 @@ async def run_job(
 ) -> RunSummary:
     """One invocation against ``base_url``; see the module docstring for the steps.
 
-    ``reporter`` is told the run's progress and messages (the command line passes its progress
-    bar; a job queue its own); with none the run is silent. It is closed when the run ends.
-    ``stop`` hands the signals to the caller: without it the run watches SIGINT/SIGTERM/SIGHUP
-    itself, which only one run per process can do; a host of several concurrent runs (a
-    bureau worker) passes one ``StopControl`` and requests the stop itself.
+    ``reporter`` is told the run's progress and messages (default: none, the run is silent;
+    the command line passes its progress bar). ``stop`` hands the
+    signals to the caller: without it the run watches SIGINT/SIGTERM/SIGHUP itself, which
+    only one run per process can do; a host of several concurrent runs (a bureau worker)
+    watches them once and gives each run its own ``StopControl.child()`` of one host-wide
+    stop: a run's fatal error (its token revoked) requests its own stop, so a shared one
+    would stop every other run too. It closes the reporter it is given
+    (``Reporter.close``) when the run ends.
     """
     started = time.monotonic()
     input_sha = input_sha256(request.input_path)

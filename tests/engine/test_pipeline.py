@@ -7,6 +7,7 @@ behaviour (the grace period) runs on looptime's fake clock.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -305,3 +306,50 @@ async def test_second_sigint_cancels_at_once() -> None:
             ),
         )
     assert sink.rows == []
+
+
+async def test_a_child_stop_follows_its_parent_but_not_the_other_way() -> None:
+    """A host's stop reaches every run's child; a run's own fatal error stops that run alone."""
+    host = StopControl()
+    acme, beta = host.child(), host.child()
+    acme.request(errors.AuthenticationFailed("token revoked"))
+    assert acme.requested
+    assert not host.requested
+    assert not beta.requested
+    interrupted = errors.RunInterrupted("stopped by SIGTERM")
+    host.request(interrupted)
+    assert beta.reason is interrupted
+    assert isinstance(acme.reason, errors.AuthenticationFailed)  # the first reason wins
+    assert host.child().reason is interrupted  # a run begun after the stop is stopped too
+
+
+async def test_a_stop_at_once_cancels_requests_in_flight() -> None:
+    """request(at_once=True) after a graceful stop: the pipeline stops now (grace infinite)
+    with the second reason; a run's own fatal error is not replaced by it."""
+    host = StopControl()
+    stop, failed = host.child(), host.child()
+    failed.request(errors.AuthenticationFailed("token revoked"))
+    started = anyio.Event()
+
+    async def in_flight_forever(row: int) -> int:
+        started.set()
+        await anyio.sleep_forever()
+        return row
+
+    async def record(outcome: int) -> None:
+        raise AssertionError("nothing finished, so nothing is recorded")
+
+    async def stop_twice() -> None:
+        await started.wait()
+        host.request(errors.RunInterrupted("stopped by SIGTERM"))
+        await anyio.sleep(0)
+        host.request(errors.RunInterrupted("stopped by a second SIGTERM"), at_once=True)
+
+    with anyio.fail_after(10):  # a hang guard, not a speed claim: grace is infinite
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_twice)
+            with pytest.raises(errors.RunInterrupted, match="second"):
+                await run_pipeline(
+                    iter(range(5)), in_flight_forever, record, workers=2, stop=stop, grace=math.inf
+                )
+    assert isinstance(failed.reason, errors.AuthenticationFailed)

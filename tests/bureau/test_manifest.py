@@ -1,0 +1,129 @@
+"""The manifest: unknown keys refused, paths absolute, payroll keys complete, every error one
+sentence naming the job, its organisation and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flexpay_batch.bureau.manifest import load_manifest, parse_manifest
+from flexpay_batch.core import errors
+
+ONBOARD: dict[str, Any] = {
+    "org": "acme",
+    "kind": "onboard",
+    "file": "/srv/bureau/acme/new-hires.csv",
+    "token_env": "FLEXPAY_TOKEN_ACME",
+}
+PAYROLL: dict[str, Any] = {
+    "org": "beta",
+    "kind": "payroll",
+    "file": "/srv/bureau/beta/pay.csv",
+    "token_file": "/etc/flexpay/beta.token",
+    "pay_group": "pg_weekly",
+    "period_start": "2026-03-02",
+    "period_end": "2026-03-08",
+    "pay_date": "2026-03-13",
+}
+
+
+def _problem(*jobs: dict[str, Any]) -> str:
+    with pytest.raises(errors.ConfigError) as caught:
+        parse_manifest({"jobs": list(jobs)}, source="bureau.toml")
+    assert caught.value.exit_code == 2
+    return caught.value.message
+
+
+def test_a_valid_manifest_reads_every_job() -> None:
+    """Two jobs, their kinds mapped to the engine's, the settings the job sets."""
+    manifest = parse_manifest({"jobs": [{**ONBOARD, "workers": 2}, PAYROLL]}, source="m")
+    onboard, payroll = manifest.jobs
+    assert (onboard.org, onboard.engine_kind, onboard.file) == (
+        "acme",
+        "onboarding",
+        Path("/srv/bureau/acme/new-hires.csv"),
+    )
+    assert onboard.setting_flags()["workers"] == 2
+    assert payroll.engine_kind == "payroll"
+    assert payroll.pay_group == "pg_weekly"
+
+
+@pytest.mark.parametrize(
+    ("jobs", "expected"),
+    [
+        pytest.param(
+            [ONBOARD, {**ONBOARD, "org": "beta", "colour": "red"}],
+            "job 2 (beta): colour: unknown key",
+            id="unknown-key",
+        ),
+        pytest.param(
+            [{**ONBOARD, "file": "acme/new-hires.csv"}],
+            "job 1 (acme): file: file must be an absolute path",
+            id="relative-file",
+        ),
+        pytest.param(
+            [{**PAYROLL, "token_file": "beta.token"}],
+            "job 1 (beta): token_file: the path must be an absolute path",
+            id="relative-token-file",
+        ),
+        pytest.param(
+            [{k: v for k, v in PAYROLL.items() if k != "pay_group"}],
+            "job 1 (beta): a payroll job needs pay_group",
+            id="payroll-without-pay-group",
+        ),
+        pytest.param(
+            [{**PAYROLL, "period_end": "2026-02-30"}],
+            "job 1 (beta): period_end:",
+            id="impossible-date",
+        ),
+        pytest.param(
+            [{**ONBOARD, "pay_group": "pg_weekly"}],
+            "job 1 (acme): pay_group: only payroll jobs take these keys",
+            id="payroll-key-on-onboarding",
+        ),
+        pytest.param(
+            [{**ONBOARD, "token_file": "/etc/flexpay/acme.token"}],
+            "job 1 (acme): give exactly one of token_env and token_file",
+            id="two-token-sources",
+        ),
+        pytest.param(
+            [{**ONBOARD, "token_env": "fps-live-abc123"}],
+            "job 1 (acme): token_env: token_env must be the NAME",
+            id="token-instead-of-variable",
+        ),
+        pytest.param(
+            [{**ONBOARD, "org": "../etc"}],
+            "job 1 (../etc): org: org must be 1-64 letters",
+            id="org-not-a-name",
+        ),
+        pytest.param(
+            [{**PAYROLL, "expected_total": "12.345"}],
+            "job 1 (beta): expected_total: expected_total must be an amount",
+            id="total-with-three-decimals",
+        ),
+        pytest.param([{**ONBOARD, "kind": "paystubs"}], "job 1 (acme): kind:", id="unknown-kind"),
+    ],
+)
+def test_a_bad_job_is_named_with_its_key(jobs: list[dict[str, Any]], expected: str) -> None:
+    """The error names the job's number, organisation and key (ConfigError, exit 2)."""
+    message = _problem(*jobs)
+    assert message.startswith("manifest bureau.toml: ")
+    assert expected in message
+
+
+def test_no_jobs_at_all_is_an_error() -> None:
+    """An empty manifest is refused, not run as nothing."""
+    with pytest.raises(errors.ConfigError, match="jobs"):
+        parse_manifest({"jobs": []}, source="m")
+
+
+def test_a_file_that_is_not_toml_is_one_sentence(tmp_path: Path) -> None:
+    """Bad TOML and a missing manifest are ConfigErrors naming the manifest."""
+    bad = tmp_path / "bureau.toml"
+    bad.write_text("[[jobs]\norg = ", encoding="utf-8")
+    with pytest.raises(errors.ConfigError, match="is not valid TOML"):
+        load_manifest(bad)
+    with pytest.raises(errors.ConfigError, match="does not exist"):
+        load_manifest(tmp_path / "missing.toml")

@@ -1,0 +1,107 @@
+"""``flexpay-batch run MANIFEST`` as an operator runs it: a separate process, real HTTPS to the
+simulator serving three organisations, real signals. A bad job stops everything before a
+request is sent (exit 2); SIGTERM mid-run exits 130 and a re-run finishes every row once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from flexpay_batch.sim import SimulatorThread
+from tests.bureau.kit import (
+    Org,
+    created_per_prefix,
+    limit_env,
+    onboard_job,
+    sim_tokens,
+    three_orgs,
+    token_env,
+    write_manifest,
+)
+from tests.conftest import MakeSimulatorThread
+from tests.harness import cli_env, fast_limits, run_cli, start_cli, write_onboarding
+
+pytestmark = pytest.mark.slow
+
+#: Slow enough that a SIGTERM lands while every organisation still has rows to send.
+LIMITS = fast_limits(writes_per_second=20.0, write_burst=5)
+ROWS = 40
+
+
+def _setup(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> tuple[SimulatorThread, list[Org], Path, dict[str, str]]:
+    orgs = three_orgs()
+    sim = make_simulator_thread(tokens=sim_tokens(orgs), limits=LIMITS)
+    jobs = []
+    for org in orgs:
+        people = tmp_path / f"{org.name}.csv"
+        write_onboarding(people, ROWS, prefix=org.prefix)
+        jobs.append(onboard_job(org, people))
+    manifest = write_manifest(tmp_path / "bureau.toml", jobs)
+    extra = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **limit_env(LIMITS), **token_env(orgs)}
+    return sim, orgs, manifest, cli_env(sim, extra=extra)
+
+
+def test_a_wrong_token_variable_stops_everything_before_sending(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """beta's token variable unset: exit 2 naming job 2 and token_env; no request reached the
+    server and no run directory was made, not even for acme and chi."""
+    sim, orgs, manifest, env = _setup(make_simulator_thread, tmp_path)
+    del env[orgs[1].token_env]
+    result = run_cli(["run", str(manifest)], env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "job 2 (beta, onboard): token_env: the variable FLEXPAY_TOKEN_BETA" in result.stderr
+    assert sim.effects()["requests"]["total"] == 0
+    assert not (tmp_path / "state").exists()
+    for org in orgs:
+        assert org.token not in result.stderr + result.stdout
+
+
+def test_sigterm_mid_run_then_run_again_finishes_every_row_once(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """SIGTERM once rows are being created: exit 130, outputs written for each job; the same
+    command again exits 0 with every employee of every organisation created exactly once, and
+    --json lists the three jobs done."""
+    sim, orgs, manifest, env = _setup(make_simulator_thread, tmp_path)
+    proc = start_cli(["run", str(manifest)], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while sim.effects()["employees"]["created"] < 15 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130, stderr
+    assert "stopped by SIGTERM" in stderr
+    created_before = sim.effects()["employees"]["created"]
+    assert created_before < 3 * ROWS, "the signal came too late to test anything"
+    run_dirs = sorted((tmp_path / "state" / "bureau").glob("*/*"))
+    assert len(run_dirs) == 3
+    assert all((run_dir / "report.json").is_file() for run_dir in run_dirs)
+
+    again = run_cli(["run", str(manifest), "--json"], env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["exit_code"] == 0
+    assert [(job["org"], job["state"]) for job in summary["jobs"]] == [
+        ("acme", "done"),
+        ("beta", "done"),
+        ("chi", "done"),
+    ]
+    assert all(job["counts"]["rejected"] == 0 for job in summary["jobs"])
+    effects = sim.effects()
+    for org in orgs:
+        created = created_per_prefix(effects, org.prefix)
+        assert list(created.values()) == [1] * ROWS, org.name
+    assert set(effects["by_idempotency_key"].values()) == {1}
