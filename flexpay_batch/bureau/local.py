@@ -57,6 +57,7 @@ from flexpay_batch.bureau.schedule import Schedule, Slot
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.redact import install_redaction
+from flexpay_batch.core.settings import Settings
 from flexpay_batch.engine.pipeline import STOP_SIGNALS, StopControl, signal_receiver
 from flexpay_batch.jobs.header import check_header
 from flexpay_batch.jobs.registry import job_spec
@@ -89,8 +90,14 @@ class LocalJob:
         return JobLabel(self.job.number, self.job.org, self.job.kind)
 
 
-def prepare_jobs(manifest: Path, env: Mapping[str, str], *, state_dir: Path) -> list[LocalJob]:
+def prepare_jobs(
+    manifest: Path, env: Mapping[str, str], *, state_dir: Path, on_this_host: bool = True
+) -> list[LocalJob]:
     """Every job of ``manifest`` checked for a run on this host (see the module docstring).
+
+    ``on_this_host=False`` checks them for other hosts (a job queue's workers): not the
+    tokens nor the CA bundles, which live there, and the settings from the manifest alone
+    (``env`` is not this host's business then); each job's lane is then its organisation.
 
     Raises ``errors.ConfigError`` naming each job and key at fault (all of them, the first
     one first), before anything is written or sent.
@@ -102,7 +109,9 @@ def prepare_jobs(manifest: Path, env: Mapping[str, str], *, state_dir: Path) -> 
     seen: dict[str, int] = {}
     for number, entry in enumerate(entries, start=1):
         try:
-            job = _checked(bureau_job(entry, number=number, manifest=path), env, state_dir)
+            job = _checked(
+                bureau_job(entry, number=number, manifest=path), env, state_dir, on_this_host
+            )
         except errors.FlexPayBatchError as exc:
             problems.append(exc)
             continue
@@ -121,27 +130,38 @@ def prepare_jobs(manifest: Path, env: Mapping[str, str], *, state_dir: Path) -> 
     return jobs
 
 
-def _checked(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> LocalJob:
+def _checked(
+    job: BureauJob, env: Mapping[str, str], state_dir: Path, on_this_host: bool
+) -> LocalJob:
     where = job.describe()
     try:
         check_header(job_spec(job.engine_kind), Path(job.file), encoding=None)
     except errors.FlexPayBatchError as exc:
         raise errors.ConfigError(f"{where}: file: {exc.message}", hint=exc.hint) from None
+    if not on_this_host:
+        _checked_settings(job, {}, state_dir)
+        return LocalJob(job, lane=job.org)
     token = job_token(job, env)
     install_redaction(token)  # from now on no message or traceback can show it
-    try:
-        settings = job_settings(job, env, run_dir=job_run_dir(job, state_dir))
-        validate_base_url(settings.base_url)
-    except errors.ConfigError as exc:
-        raise errors.ConfigError(
-            f"{where}: {_manifest_words(exc.message)}", hint=exc.hint
-        ) from None
+    settings = _checked_settings(job, env, state_dir)
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise errors.ConfigError(
             f"{where}: ca_bundle: {settings.ca_bundle} is not a file "
             "(from the manifest or FLEXPAY_CA_BUNDLE)"
         )
     return LocalJob(job, lane=token_fingerprint(token))
+
+
+def _checked_settings(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> Settings:
+    """The job's settings (manifest keys over ``env``), the base URL among them, valid."""
+    try:
+        settings = job_settings(job, env, run_dir=job_run_dir(job, state_dir))
+        validate_base_url(settings.base_url)
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(
+            f"{job.describe()}: {_manifest_words(exc.message)}", hint=exc.hint
+        ) from None
+    return settings
 
 
 def _manifest_words(message: str) -> str:

@@ -34,11 +34,9 @@ from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 
 from flexpay_batch.api.ratelimit.redis_store import store_address
-from flexpay_batch.bureau.job import BureauJob, bureau_job
-from flexpay_batch.bureau.manifest import load_manifest
+from flexpay_batch.bureau.job import BureauJob, state_root
+from flexpay_batch.bureau.local import prepare_jobs
 from flexpay_batch.core import errors
-from flexpay_batch.jobs.header import check_header
-from flexpay_batch.jobs.registry import job_spec
 
 #: The saq queue's name: its keys are ``saq:flexpay-bureau:*`` and ``saq:job:flexpay-bureau:*``.
 QUEUE_NAME: Final = "flexpay-bureau"
@@ -104,20 +102,13 @@ def jobs_from_manifest(path: Path) -> list[BureauJob]:
     """Every job of the manifest at ``path``, checked and made ready for the queue, in
     org-interleaved order (``interleave``; each organisation's jobs in manifest order).
 
-    Checks what the enqueuing host can: the manifest, each file (a regular readable file
-    whose header fits the job's kind) and its SHA-256. Not the tokens: the workers hold
-    them. ``errors.ConfigError`` (exit 2) naming the job and the key.
+    The checks ``run MANIFEST`` makes (``bureau.local.prepare_jobs``: the manifest, each file
+    and its header, each job's own settings, no job twice), except those that belong to the
+    workers' hosts: the tokens and CA bundles. ``errors.ConfigError`` (exit 2) naming every
+    job and key at fault.
     """
-    manifest_path = path.resolve()
-    jobs = []
-    for number, entry in enumerate(load_manifest(manifest_path).jobs, start=1):
-        job = bureau_job(entry, number=number, manifest=manifest_path)
-        try:
-            check_header(job_spec(job.engine_kind), Path(job.file), encoding=None)
-        except errors.FlexPayBatchError as exc:
-            raise errors.ConfigError(f"{entry.describe(number)}: file: {exc}") from None
-        jobs.append(job)
-    return interleave(jobs)
+    checked = prepare_jobs(path, {}, state_dir=state_root({}), on_this_host=False)
+    return interleave([local.job for local in checked])
 
 
 def interleave(jobs: Sequence[BureauJob]) -> list[BureauJob]:

@@ -59,32 +59,40 @@ async def test_a_lease_has_one_holder_until_released_or_expired(
         await client.aclose()
 
 
-def _manifest(tmp_path: Path, files: list[Path]) -> Path:
+def _manifest(tmp_path: Path, files: list[Path], *extra: str) -> Path:
     tables = [
         f'[[jobs]]\norg = "org{n}"\nkind = "onboard"\nfile = "{path}"\n'
         f'token_env = "FLEXPAY_TOKEN_ORG{n}"\n'
         for n, path in enumerate(files, start=1)
     ]
+    tables[-1] += "".join(line + "\n" for line in extra)
     manifest = tmp_path / "bureau.toml"
     manifest.write_text("\n".join(tables), encoding="utf-8")
     return manifest
 
 
 @pytest.mark.parametrize(
-    ("second_file", "message"),
+    ("second_file", "extra", "message"),
     [
-        pytest.param("missing.csv", "job 2 (org2, onboard): file: ", id="missing-file"),
-        pytest.param("payroll.csv", "job 2 (org2, onboard): file: ", id="wrong-kind"),
+        pytest.param("missing.csv", (), "job 2 (org2, onboard): file: ", id="missing-file"),
+        pytest.param("payroll.csv", (), "job 2 (org2, onboard): file: ", id="wrong-kind"),
+        pytest.param(
+            "good.csv",
+            ('write_limit = "fast"',),
+            "job 2 (org2, onboard): write_limit",
+            id="bad-setting",
+        ),
     ],
 )
-def test_enqueue_refuses_a_bad_file_naming_the_job_before_any_queue(
-    tmp_path: Path, second_file: str, message: str
+def test_enqueue_refuses_a_bad_job_naming_it_before_any_queue(
+    tmp_path: Path, second_file: str, extra: tuple[str, ...], message: str
 ) -> None:
-    """Exit 2 naming the job and the key; the queue (nothing listens there) is never used."""
+    """Exit 2 naming the job and the key (the checks of `run MANIFEST` but the tokens);
+    the queue (nothing listens there) is never used."""
     good = tmp_path / "good.csv"
     write_onboarding(good, 2)
     (tmp_path / "payroll.csv").write_text("employee_external_id,gross_amount\nE1,10.00\n")
-    manifest = _manifest(tmp_path, [good, tmp_path / second_file])
+    manifest = _manifest(tmp_path, [good, tmp_path / second_file], *extra)
     done = run_cli(["enqueue", str(manifest), "--queue", "redis://127.0.0.1:1/0"], env={})
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
