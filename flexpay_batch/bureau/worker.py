@@ -390,7 +390,7 @@ class BureauWorker:
             return Outcome.failed(exc)
         except Exception as exc:  # a bug: the job fails, the worker goes on with others
             self._say(f"{running.job.key}: internal error\n{format_exception_redacted(exc)}")
-            return Outcome(exit_code=70, stopped="InternalError", message=type(exc).__name__)
+            return Outcome.failed(errors.InternalError(f"internal error ({type(exc).__name__})"))
         return Outcome.of(summary)
 
     async def _settle(self, running: _Running, outcome: Outcome) -> None:

@@ -74,8 +74,9 @@ def enqueue(
     """Check MANIFEST and its files, put every job on the queue, print the jobs' ids.
 
     Jobs already queued or running (the same organisation, kind, file and parameters) are
-    not added twice. Exit codes with --wait: 0 every job done · 1 rows rejected or failed ·
-    else the exit code of the first job that failed (2 its file changed, 3 aborted, …).
+    not added twice. Exit codes with --wait, as `run MANIFEST`: 0 every job done · 1 rows
+    rejected or failed · else the gravest code a job stopped with (3 aborted, 2 its file
+    changed, 4 API unavailable, …).
     """
     import anyio
 
@@ -200,21 +201,40 @@ def _progress_line(views: Sequence[JobView | None]) -> str:
 
 
 def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
-    """One line per job, then: 0 every job done with every row; 1 rows rejected or failed
-    (or a job skipped); raises the stop class of the first job that failed."""
-    from flexpay_batch.bureau.queue import SKIPPED
+    """One line per job, then the exit code ``run MANIFEST`` would give: 0 every job done,
+    1 rows rejected or failed (or a job skipped), else raises the error of the first job
+    that stopped with the gravest code (``bureau.outcome.SEVERITY``)."""
+    from flexpay_batch.bureau.outcome import SEVERITY
 
     for job_id, view in zip(ids, views, strict=True):
         print(_outcome_line(job_id, view), file=sys.stderr)
+    errors_by_code: dict[int, errors.FlexPayBatchError] = {}
+    codes = {0}
     for job_id, view in zip(ids, views, strict=True):
-        if view is None:
-            raise errors.ServiceUnhealthy(
-                f"{job_id}: the queue no longer holds this job",
-                hint="Enqueue the manifest again; finished rows replay, they are not repeated.",
-            )
-        if view.state == "failed" and view.stopped != SKIPPED:
-            raise _stop_error(view)
-    return 1 if any(view is not None and view.exit_code for view in views) else 0
+        error = _job_error(job_id, view)
+        if error is not None:
+            errors_by_code.setdefault(error.exit_code, error)
+            codes.add(error.exit_code)
+        elif view is not None and view.exit_code:
+            codes.add(1)
+    code = next(code for code in SEVERITY if code in codes)
+    if code in errors_by_code:
+        raise errors_by_code[code]
+    return code
+
+
+def _job_error(job_id: str, view: JobView | None) -> errors.FlexPayBatchError | None:
+    """The error ``view``'s job stopped with; None if it ran to its end (or was skipped)."""
+    from flexpay_batch.bureau.queue import SKIPPED
+
+    if view is None:
+        return errors.ServiceUnhealthy(
+            f"{job_id}: the queue no longer holds this job",
+            hint="Enqueue the manifest again; finished rows replay, they are not repeated.",
+        )
+    if view.state != "failed" or view.stopped == SKIPPED:
+        return None
+    return _stop_error(view)
 
 
 def _outcome_line(job_id: str, view: JobView | None) -> str:
@@ -230,12 +250,15 @@ def _stop_error(view: JobView) -> errors.FlexPayBatchError:
     """The error the failed job stopped with, of its own class (so its exit code)."""
     message = f"{view.id} ({view.org}, {view.kind}) failed: {view.message}"
     cls = getattr(errors, view.stopped or "", None)
-    if (
-        isinstance(cls, type)
-        and issubclass(cls, errors.FlexPayBatchError)
-        and not issubclass(cls, errors.ApiError)
-    ):
-        return cls(message, hint="")
+    if isinstance(cls, type) and issubclass(cls, errors.FlexPayBatchError):
+        try:
+            # The worker's message already holds the job's own hint.
+            error = cls(message)
+        except TypeError:  # a class that needs more than a message (``TransportError``)
+            pass
+        else:
+            error.hint = ""  # type: ignore[misc]  # per-instance, as FlexPayBatchError does
+            return error
     return errors.ServiceUnhealthy(
         message, hint="See the worker's log; enqueue the manifest again to resume the job."
     )

@@ -16,6 +16,7 @@
     ├── ServiceUnhealthy        (4)    the server keeps failing; the run stops, resumable
     ├── LocalFileError          (5)    a local file cannot be written: disk full, read-only,
     │                                  no permission, a symlink where an output goes
+    ├── InternalError          (70)    a bug, reported from elsewhere (a queue worker's job)
     ├── RunInterrupted        (130)    SIGINT/SIGTERM: in-flight rows settled, resumable
     └── ApiError                       one request got a structured error from the API
         ├── RetryableError             try the same request again (same idempotency key)
@@ -167,6 +168,14 @@ def _sqlite_errno(exc: sqlite3.Error) -> int | None:
         if primary is not None
         else None
     )
+
+
+class InternalError(FlexPayBatchError):
+    """A bug stopped a job elsewhere (a bureau queue's worker), reported here; the command
+    line's own bugs are exit 70 too, from ``cli.app.main``."""
+
+    exit_code = 70
+    hint = "See that worker's log (its --debug traceback) and report it."
 
 
 class RunInterrupted(FlexPayBatchError):

@@ -13,8 +13,10 @@ import redis.asyncio as aioredis
 
 from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.bureau.lease import TokenLeases
-from flexpay_batch.bureau.queue import interleave
+from flexpay_batch.bureau.queue import JobView, interleave
 from flexpay_batch.bureau.worker import KEY_CHECK_KEY, key_check
+from flexpay_batch.cli.queue import _exit_code
+from flexpay_batch.core import errors
 from tests.harness import run_cli, write_onboarding
 from tests.redisserver import RedisServer
 
@@ -133,3 +135,57 @@ def test_a_worker_with_another_key_secret_than_the_queues_refuses_to_start(
     done = run_cli(["worker", "--queue", redis_server.url], env=env, timeout=30)
     assert done.returncode == 2, done.stderr
     assert "not the one the other workers of this queue use" in done.stderr
+
+
+def _view(state: str, *, stopped: str | None = None, exit_code: int | None = 0) -> JobView:
+    return JobView(
+        id=f"org-onboard-{state}-{stopped}",
+        org="org",
+        kind="onboard",
+        state=state,
+        rows_done=1,
+        rows_total=1,
+        rejected=0,
+        failed=0,
+        worker=None,
+        updated=None,
+        attempts=1,
+        exit_code=exit_code,
+        stopped=stopped,
+        message="why",
+    )
+
+
+@pytest.mark.parametrize(
+    ("views", "expected"),
+    [
+        pytest.param([_view("done")], 0, id="all-done"),
+        pytest.param([_view("done"), _view("done", exit_code=1)], 1, id="rows-rejected"),
+        pytest.param([_view("failed", stopped="skipped", exit_code=1)], 1, id="skipped"),
+        pytest.param(
+            [_view("failed", stopped="InputFileError", exit_code=2), _view("done", exit_code=1)],
+            errors.InputFileError,
+            id="changed-file",
+        ),
+        pytest.param(
+            [
+                _view("failed", stopped="ServiceUnhealthy", exit_code=4),
+                _view("failed", stopped="InputFileError", exit_code=2),
+                _view("failed", stopped="AuthenticationFailed", exit_code=3),
+            ],
+            errors.AuthenticationFailed,
+            id="gravest-first",
+        ),
+        pytest.param([None], errors.ServiceUnhealthy, id="gone"),
+    ],
+)
+def test_enqueue_wait_exits_like_run_manifest(
+    views: list[JobView | None], expected: int | type[errors.FlexPayBatchError]
+) -> None:
+    """0 all done, 1 rows rejected (or a job skipped), else the error of the gravest stop."""
+    ids = [f"job-{n}" for n in range(len(views))]
+    if isinstance(expected, int):
+        assert _exit_code(ids, views) == expected
+    else:
+        with pytest.raises(expected):
+            _exit_code(ids, views)
