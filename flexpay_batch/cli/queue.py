@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -30,6 +31,7 @@ from flexpay_batch.core.settings import environment
 if TYPE_CHECKING:
     from flexpay_batch.bureau.queue import JobView
 
+QUEUE_ENV = "FLEXPAY_QUEUE_URL"
 QUEUE_HELP = (
     "The job queue: a Redis URL, e.g. redis://10.0.0.5:6379/0 (one with a password only via "
     "FLEXPAY_QUEUE_URL: argv shows in `ps`) [env FLEXPAY_QUEUE_URL]."
@@ -39,9 +41,7 @@ POLL_SECONDS = 1.0
 #: Seconds between two progress lines of ``enqueue --wait`` when nothing finished.
 PROGRESS_SECONDS = 5.0
 
-QueueUrl = Annotated[
-    str, typer.Option("--queue", help=QUEUE_HELP, metavar="URL", envvar="FLEXPAY_QUEUE_URL")
-]
+QueueUrl = Annotated[str, typer.Option("--queue", help=QUEUE_HELP, metavar="URL", envvar=QUEUE_ENV)]
 
 
 commands = command_group()
@@ -68,7 +68,7 @@ def enqueue(
             min=1,
             hidden=True,
         ),
-    ] = 30,
+    ] = 30,  # bureau.queue.DEFAULT_HEARTBEAT (not imported: --help stays light)
     debug: Annotated[bool, typer.Option("--debug", help="Show (redacted) tracebacks.")] = False,
 ) -> int:
     """Check MANIFEST and its files, put every job on the queue, print the jobs' ids.
@@ -82,6 +82,7 @@ def enqueue(
 
     from flexpay_batch.bureau.queue import enqueue_jobs, jobs_from_manifest, open_queue
 
+    _no_password_in_argv(queue, "--queue", QUEUE_ENV)
     jobs = jobs_from_manifest(manifest)
 
     async def put() -> list[tuple[str, bool]]:
@@ -100,7 +101,7 @@ def enqueue(
     except KeyboardInterrupt:
         raise errors.RunInterrupted(
             "stopped waiting; the jobs go on on the workers",
-            hint=f"Watch them with `flexpay-batch runs --queue {_address(queue)}`.",
+            hint="Watch them with `flexpay-batch runs --queue URL`.",
         ) from None
 
 
@@ -126,7 +127,7 @@ def worker(
             min=1,
             hidden=True,
         ),
-    ] = 10,
+    ] = 10,  # bureau.queue.DEFAULT_SWEEP
     debug: Annotated[bool, typer.Option("--debug", help="Show (redacted) tracebacks.")] = False,
 ) -> int:
     """Run the queue's jobs until SIGTERM or Ctrl-C (then checkpoint and hand them back).
@@ -140,6 +141,8 @@ def worker(
     from flexpay_batch.bureau.job import key_secret, state_root
     from flexpay_batch.bureau.worker import WorkerConfig, serve
 
+    _no_password_in_argv(queue, "--queue", QUEUE_ENV)
+    _no_password_in_argv(limiter_url, "--limiter-url", "FLEXPAY_LIMITER_URL")
     env = environment()
     config = WorkerConfig(
         env=env,
@@ -158,10 +161,16 @@ def _log(text: str) -> None:
     print(f"{stamp} {text}", file=sys.stderr, flush=True)
 
 
-def _address(url: str) -> str:
-    from flexpay_batch.api.ratelimit.redis_store import store_address
-
-    return f"redis://{store_address(url)}"
+def _no_password_in_argv(url: str | None, flag: str, variable: str) -> None:
+    """Refuse a URL with a password given as ``flag`` (argv shows in `ps`), as
+    ``--limiter-url`` does; the same URL from ``variable`` is fine."""
+    if url is None or url == environment().get(variable):
+        return
+    if urlsplit(url).password is not None:
+        raise errors.ConfigError(
+            f"{flag} must not hold a password (it would show in ps)",
+            hint=f"Put the URL with its password in {variable}.",
+        )
 
 
 async def _wait(url: str, ids: Sequence[str]) -> int:
@@ -176,16 +185,13 @@ async def _wait(url: str, ids: Sequence[str]) -> int:
             views = await job_views(queue, ids)
             line = _progress_line(views)
             now = time.monotonic()
-            if line != last_line and (now - last_shown >= PROGRESS_SECONDS or _settled(line)):
+            ended = all(view is None or view.state in ("done", "failed") for view in views)
+            if line != last_line and (now - last_shown >= PROGRESS_SECONDS or ended):
                 print(f"progress: {line}", file=sys.stderr, flush=True)
                 last_line, last_shown = line, now
-            if all(view is None or view.state in ("done", "failed") for view in views):
+            if ended:
                 return _exit_code(ids, views)
             await anyio.sleep(POLL_SECONDS)
-
-
-def _settled(line: str) -> bool:
-    return "running" not in line and "queued" not in line
 
 
 def _progress_line(views: Sequence[JobView | None]) -> str:

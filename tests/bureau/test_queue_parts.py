@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ import redis.asyncio as aioredis
 
 from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.bureau.lease import TokenLeases
-from flexpay_batch.bureau.queue import JobView, interleave
+from flexpay_batch.bureau.queue import DEFAULT_HEARTBEAT, DEFAULT_SWEEP, JobView, interleave
 from flexpay_batch.bureau.worker import KEY_CHECK_KEY, key_check
+from flexpay_batch.cli import queue as queue_cli
 from flexpay_batch.cli.queue import _exit_code
 from flexpay_batch.core import errors
 from tests.harness import run_cli, write_onboarding
@@ -189,3 +191,23 @@ def test_enqueue_wait_exits_like_run_manifest(
     else:
         with pytest.raises(expected):
             _exit_code(ids, views)
+
+
+def test_the_hidden_timing_flags_default_to_the_queues_own_values() -> None:
+    """`enqueue --heartbeat` and `worker --sweep-interval` default to bureau.queue's values
+    (written out in the command module, which must not import saq for --help)."""
+    enqueue_flags = inspect.signature(queue_cli.enqueue).parameters
+    worker_flags = inspect.signature(queue_cli.worker).parameters
+    assert enqueue_flags["heartbeat"].default == DEFAULT_HEARTBEAT
+    assert worker_flags["sweep_interval"].default == DEFAULT_SWEEP
+
+
+@pytest.mark.parametrize("command", ["enqueue", "worker"])
+def test_a_queue_url_with_a_password_is_refused_on_the_command_line(command: str) -> None:
+    """argv shows in `ps`: a password goes in FLEXPAY_QUEUE_URL, as for --limiter-url."""
+    args = [command, *(["manifest.toml"] if command == "enqueue" else [])]
+    env = {"FLEXPAY_KEY_SECRET": "k" * 40}
+    done = run_cli([*args, "--queue", "redis://:hunter2@127.0.0.1:1/0"], env=env)
+    assert done.returncode == 2, done.stderr
+    assert "--queue must not hold a password" in done.stderr
+    assert "hunter2" not in done.stderr
