@@ -10,36 +10,38 @@ The loop is ours, the queue is saq's (``bureau.queue``): ``concurrency`` slots e
 saq's ``dequeue`` (an atomic BLMOVE from the queued to the active list), and one upkeep task
 runs saq's ``sweep`` every ``sweep_interval`` seconds (saq's lock makes it one sweep per
 interval across all workers). Beside each running job a heartbeat task, every third of the
-job's ``heartbeat``:
+job's ``heartbeat`` and at least every ``PROGRESS_INTERVAL`` seconds:
 
 1. refreshes the token's lease (``bureau.lease``): one running job per token, across workers;
 2. checks that saq still records the job as running here (not swept and handed on);
-3. writes the progress (rows done/total) to the job's ``meta``, which touches it for saq.
+3. writes the progress (``bureau.result``: rows done/total) to the job's ``meta``, which
+   touches it for saq.
 
-A job whose token is busy is put back at the end of the queue without spending an attempt.
-``request_stop`` (the first SIGTERM/SIGINT) stops taking jobs and asks every running job to
-stop gracefully (requests in flight finish, the journal is flushed, outputs written); each is
-then put back on the queue at once, so another worker resumes it now, not after a heartbeat
-timeout. A job that this worker lost (swept after missed heartbeats, or its lease gone) is
-stopped gracefully and left to its new worker: the derived idempotency keys make whatever
-both sent replay, not repeat (docs/bureau.md, "Exactly once").
+A job whose token is busy, or whose organisation's job before it has not ended, is put back
+at the end of the queue without spending an attempt; one whose earlier job stopped is
+skipped. ``request_stop`` (the first SIGTERM/SIGINT) stops taking jobs and asks every running
+job to stop gracefully (requests in flight finish, the journal is flushed, outputs written;
+the second signal: at once, requests in flight cancelled); each is then put back on the
+queue, so another worker resumes it now, not after a heartbeat timeout. A job that this
+worker lost (swept after missed heartbeats, or its lease gone) is stopped gracefully and left
+to its new worker: the derived idempotency keys make whatever both sent replay, not repeat
+(docs/bureau.md, "Exactly once").
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio
 from redis.exceptions import RedisError
@@ -50,13 +52,12 @@ from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.bureau.job import BureauJob, job_token, run_bureau_job
 from flexpay_batch.bureau.lease import TokenLeases
 from flexpay_batch.bureau.queue import DEFAULT_SWEEP, SKIPPED, now_ms, open_queue
+from flexpay_batch.bureau.result import JobProgress, Outcome, Say
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
-from flexpay_batch.core.redact import format_exception_redacted, redact_text
-from flexpay_batch.core.states import RowStatus
+from flexpay_batch.core.redact import format_exception_redacted
 from flexpay_batch.engine.limiting import limiter_store_at
 from flexpay_batch.engine.pipeline import StopControl
-from flexpay_batch.engine.request import RunSummary
 
 #: Seconds one ``dequeue`` blocks before the slot looks at the stop flag again.
 DEQUEUE_WAIT: Final = 1.0
@@ -70,8 +71,6 @@ SWEEP_ABORT_WAIT: Final = 1.0
 PROGRESS_INTERVAL: Final = 2.0
 #: Seconds allowed for putting a job back or releasing a lease while shutting down.
 SETTLE_TIMEOUT: Final = 10.0
-
-Say = Callable[[str], None]
 
 
 def worker_id() -> str:
@@ -92,65 +91,6 @@ class WorkerConfig:
     id: str = field(default_factory=worker_id)
 
 
-class JobProgress:
-    """The ``Reporter`` a worker gives each job: counts for the job's ``meta``; messages go to
-    the worker's log, prefixed with the job's id."""
-
-    def __init__(self, label: str, say: Say) -> None:
-        self._label = label
-        self._say = say
-        self.total: int | None = None
-        self.done = 0
-        self.rejected = 0
-        self.failed = 0
-
-    def start(
-        self,
-        *,
-        total_rows: int | None,
-        estimate_seconds: float | None,
-        limit_per_second: float,
-        done_rows: int = 0,
-    ) -> None:
-        self.total = total_rows
-        self.done = done_rows
-        earlier = f" ({done_rows} settled earlier)" if done_rows else ""
-        self._say(f"{self._label}: {total_rows} rows{earlier}")
-
-    def row_done(self, status: RowStatus) -> None:
-        self.done += 1
-        self.rejected += status == RowStatus.REJECTED
-        self.failed += status == RowStatus.FAILED
-
-    def retrying(self, delta: int) -> None:
-        """Not shown: the combined progress is rows done."""
-
-    def rate(self, current_per_second: float) -> None:
-        """Not shown."""
-
-    def paused(self, until_epoch: float | None) -> None:
-        """Not shown."""
-
-    def message(self, text: str, level: int = logging.INFO) -> None:
-        self._say(f"{self._label}: {redact_text(text)}")
-
-    def finish(self, summary: Mapping[str, int]) -> None:
-        counts = ", ".join(f"{name} {count}" for name, count in sorted(summary.items()))
-        self._say(f"{self._label}: finished: {counts or 'no rows'}")
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def meta(self) -> dict[str, Any]:
-        """The counts for the saq job's ``meta`` (no row's content)."""
-        return {
-            "rows_done": self.done,
-            "rows_total": self.total,
-            "rejected": self.rejected,
-            "failed": self.failed,
-        }
-
-
 class Taken(Enum):
     """What became of a dequeued job."""
 
@@ -167,47 +107,6 @@ class _Running:
     #: Another worker owns the job now (swept after missed heartbeats, or the lease lost):
     #: this worker leaves the saq job alone when its run ends.
     lost: bool = False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a run ended, as stored in the saq job's ``result`` (counts and a message only)."""
-
-    exit_code: int
-    stopped: str | None = None
-    message: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    run_dir: str | None = None
-
-    @classmethod
-    def of(cls, summary: RunSummary) -> Outcome:
-        stopped = summary.stopped_json()
-        return cls(
-            exit_code=summary.exit_code,
-            stopped=None if stopped is None else stopped["error"],
-            message=None if stopped is None else stopped["message"],
-            counts={k: v for k, v in summary.journal_counts.items() if v},
-            run_dir=str(summary.run_dir),
-        )
-
-    @classmethod
-    def failed(cls, exc: errors.FlexPayBatchError) -> Outcome:
-        message = redact_text(exc.message + (f" ({exc.hint})" if exc.hint else ""))
-        return cls(exit_code=exc.exit_code, stopped=type(exc).__name__, message=message)
-
-    @property
-    def interrupted(self) -> bool:
-        return self.stopped == errors.RunInterrupted.__name__
-
-    def result(self, progress: JobProgress) -> dict[str, Any]:
-        return {
-            "exit_code": self.exit_code,
-            "stopped": self.stopped,
-            "message": self.message,
-            "counts": self.counts,
-            "run_dir": self.run_dir,
-            "progress": progress.meta(),
-        }
 
 
 class BureauWorker:
@@ -547,8 +446,6 @@ async def _watch_signals(
 __all__ = [
     "KEY_CHECK_KEY",
     "BureauWorker",
-    "JobProgress",
-    "Outcome",
     "Taken",
     "WorkerConfig",
     "check_key_secret",
