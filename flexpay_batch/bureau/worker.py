@@ -122,6 +122,7 @@ class BureauWorker:
         self._say = say
         self._stopping = anyio.Event()
         self._at_once = False
+        self._queue_lost = False
         self._running: set[_Running] = set()
 
     @property
@@ -158,9 +159,12 @@ class BureauWorker:
         while True:
             try:
                 swept = await self.queue.sweep(lock=interval, abort=SWEEP_ABORT_WAIT)
+            except RedisError as exc:
+                self._queue_down(exc)
             except Exception as exc:  # upkeep must not take the worker down (saq's own doesn't)
                 self._say(f"sweep failed ({type(exc).__name__}); trying again in {interval} s")
             else:
+                self._queue_up()
                 for job_id in swept:
                     self._say(f"swept {self.queue.job_key_from_id(job_id)}: back on the queue")
             await anyio.sleep(interval)
@@ -171,9 +175,10 @@ class BureauWorker:
             try:
                 job = await self.queue.dequeue(timeout=DEQUEUE_WAIT)
             except RedisError as exc:
-                self._say(f"the queue does not answer ({type(exc).__name__}); waiting")
+                self._queue_down(exc)
                 await anyio.sleep(DEQUEUE_WAIT)
                 continue
+            self._queue_up()
             if job is None:
                 continue
             if self._stopping.is_set():
@@ -193,6 +198,17 @@ class BureauWorker:
                 deferred.add(job.key)
             else:
                 deferred.clear()
+
+    def _queue_down(self, exc: RedisError) -> None:
+        """Say once (not once per slot and second) that the queue stopped answering."""
+        if not self._queue_lost:
+            self._queue_lost = True
+            self._say(f"the queue does not answer ({type(exc).__name__}); waiting for it")
+
+    def _queue_up(self) -> None:
+        if self._queue_lost:
+            self._queue_lost = False
+            self._say("the queue answers again")
 
     async def take(self, job: Job) -> Taken:
         """Take ``job``'s token lease, mark it running here and run it; or put it back.
