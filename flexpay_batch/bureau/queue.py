@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from redis.exceptions import RedisError
 from saq.job import Job, Status
@@ -141,18 +141,29 @@ def saq_job(job: BureauJob, *, heartbeat: int, after: str | None = None) -> Job:
     )
 
 
+#: What ``enqueue_jobs`` did with each job.
+Enqueued = Literal["added", "queued", "done"]
+
+
 async def enqueue_jobs(
     queue: RedisQueue, jobs: Iterable[BureauJob], *, heartbeat: int = DEFAULT_HEARTBEAT
-) -> list[tuple[str, bool]]:
+) -> list[tuple[str, Enqueued]]:
     """Put each job on ``queue`` in the given order, each after the one of its organisation
-    before it; (job id, False if it was already queued or running) for each."""
-    added = []
+    before it; (job id, what was done) for each: ``added``; ``queued`` if it was queued or
+    running already (saq refuses the key); ``done`` if Redis records it done, so it is not
+    run again (as `run MANIFEST` run again sends nothing for a finished job). A job that
+    failed or was skipped is added again."""
+    enqueued: list[tuple[str, Enqueued]] = []
     last: dict[str, str] = {}
     for job in jobs:
-        queued = await queue.enqueue(saq_job(job, heartbeat=heartbeat, after=last.get(job.org)))
-        last[job.org] = job.job_id
-        added.append((job.job_id, queued is not None))
-    return added
+        after, last[job.org] = last.get(job.org), job.job_id
+        known = await queue.job(job.job_id)
+        if known is not None and known.status == Status.COMPLETE:
+            enqueued.append((job.job_id, "done"))
+            continue
+        added = await queue.enqueue(saq_job(job, heartbeat=heartbeat, after=after))
+        enqueued.append((job.job_id, "added" if added is not None else "queued"))
+    return enqueued
 
 
 @dataclass(frozen=True)
@@ -236,6 +247,7 @@ __all__ = [
     "QUEUE_NAME",
     "RESULT_TTL",
     "SKIPPED",
+    "Enqueued",
     "JobView",
     "enqueue_jobs",
     "interleave",

@@ -36,6 +36,11 @@ QUEUE_HELP = (
     "The job queue: a Redis URL, e.g. redis://10.0.0.5:6379/0 (one with a password only via "
     "FLEXPAY_QUEUE_URL: argv shows in `ps`) [env FLEXPAY_QUEUE_URL]."
 )
+#: Why ``enqueue`` did not add a job, by ``bureau.queue.enqueue_jobs``'s answer.
+_NOT_ADDED = {
+    "queued": "already queued or running; not added again",
+    "done": "done already (runs --queue shows it); not run again",
+}
 #: Seconds between two looks at the jobs' states while ``enqueue --wait`` waits.
 POLL_SECONDS = 1.0
 #: Seconds between two progress lines of ``enqueue --wait`` when nothing finished.
@@ -74,26 +79,26 @@ def enqueue(
     """Check MANIFEST and its files, put every job on the queue, print the jobs' ids.
 
     Jobs already queued or running (the same organisation, kind, file and parameters) are
-    not added twice. Exit codes with --wait, as `run MANIFEST`: 0 every job done · 1 rows
-    rejected or failed · else the gravest code a job stopped with (3 aborted, 2 its file
-    changed, 4 API unavailable, …).
+    not added twice, nor jobs done already; failed and skipped ones are added again. Exit
+    codes with --wait, as `run MANIFEST`: 0 every job done · 1 rows rejected or failed · else
+    the gravest code a job stopped with (3 aborted, 2 its file changed, 4 API unavailable, …).
     """
     import anyio
 
-    from flexpay_batch.bureau.queue import enqueue_jobs, jobs_from_manifest, open_queue
+    from flexpay_batch.bureau.queue import Enqueued, enqueue_jobs, jobs_from_manifest, open_queue
 
     _no_password_in_argv(queue, "--queue", QUEUE_ENV)
     jobs = jobs_from_manifest(manifest)
 
-    async def put() -> list[tuple[str, bool]]:
+    async def put() -> list[tuple[str, Enqueued]]:
         async with open_queue(queue) as opened:
             return await enqueue_jobs(opened, jobs, heartbeat=heartbeat)
 
     added = anyio.run(put)
-    for job_id, new in added:
+    for job_id, what in added:
         print(job_id)
-        if not new:
-            print(f"{job_id}: already queued or running; not added again", file=sys.stderr)
+        if what != "added":
+            print(f"{job_id}: {_NOT_ADDED[what]}", file=sys.stderr)
     if not wait:
         return 0
     try:

@@ -93,7 +93,8 @@ def test_a_killed_workers_job_is_finished_by_another_within_the_takeover(bureau:
 
 def test_three_organisations_run_in_parallel_on_three_workers(bureau: Bureau) -> None:
     """Three organisations' jobs on three workers overlap in time: together they take about
-    as long as the slowest one alone, not the sum; `runs --queue` lists them done."""
+    as long as the slowest one alone, not the sum; enqueued again they are not run again;
+    `runs --queue` lists them done."""
     manifest = bureau.manifest({"acme": 60, "globex": 60, "initech": 60})
     for name in ("w1", "w2", "w3"):
         bureau.worker(name, "--concurrency", "1")
@@ -111,6 +112,10 @@ def test_three_organisations_run_in_parallel_on_three_workers(bureau: Bureau) ->
     assert ratio < 1.8, f"three jobs took {ratio:.2f} x the longest one"
     assert len({jobs[i]["worker_id"] for i in ids}) == 3
     _assert_each_row_once(bureau, ["acme", "globex", "initech"])
+    again = bureau.cli(["enqueue", str(manifest), "--queue", bureau.url])
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("done already") == 3  # a finished job is not run again
+    assert {i: bureau.jobs()[i]["completed"] for i in ids} == {i: jobs[i]["completed"] for i in ids}
     listed = bureau.cli(["runs", "--queue", bureau.url])
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
