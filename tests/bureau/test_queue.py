@@ -8,6 +8,7 @@ is bounded (``Bureau.wait_for``, ``communicate``), so no test can hang.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -123,6 +124,11 @@ def test_three_organisations_run_in_parallel_on_three_workers(bureau: Bureau) ->
     assert sorted(line.split("\t")[:4] for line in lines[1:]) == [
         [org, "onboard", "done", "60/60"] for org in ("acme", "globex", "initech")
     ]
+    as_json = json.loads(bureau.cli(["runs", "--queue", bureau.url, "--json"]).stdout)
+    assert {(job["org"], job["state"], job["rows_done"]) for job in as_json} == {
+        (org, "done", 60) for org in ("acme", "globex", "initech")
+    }
+    assert all(job["worker"] and job["updated"].endswith("Z") for job in as_json)
 
 
 def test_a_file_changed_after_enqueue_fails_its_job_and_the_others_finish(
