@@ -184,6 +184,15 @@ class Bureau:
             if value is not None
         }
 
+    def rewrite_job(self, job_id: str, **fields: Any) -> None:
+        """Change fields of a job's saq record in Redis (what another worker's takeover does)."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            record = json.loads(client.get(JOB_PREFIX + job_id) or b"{}")
+            client.set(JOB_PREFIX + job_id, json.dumps({**record, **fields}))
+        finally:
+            client.close()
+
     def wait_for(self, condition: Callable[[Jobs], Any], *, timeout: float) -> Any:
         """Poll the jobs until ``condition`` returns something truthy; return it."""
         deadline = time.monotonic() + timeout

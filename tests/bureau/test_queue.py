@@ -191,6 +191,33 @@ def test_sigterm_hands_the_running_job_to_another_worker_at_once(
         assert job["result"]["counts"] == {"created": 120}
 
 
+def test_a_worker_that_lost_its_job_stops_and_leaves_it_to_the_next(bureau: Bureau) -> None:
+    """Another worker's name on a running job (what a takeover after missed heartbeats
+    leaves): its worker stops the run gracefully and writes nothing more to the record;
+    the sweep hands the job on after its heartbeat and it finishes, every row once."""
+    manifest = bureau.manifest({"initech": 100})
+    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    bureau.worker("only", "--sweep-interval", str(SWEEP))
+    bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
+
+    def let_go(jobs: Jobs) -> bool:
+        # The worker's heartbeat may write the record back between our read and write: do
+        # it again until the record stays ours for more than one heartbeat interval.
+        if jobs[job_id]["worker_id"] != "someone-else":
+            bureau.rewrite_job(job_id, worker_id="someone-else")
+            return False
+        time.sleep(HEARTBEAT / 3 + 0.5)
+        return bool(bureau.jobs()[job_id]["worker_id"] == "someone-else")
+
+    bureau.wait_for(let_go, timeout=30)
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=60)
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "complete", job
+    assert job["attempts"] == 2  # swept once, taken again
+    assert bureau.worker_of(job) == "only"
+    _assert_each_row_once(bureau, ["initech"])
+
+
 def test_one_organisation_runs_one_job_at_a_time_while_others_run_beside_it(
     bureau: Bureau,
 ) -> None:
