@@ -19,8 +19,8 @@ The format (``[[jobs]]`` tables; unknown keys are refused, paths must be absolut
 
 Every error is ``errors.ConfigError`` (exit 2) naming the manifest, the job (its number and
 organisation) and the key, so the operator can find the line. Checking that the files and
-tokens are really there is a separate step (``check_job_sources``): the host that enqueues
-jobs need not hold the tokens that the workers hold.
+tokens are really there is a separate step (``bureau.local.prepare_jobs``; for a job queue
+without the tokens: the host that enqueues jobs need not hold those the workers hold).
 """
 
 from __future__ import annotations
