@@ -22,14 +22,18 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
 from flexpay_batch.core.states import RowStatus
+
+# The live bar's classes load with the bar (``RichReporter``): ``status`` and the plain and
+# JSON reporters never pay for them.
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 __all__ = [
     "Clock",
@@ -566,6 +570,8 @@ class RichReporter(_CountingReporter):
         auto_refresh: bool = True,
         redact: Callable[[str], str] | None = None,
     ) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
         super().__init__(clock=clock, redact=redact)
         self._console = console
         self._auto_refresh = auto_refresh
