@@ -380,10 +380,18 @@ def _decode_json(raw: bytes) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        value = json.loads(raw)
+        if raw[:1] == b"{" and b"\x00" not in raw[:4]:
+            # What ``json.loads`` would detect (no BOM, no NUL in the first bytes: UTF-8),
+            # without its per-call detection: every reply comes here.
+            value = _JSON.decode(raw.decode("utf-8", "surrogatepass"))
+        else:
+            value = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+_JSON = json.JSONDecoder()
 
 
 def _to_response(

@@ -113,7 +113,8 @@ def _has_control(text: str) -> bool:
 def _as_text(value: object, *, keep_spaces: bool = True) -> str:
     """The cleaned string form of a scalar: strings as they are, integers written out."""
     if isinstance(value, str):
-        text = clean_text(value, keep_spaces=keep_spaces)
+        # ``clean_text`` inlined for the usual ASCII cell (every field of every row comes here).
+        text = value.strip() if value.isascii() else clean_text(value, keep_spaces=keep_spaces)
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     else:
