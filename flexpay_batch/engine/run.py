@@ -277,7 +277,14 @@ async def _run_rows(
         # A server that cannot be reached at all stops the pre-flight in seconds (exit 4).
         preflight = FailFastOnConnect(client, api.policy, api.budget)
         await job.prepare(preflight, journal.job.secret)
-        worker = RowWorker(job, api, reporter, summary, known_ids=journal.server_ids())
+        worker = RowWorker(
+            job,
+            api,
+            reporter,
+            summary,
+            known_ids=journal.server_ids(),
+            on_abandoned=writer.record_nowait,
+        )
         tasks = plan_tasks(
             request,
             job,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flexpay_batch.api.retry.loop import Attempts
 from flexpay_batch.api.session import ApiSession
@@ -39,10 +39,16 @@ class RowWorker:
         reporter: Reporter,
         summary: RunSummary,
         known_ids: Mapping[str, int] | None = None,
+        *,
+        on_abandoned: Callable[[Transition], None] | None = None,
     ) -> None:
         """``known_ids``: server id → row already recorded in the journal (on resume), so an
-        id the server hands to a second row is caught across runs too."""
+        id the server hands to a second row is caught across runs too. ``on_abandoned`` is
+        given the row's registration, in flight, when its processing is cut off (cancelled
+        at the end of a stop's grace, or a fatal error): its request may have left, and the
+        journal should say so rather than call the row unsent. It must not wait."""
         self._job = job
+        self._on_abandoned = on_abandoned
         self._api = api
         self._reporter = reporter
         self._summary = summary
@@ -72,6 +78,10 @@ class RowWorker:
             return _failed(task, err, attempts)
         except errors.UnusableReply as err:
             return _unverified(task, err.message, err.request_id, attempts)
+        except BaseException:
+            if self._on_abandoned is not None:
+                self._on_abandoned(_in_flight(task, attempts))
+            raise
 
     async def _send(self, task: RowTask, attempts: Attempts) -> RowOutcome:
         done = self._job.already_done(task)
@@ -223,6 +233,18 @@ def _unverified(task: RowTask, what: str, request_id: str | None, attempts: Atte
             "counted as done: resume looks it up before sending it again"
         ),
         request_id=request_id,
+    )
+
+
+def _in_flight(task: RowTask, attempts: Attempts) -> Register:
+    """The registration of a row whose request may have left and has no outcome."""
+    return Register(
+        row=task.row,
+        row_key=task.row_key,
+        body_hash=task.body_hash or None,
+        idempotency_key=task.idempotency_key or None,
+        attempt=max(1, attempts.count),
+        sent_at=attempts.sent_at,
     )
 
 
