@@ -9,7 +9,8 @@ journal flush and writing results.csv / report.json); CPU time is this process's
 seconds over the same span, every thread included (the reader thread and the journal's commit
 thread).
 
-``journal=False`` runs the same code with ``AsyncJournalWriter.record`` and ``.flush`` replaced
+``journal=False`` runs the same code with ``AsyncJournalWriter.record``, ``.record_nowait``
+(the engine's one record per row) and ``.flush`` replaced
 by no-ops for the duration of the run: the pipeline hands no transition to the journal, so no
 SQLite statement and no fsync happens per row (the journal file is still created, its job row
 and one ``set_meta`` are still written at start-up, and the outputs are written from an
@@ -74,6 +75,10 @@ async def _noop_record(self: AsyncJournalWriter, transition: Transition) -> None
     return None
 
 
+def _noop_record_nowait(self: AsyncJournalWriter, transition: Transition) -> None:
+    return None
+
+
 async def _noop_flush(self: AsyncJournalWriter) -> None:
     return None
 
@@ -109,6 +114,7 @@ def _journal_switch(enabled: bool) -> Iterator[None]:
         return
     with (
         mock.patch.object(AsyncJournalWriter, "record", _noop_record),
+        mock.patch.object(AsyncJournalWriter, "record_nowait", _noop_record_nowait),
         mock.patch.object(AsyncJournalWriter, "flush", _noop_flush),
     ):
         yield

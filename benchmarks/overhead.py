@@ -223,8 +223,9 @@ def figure_journal(suite: Suite) -> FigureResult:
         key="journal",
         title="4. Journal cost",
         method=(
-            "The figure-3 engine run, and the same run with `AsyncJournalWriter.record` and "
-            "`.flush` patched to no-ops inside the benchmark (`unittest.mock.patch.object`, "
+            "The figure-3 engine run, and the same run with `AsyncJournalWriter.record`, "
+            "`.record_nowait` and `.flush` patched to no-ops inside the benchmark "
+            "(`unittest.mock.patch.object`, "
             "restored after the run): no transition reaches SQLite, so no statement and no "
             "fsync per row; the journal file, its job row and the one `set_meta` at start-up "
             "remain. The journal lives in a temp run directory on the same filesystem as the "

@@ -72,3 +72,41 @@ def test_status_skips_validation_models(tmp_path: Path) -> None:
     modules = _modules_after(["status", "no-such-run-dir"], tmp_path)
     assert "flexpay_batch.input.models" not in modules
     assert "flexpay_batch.jobs.registry" not in modules
+
+
+def test_status_skips_the_progress_bar(tmp_path: Path) -> None:
+    """``status`` prints a table, never a live bar: rich's progress module (and its live
+    display) load only with the bar's reporter (issue 16)."""
+    modules = _modules_after(["status", "no-such-run-dir"], tmp_path)
+    assert "rich.progress" not in modules
+    assert "rich.live" not in modules
+
+
+PYDANTIC_BUILT = """
+import json, sys
+from flexpay_batch.cli.app import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+from flexpay_batch.input.models import OnboardingRow, PayrollRow
+built = {m.__name__: bool(m.__pydantic_complete__) for m in (OnboardingRow, PayrollRow)}
+sys.stdout.write("\\nBUILT " + json.dumps(built))
+"""
+
+
+def test_validate_builds_only_the_model_it_uses(tmp_path: Path) -> None:
+    """Row models build their pydantic validators on first use (``defer_build``): validating
+    an onboarding file never pays for the payroll model (issue 16)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PYDANTIC_BUILT, "validate", str(SAMPLE)],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    marker = done.stdout.rfind("\nBUILT ")
+    assert marker >= 0, done.stdout[-2000:] + done.stderr[-2000:]
+    built = json.loads(done.stdout[marker + len("\nBUILT ") :])
+    assert built == {"OnboardingRow": True, "PayrollRow": False}

@@ -123,6 +123,7 @@ class FlexPayClient:
         validate_token(token)
         self._max_response_bytes = max_response_bytes
         self._token = token
+        self._token_bytes = token.encode()
         self._ssl = make_ssl_context(ca_bundle)
         self.limiters = limiters if limiters is not None else LimiterSet(limits)
         self._max_in_flight = max_in_flight
@@ -220,11 +221,11 @@ class FlexPayClient:
         # bare 503 with no JSON envelope is how nginx refuses by default, so it is a throttle.
         bare_503 = status == 503 and _decode_json(raw) is None
         await limiter.observe(status, feedback, ticket=ticket, throttled=True if bare_503 else None)
-        if self._token.encode() in raw:
+        if self._token_bytes in raw:
             # A server echoing our token in a reply (even a success, e.g. as an id) must not
             # get it into the journal, results.csv or a report: everything below sees it
             # scrubbed, and a scrubbed id fails ``usable_server_id``.
-            raw = raw.replace(self._token.encode(), _SCRUBBED.encode())
+            raw = raw.replace(self._token_bytes, _SCRUBBED.encode())
         try:
             return _to_response(status, reply_headers, raw, feedback, elapsed)
         except errors.ApiError as exc:
@@ -295,6 +296,16 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
             status=resp.status,
             request_id=resp.headers.get("X-Request-Id"),
         )
+    headers = resp.headers
+    if (
+        declared is not None
+        and "Transfer-Encoding" not in headers
+        and ("Content-Encoding" not in headers)
+    ):
+        # Neither chunked nor compressed (aiohttp would inflate it past the length): the
+        # parser stops at Content-Length, so the body cannot pass the cap. One read to the
+        # end, as ``aiohttp`` itself reads a body.
+        return await resp.read()
     pieces: list[bytes] = []
     size = 0
     while True:
@@ -369,10 +380,18 @@ def _decode_json(raw: bytes) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        value = json.loads(raw)
+        if raw[:1] == b"{" and b"\x00" not in raw[:4]:
+            # What ``json.loads`` would detect (no BOM, no NUL in the first bytes: UTF-8),
+            # without its per-call detection: every reply comes here.
+            value = _JSON.decode(raw.decode("utf-8", "surrogatepass"))
+        else:
+            value = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+_JSON = json.JSONDecoder()
 
 
 def _to_response(

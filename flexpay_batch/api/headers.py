@@ -273,6 +273,29 @@ def _lowered(headers: Mapping[str, str]) -> Mapping[str, str]:
     return {str(name).lower(): str(value) for name, value in headers.items()}
 
 
+def _contract_feedback(
+    lowered: Mapping[str, str], date: str | None, now_epoch: float
+) -> RateLimitFeedback | None:
+    """The feedback of a response below 429 carrying the contract's three ``X-RateLimit-*``
+    headers, all readable; else None (``parse_feedback`` then reads every spelling).
+
+    The same result as the general path: with ``X-RateLimit-Limit`` and ``-Remaining`` both
+    readable the IETF headers are never consulted, a lone ``X-RateLimit-Reset`` is the only
+    reset, and ``Retry-After`` is not read below 429. Nearly every response takes this path.
+    """
+    reset_value = lowered.get("x-ratelimit-reset")
+    if reset_value is None:
+        return None
+    limit = _parse_limit(lowered.get("x-ratelimit-limit"))
+    if limit is None:
+        return None
+    remaining = _parse_remaining(lowered.get("x-ratelimit-remaining"))
+    if remaining is None:
+        return None
+    reset_after = parse_reset(reset_value, date_header=date, now_epoch=now_epoch)
+    return RateLimitFeedback(limit, remaining, reset_after, None)
+
+
 def parse_feedback(
     headers: Mapping[str, str], *, status: int, now_epoch: float
 ) -> RateLimitFeedback:
@@ -285,6 +308,10 @@ def parse_feedback(
     """
     lowered = _lowered(headers)
     date = lowered.get("date")
+    if status < 429:
+        fast = _contract_feedback(lowered, date, now_epoch)
+        if fast is not None:
+            return fast
     items = _ietf_items(lowered.get("ratelimit"))
     policies = _ietf_items(lowered.get("ratelimit-policy"))
 

@@ -23,6 +23,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
+from json.encoder import encode_basestring as _json_string
 from pathlib import Path
 
 __all__ = [
@@ -99,20 +100,24 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot hash a value of type {type(value).__name__} in a request body")
 
 
+#: ``canonical_json``'s encoder, built once: ``json.dumps`` with these arguments builds a new
+#: ``JSONEncoder`` on every call, and this runs for every row.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_json_default,
+)
+
+
 def canonical_json(body: Mapping[str, object]) -> str:
     """Return ``body`` as canonical JSON: sorted keys, no whitespace, UTF-8 text.
 
     ``Decimal`` becomes its ``str()`` (so ``Decimal("10.50")`` and ``"10.50"`` agree), dates
     their ISO form; floats NaN/Infinity and unknown types raise ``ValueError``/``TypeError``.
     """
-    return json.dumps(
-        body,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_json_default,
-    )
+    return _CANONICAL.encode(body)
 
 
 def body_sha256(body: Mapping[str, object]) -> str:
@@ -142,8 +147,13 @@ def idempotency_key(secret: bytes, kind: str, identity: str, body_hash: str) -> 
     unambiguously (a JSON array), so ``("a|b", "c")`` and ``("a", "b|c")`` differ. It is
     52 characters long, URL-safe, and contains no personal data: only hex digits.
     """
-    message = json.dumps([kind, identity, body_hash], ensure_ascii=False).encode("utf-8")
-    return IDEMPOTENCY_KEY_PREFIX + _hmac_hex(secret, _KEY_DOMAIN + message)[:_IDEMPOTENCY_HEX]
+    # Exactly ``json.dumps([kind, identity, body_hash], ensure_ascii=False)``, without building
+    # an encoder per row.
+    message = f"[{_json_string(kind)}, {_json_string(identity)}, {_json_string(body_hash)}]"
+    return (
+        IDEMPOTENCY_KEY_PREFIX
+        + _hmac_hex(secret, _KEY_DOMAIN + message.encode("utf-8"))[:_IDEMPOTENCY_HEX]
+    )
 
 
 def token_fingerprint(token: str) -> str:

@@ -1,15 +1,21 @@
-"""Producer → bounded stream → N workers → sink, with a clean stop.
+"""Producer → bounded read-ahead → N workers, each recording its own outcomes, with a clean stop.
 
 Usage::
 
     stop = StopControl()
     stats = await run_pipeline(rows, process_row, record_outcome, workers=8, stop=stop)
 
-Three small pieces joined by anyio memory object streams. Backpressure comes from the bounded
-stream: the producer (which reads and validates the file in a worker thread, a batch at a time,
-so file I/O never blocks the event loop) can run at most ``buffer`` rows ahead of the workers
-(the batch in its hands included), whatever the file's size. Every task has an owner: the
-task group.
+Backpressure comes from the bounded read-ahead: the producer (which reads and validates the
+file in a worker thread, a batch at a time, so file I/O never blocks the event loop) can run
+at most ``buffer`` rows ahead of the workers (the batch in its hands included), whatever the
+file's size. It refills a batch at a time, once the workers have taken a batch's worth, so it
+wakes once per batch, not once per row. Every task has an owner: the task group.
+
+A worker records the outcome of its row itself, as soon as it has it (there is no separate
+sink stage to hand it to): ``record`` is either a plain function, which cannot be interrupted,
+or returns an awaitable (a coroutine function, or a plain function asking to wait, e.g. for
+room in a buffer), which is awaited under a shield. Either way an outcome once produced is
+recorded, whatever cancels the row's task.
 
 Stopping: ``StopControl.request()`` (called on SIGINT/SIGTERM or by a worker that hit a fatal
 error) makes the producer stop reading and the workers stop taking rows; requests already in
@@ -24,13 +30,13 @@ import contextlib
 import math
 import signal
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from flexpay_batch.core import errors
 
@@ -39,8 +45,10 @@ R = TypeVar("R")
 
 #: Rows read and validated per hop to the reader thread.
 READ_BATCH = 256
-#: Most outcomes the sink records under one cancel scope.
-_SINK_BATCH = 64
+
+#: What a worker hands each outcome to: None once recorded, or an awaitable to await
+#: (shielded) before the worker takes its next row.
+Record = Callable[[R], Awaitable[None] | None]
 
 
 class StopControl:
@@ -108,18 +116,68 @@ class PipelineStats:
     recorded: int = 0
 
 
+class _ReadAhead(Generic[W]):
+    """The rows read but not yet taken: a deque the producer refills a batch at a time.
+
+    The producer reads a batch only while ``len(rows) <= low_water`` (``depth`` minus one
+    batch), so rows read and not yet taken never exceed ``depth``. Waiting costs one event
+    per wait, and only a side with nothing to do waits: a worker when no row is left, the
+    producer when the read-ahead is full.
+    """
+
+    __slots__ = ("_has_room", "_has_rows", "done", "low_water", "rows")
+
+    def __init__(self, low_water: int) -> None:
+        self.rows: deque[W] = deque()
+        self.low_water = low_water
+        #: True once the producer has stopped (end of input, a stop or its failure).
+        self.done = False
+        self._has_rows: anyio.Event | None = None
+        self._has_room: anyio.Event | None = None
+
+    def has_room(self) -> bool:
+        return len(self.rows) <= self.low_water
+
+    def took(self) -> None:
+        """A worker took a row (or stopped): wake the producer if a batch fits again."""
+        if self._has_room is not None and len(self.rows) <= self.low_water:
+            self._has_room.set()
+            self._has_room = None
+
+    def wake_workers(self) -> None:
+        if self._has_rows is not None:
+            self._has_rows.set()
+            self._has_rows = None
+
+    def wake_producer(self) -> None:
+        if self._has_room is not None:
+            self._has_room.set()
+            self._has_room = None
+
+    async def wait_rows(self) -> None:
+        if self._has_rows is None:
+            self._has_rows = anyio.Event()
+        await self._has_rows.wait()
+
+    async def wait_room(self) -> None:
+        if self._has_room is None:
+            self._has_room = anyio.Event()
+        await self._has_room.wait()
+
+
 @dataclass(slots=True)
 class _Stages(Generic[W, R]):
     work: Callable[[W], Awaitable[R]]
-    record: Callable[[R], Awaitable[None]]
+    record: Record[R]
     stop: StopControl
     stats: PipelineStats
+    ahead: _ReadAhead[W]
 
 
 async def run_pipeline(
     rows: Iterator[W],
     work: Callable[[W], Awaitable[R]],
-    record: Callable[[R], Awaitable[None]],
+    record: Record[R],
     *,
     workers: int,
     stop: StopControl,
@@ -133,6 +191,8 @@ async def run_pipeline(
     ``rows`` is a plain (blocking) iterator; it is advanced in a worker thread. ``work`` must
     not raise for a row-level problem (it returns an outcome); an exception escaping ``work``
     stops the run: a ``FlexPayBatchError`` is re-raised after in-flight rows are recorded.
+    ``record`` is called by the worker that produced the result (see the module docstring);
+    several workers' calls may interleave when it awaits.
     Raises ``RunInterrupted`` if a signal stopped the run. ``idle`` (optional) returns once
     no request is on the wire: once a stop is requested and it holds, the workers are
     cancelled at once instead of after ``grace`` (a worker waiting out a server's pause at
@@ -140,29 +200,23 @@ async def run_pipeline(
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    stages = _Stages(work=work, record=record, stop=stop, stats=PipelineStats())
     depth = buffer if buffer is not None else max(2 * workers, READ_BATCH)
     if depth < 1:
         raise ValueError("buffer must be at least 1")
     # The batch in the reader's hands counts against the buffer: rows read from the file but
-    # not yet taken by a worker are at most (stream capacity + one batch) = ``depth``.
+    # not yet taken by a worker are at most (rows waiting + one batch) = ``depth``.
     read_batch = min(READ_BATCH, max(1, depth // 2))
-    work_send, work_recv = anyio.create_memory_object_stream[W](depth - read_batch)
-    done_send, done_recv = anyio.create_memory_object_stream[R](depth)
+    ahead: _ReadAhead[W] = _ReadAhead(depth - read_batch)
+    stages = _Stages(work=work, record=record, stop=stop, stats=PipelineStats(), ahead=ahead)
     async with anyio.create_task_group() as outer:
         if handle_signals:
             outer.start_soon(_watch_signals, stop, outer)
         outer.start_soon(_cancel_at_once, stop, outer)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_sink, done_recv, stages)
-            async with done_send, anyio.create_task_group() as row_tasks:
-                # Only the producer and the workers are cut off when the grace period ends;
-                # the sink keeps recording whatever outcomes have already arrived.
-                outer.start_soon(_enforce_grace, stop, grace, row_tasks.cancel_scope, idle)
-                row_tasks.start_soon(_produce, rows, work_send, stages, read_batch)
-                async with work_recv:
-                    for _ in range(workers):
-                        row_tasks.start_soon(_work, work_recv.clone(), done_send.clone(), stages)
+        async with anyio.create_task_group() as row_tasks:
+            outer.start_soon(_enforce_grace, stop, grace, row_tasks.cancel_scope, idle)
+            row_tasks.start_soon(_produce, rows, stages, read_batch)
+            for _ in range(workers):
+                row_tasks.start_soon(_work, stages)
         outer.cancel_scope.cancel()
     if stop.reason is not None:
         raise stop.reason
@@ -178,82 +232,56 @@ def _take_batch(rows: Iterator[W], size: int) -> list[W]:
     return batch
 
 
-# The stages hand items over with the streams' ``*_nowait`` methods first and fall back on
-# the awaiting ones only when they would block. anyio's ``send``/``receive`` begin with a
-# checkpoint, i.e. a trip through the event loop for every row at every hop; here a hop that
-# need not wait costs a method call. Every stage still waits (and so yields) whenever there
-# is nothing to take or no room, and the work of a row always awaits I/O.
-
-
-async def _produce(
-    rows: Iterator[W], send: MemoryObjectSendStream[W], stages: _Stages[W, R], read_batch: int
-) -> None:
-    async with send:
+async def _produce(rows: Iterator[W], stages: _Stages[W, R], read_batch: int) -> None:
+    ahead = stages.ahead
+    try:
         while not stages.stop.requested:
+            if not ahead.has_room():
+                await ahead.wait_room()
+                continue
             batch = await anyio.to_thread.run_sync(_take_batch, rows, read_batch)
             if not batch:
                 return
-            for row in batch:
-                if stages.stop.requested:
-                    return
-                try:
-                    try:
-                        send.send_nowait(row)
-                    except anyio.WouldBlock:
-                        await send.send(row)
-                except anyio.BrokenResourceError:
-                    return  # every worker has stopped (a fatal error); nothing will read on
-                stages.stats.produced += 1
-
-
-async def _work(
-    receive: MemoryObjectReceiveStream[W], send: MemoryObjectSendStream[R], stages: _Stages[W, R]
-) -> None:
-    async with receive, send:
-        while True:
-            try:
-                try:
-                    row = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    row = await receive.receive()
-            except anyio.EndOfStream:
-                return
             if stages.stop.requested:
                 return
+            ahead.rows.extend(batch)
+            stages.stats.produced += len(batch)
+            ahead.wake_workers()
+    finally:
+        ahead.done = True
+        ahead.wake_workers()
+
+
+async def _work(stages: _Stages[W, R]) -> None:
+    ahead = stages.ahead
+    rows = ahead.rows
+    try:
+        while True:
+            if stages.stop.requested:
+                return
+            if not rows:
+                if ahead.done:
+                    return
+                await ahead.wait_rows()
+                continue
+            row = rows.popleft()
+            ahead.took()
             try:
                 result = await stages.work(row)
             except errors.FlexPayBatchError as exc:
                 stages.stop.request(exc)
                 return
             stages.stats.processed += 1
-            try:
-                send.send_nowait(result)  # no await: nothing can cancel it
-            except anyio.WouldBlock:
-                # Shielded so a grace-period cancellation never loses an outcome we already
-                # have.
+            # No await between the result and its recording unless ``record`` asks for one,
+            # and then shielded: a grace-period cancellation never loses an outcome we have.
+            pending = stages.record(result)
+            if pending is not None:
                 with anyio.CancelScope(shield=True):
-                    await send.send(result)
-
-
-async def _sink(receive: MemoryObjectReceiveStream[R], stages: _Stages[W, R]) -> None:
-    async with receive:
-        while True:
-            try:
-                try:
-                    results = [receive.receive_nowait()]
-                except anyio.WouldBlock:
-                    results = [await receive.receive()]
-            except anyio.EndOfStream:
-                return
-            # Whatever else has arrived is recorded under the same shield (one cancel scope
-            # per wake-up, not per row).
-            with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
-                while len(results) < _SINK_BATCH:
-                    results.append(receive.receive_nowait())
-            with anyio.CancelScope(shield=True):
-                for result in results:
-                    await stages.record(result)
-                    stages.stats.recorded += 1
+                    await pending
+            stages.stats.recorded += 1
+    finally:
+        # A producer waiting for room must not wait on a worker that has stopped taking rows.
+        ahead.wake_producer()
 
 
 async def _cancel_at_once(stop: StopControl, outer: TaskGroup) -> None:

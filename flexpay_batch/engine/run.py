@@ -30,7 +30,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -324,7 +324,14 @@ async def _run_rows(
         # A server that cannot be reached at all stops the pre-flight in seconds (exit 4).
         preflight = FailFastOnConnect(client, api.policy, api.budget)
         await job.prepare(preflight, journal.job.secret)
-        worker = RowWorker(job, api, writer, reporter, summary, known_ids=journal.server_ids())
+        worker = RowWorker(
+            job,
+            api,
+            reporter,
+            summary,
+            known_ids=journal.server_ids(),
+            on_abandoned=writer.record_nowait,
+        )
         tasks = plan_tasks(
             request,
             job,
@@ -371,10 +378,15 @@ async def _pipeline(
     client: FlexPayClient,
     signals: _Signals,
 ) -> None:
-    async def record(outcome: RowOutcome) -> None:
-        await writer.record(transition(outcome))
-        summary.counts[outcome.status] += 1
+    counts = summary.counts
+
+    def record(outcome: RowOutcome) -> Awaitable[None] | None:
+        # One journal record per row, queued without a wait (nothing can cut it off); when
+        # the journal falls behind, the worker waits for room before its next row instead.
+        writer.record_nowait(transition(outcome))
+        counts[outcome.status] += 1
         reporter.row_done(outcome.status)
+        return writer.room() if writer.full else None
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(report_rate, summary, reporter, limiters)

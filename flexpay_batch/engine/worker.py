@@ -2,19 +2,22 @@
 
 ::
 
-    worker = RowWorker(job, api, writer, reporter, summary)
+    worker = RowWorker(job, api, reporter, summary)
     outcome = await worker.process(task)          # never raises for a row-level problem
-    await writer.record(transition(outcome))
+    writer.record_nowait(transition(outcome))
 
-A row is registered (and marked in flight) in the journal before its first attempt, so a crash
-leaves it "in flight" and resume re-sends it under the same idempotency key.
+One journal record per row, once it has its outcome: the row's registration (its keys, the
+time its first attempt left) travels with the outcome. Nothing needs committing before a
+send: the idempotency key is a pure function of the row, so a crash before the record is
+committed leaves the row pending and resume re-sends it under the same key (the server
+replays its first answer).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flexpay_batch.api.retry.loop import Attempts
 from flexpay_batch.api.session import ApiSession
@@ -24,7 +27,6 @@ from flexpay_batch.engine.progress import Reporter
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.jobs.base import RowJob, RowOutcome, RowRejection, RowTask
 from flexpay_batch.journal.transitions import Done, Failed, Register, Rejected, Transition
-from flexpay_batch.journal.writer import AsyncJournalWriter
 
 
 class RowWorker:
@@ -34,16 +36,20 @@ class RowWorker:
         self,
         job: RowJob,
         api: ApiSession,
-        writer: AsyncJournalWriter,
         reporter: Reporter,
         summary: RunSummary,
         known_ids: Mapping[str, int] | None = None,
+        *,
+        on_abandoned: Callable[[Transition], None] | None = None,
     ) -> None:
         """``known_ids``: server id → row already recorded in the journal (on resume), so an
-        id the server hands to a second row is caught across runs too."""
+        id the server hands to a second row is caught across runs too. ``on_abandoned`` is
+        given the row's registration, in flight, when its processing is cut off (cancelled
+        at the end of a stop's grace, or a fatal error): its request may have left, and the
+        journal should say so rather than call the row unsent. It must not wait."""
         self._job = job
+        self._on_abandoned = on_abandoned
         self._api = api
-        self._writer = writer
         self._reporter = reporter
         self._summary = summary
         # In memory for this run, seeded from the journal: one dict lookup per row instead of
@@ -53,22 +59,10 @@ class RowWorker:
 
     async def process(self, task: RowTask) -> RowOutcome:
         if task.rejection is not None:
-            await self._writer.record(
-                Register(row=task.row, row_key=task.row_key, body_hash=None, idempotency_key=None)
-            )
             return _rejected_locally(task, task.rejection)
-        # Registered and marked in flight (attempt 1) in one transition, one statement.
-        await self._writer.record(
-            Register(
-                row=task.row,
-                row_key=task.row_key,
-                body_hash=task.body_hash or None,
-                idempotency_key=task.idempotency_key or None,
-                attempt=1,
-                sent_at=time.time(),
-            )
-        )
+        # Attempt 1 leaves now (the journal's first_sent_at); recorded with the outcome.
         attempts = Attempts()
+        attempts.sent_at = time.time()
         try:
             return await self._send(task, attempts)
         except errors.Conflict as err:
@@ -84,11 +78,15 @@ class RowWorker:
             return _failed(task, err, attempts)
         except errors.UnusableReply as err:
             return _unverified(task, err.message, err.request_id, attempts)
+        except BaseException:
+            if self._on_abandoned is not None:
+                self._on_abandoned(_in_flight(task, attempts))
+            raise
 
     async def _send(self, task: RowTask, attempts: Attempts) -> RowOutcome:
         done = self._job.already_done(task)
         if done:
-            return RowOutcome(task.row, RowStatus.ALREADY_EXISTED, server_id=done)
+            return _outcome(task, attempts, RowStatus.ALREADY_EXISTED, server_id=done)
         if task.look_up_first:
             existing = await self._job.look_up(self._api, task)
             if existing:
@@ -134,8 +132,44 @@ class RowWorker:
                 task, f"{what} with the id already recorded for row {owner}", request_id, attempts
             )
         return RowOutcome(
-            task.row, status, server_id=server_id, request_id=request_id, attempts=attempts.count
+            task.row,
+            status,
+            server_id=server_id,
+            request_id=request_id,
+            attempts=attempts.count,
+            row_key=task.row_key,
+            body_hash=task.body_hash or None,
+            idempotency_key=task.idempotency_key or None,
+            sent_at=attempts.sent_at,
         )
+
+
+def _outcome(
+    task: RowTask,
+    attempts: Attempts,
+    status: RowStatus,
+    *,
+    server_id: str | None = None,
+    field: str | None = None,
+    code: str | None = None,
+    reason: str | None = None,
+    request_id: str | None = None,
+) -> RowOutcome:
+    """The outcome of a row that was sent (or was about to be): with its registration."""
+    return RowOutcome(
+        task.row,
+        status,
+        server_id=server_id,
+        field=field,
+        code=code,
+        reason=reason,
+        request_id=request_id,
+        attempts=attempts.count,
+        row_key=task.row_key,
+        body_hash=task.body_hash or None,
+        idempotency_key=task.idempotency_key or None,
+        sent_at=attempts.sent_at,
+    )
 
 
 def _rejected_locally(task: RowTask, rejection: RowRejection) -> RowOutcome:
@@ -145,19 +179,20 @@ def _rejected_locally(task: RowTask, rejection: RowRejection) -> RowOutcome:
         field=rejection.field,
         code=rejection.code,
         reason=rejection.reason,
+        row_key=task.row_key,
     )
 
 
 def _rejected_by_server(task: RowTask, err: errors.ApiError, attempts: Attempts) -> RowOutcome:
     status = f"HTTP {err.status}" if err.status else "the server"
-    return RowOutcome(
-        task.row,
+    return _outcome(
+        task,
+        attempts,
         RowStatus.REJECTED,
         field=err.field,
         code=err.code or str(err.status),
         reason=f"{status}: {err.message}",
         request_id=err.request_id,
-        attempts=attempts.count,
     )
 
 
@@ -167,13 +202,13 @@ def _failed(task: RowTask, err: errors.RetryableError, attempts: Attempts) -> Ro
         if attempts.indeterminate
         else "; resume will try it again"
     )
-    return RowOutcome(
-        task.row,
+    return _outcome(
+        task,
+        attempts,
         RowStatus.FAILED,
         code=err.code or (str(err.status) if err.status else "failed"),
         reason=f"gave up after {attempts.count} attempts: {err.message}{unknown}",
         request_id=err.request_id,
-        attempts=attempts.count,
     )
 
 
@@ -188,8 +223,9 @@ def usable_server_id(value: object) -> bool:
 
 
 def _unverified(task: RowTask, what: str, request_id: str | None, attempts: Attempts) -> RowOutcome:
-    return RowOutcome(
-        task.row,
+    return _outcome(
+        task,
+        attempts,
         RowStatus.FAILED,
         code=UNVERIFIED,
         reason=(
@@ -197,13 +233,40 @@ def _unverified(task: RowTask, what: str, request_id: str | None, attempts: Atte
             "counted as done: resume looks it up before sending it again"
         ),
         request_id=request_id,
-        attempts=attempts.count,
+    )
+
+
+def _in_flight(task: RowTask, attempts: Attempts) -> Register:
+    """The registration of a row whose request may have left and has no outcome."""
+    return Register(
+        row=task.row,
+        row_key=task.row_key,
+        body_hash=task.body_hash or None,
+        idempotency_key=task.idempotency_key or None,
+        attempt=max(1, attempts.count),
+        sent_at=attempts.sent_at,
+    )
+
+
+def _registration(outcome: RowOutcome) -> Register | None:
+    """The row's registration: marked in flight (attempt 1 at ``sent_at``) when it was sent."""
+    if not outcome.row_key:
+        return None
+    return Register(
+        row=outcome.row,
+        row_key=outcome.row_key,
+        body_hash=outcome.body_hash,
+        idempotency_key=outcome.idempotency_key,
+        attempt=0 if outcome.sent_at is None else 1,
+        sent_at=outcome.sent_at,
     )
 
 
 def transition(outcome: RowOutcome) -> Transition:
-    """The journal transition that records ``outcome`` (rejected and failed rows keep their
-    request id; a row that took effect keeps its status word and request id)."""
+    """The journal record of ``outcome``: the row's registration (when the outcome carries its
+    row key) and its result in one transition (rejected and failed rows keep their request
+    id; a row that took effect keeps its status word and request id)."""
+    registration = _registration(outcome)
     if outcome.status is RowStatus.REJECTED:
         return Rejected(
             row=outcome.row,
@@ -211,6 +274,7 @@ def transition(outcome: RowOutcome) -> Transition:
             code=outcome.code or "rejected",
             reason=outcome.reason or "",
             request_id=outcome.request_id,
+            registration=registration,
         )
     if outcome.status is RowStatus.FAILED:
         return Failed(
@@ -218,12 +282,14 @@ def transition(outcome: RowOutcome) -> Transition:
             code=outcome.code or "failed",
             reason=outcome.reason or "",
             request_id=outcome.request_id,
+            registration=registration,
         )
     return Done(
         row=outcome.row,
         server_id=outcome.server_id,
         status=outcome.status,
         request_id=outcome.request_id,
+        registration=registration,
     )
 
 

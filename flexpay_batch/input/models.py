@@ -113,7 +113,8 @@ def _has_control(text: str) -> bool:
 def _as_text(value: object, *, keep_spaces: bool = True) -> str:
     """The cleaned string form of a scalar: strings as they are, integers written out."""
     if isinstance(value, str):
-        text = clean_text(value, keep_spaces=keep_spaces)
+        # ``clean_text`` inlined for the usual ASCII cell (every field of every row comes here).
+        text = value.strip() if value.isascii() else clean_text(value, keep_spaces=keep_spaces)
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     else:
@@ -325,7 +326,14 @@ def _is_blank(value: object) -> bool:
 
 def _without_blanks(data: Mapping[Any, Any]) -> dict[Any, Any]:
     """``data`` without absent values, so an empty cell means "not given"."""
-    return {key: value for key, value in data.items() if not _is_blank(value)}
+    # An ASCII string with a non-space character is never blank (``clean_text`` only removes
+    # non-ASCII characters and surrounding spaces): most cells, decided without a call.
+    return {
+        key: value
+        for key, value in data.items()
+        if (type(value) is str and value.isascii() and not value.isspace() and value)
+        or not _is_blank(value)
+    }
 
 
 class RowModel(BaseModel):
@@ -336,6 +344,9 @@ class RowModel(BaseModel):
         frozen=True,
         hide_input_in_errors=True,
         str_strip_whitespace=False,
+        # Each model's validator is built on its first use, not at import: ``validate`` of an
+        # onboarding file never builds the payroll model, and ``status`` builds none.
+        defer_build=True,
     )
 
     identity_label: ClassVar[str] = "identity"

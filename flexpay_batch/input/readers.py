@@ -53,6 +53,7 @@ import csv
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
+from typing import cast
 
 from flexpay_batch.core.errors import InputFileError
 from flexpay_batch.input.columns import KNOWN_COLUMNS, ONBOARDING_COLUMNS, normalise_column
@@ -215,6 +216,9 @@ class _CsvReader:
         self._lines = lines
         self._path = path
         self._header: list[str | None] = []
+        #: Every header cell has a name (the usual case): rows of the header's width then
+        #: take a fast path in ``_shape_problem`` and ``_record``.
+        self._all_named = False
 
     @property
     def header(self) -> list[str | None]:
@@ -263,7 +267,7 @@ class _CsvReader:
 
     def _record(self, cells: list[str], row: int, start: int, end: int) -> SourceRecord | None:
         """The record for one parsed row, None for a blank row or the header."""
-        oversized = self._oversized_between(start, end)
+        oversized = self._oversized_between(start, end) if self._lines.oversized else None
         if oversized is not None:
             if not self._header:
                 raise InputFileError(f"{self._path}: the header row is {oversized.reason}")
@@ -272,7 +276,13 @@ class _CsvReader:
             return None
         if not self._header:
             self._header = self._parse_header(cells)
+            self._all_named = all(self._header)
             return None
+        if self._all_named and len(cells) == len(self._header) and "\x00" not in "".join(cells):
+            # The shape checks below would all pass: no short or long row, no NUL, no value
+            # under an unnamed column.
+            names = cast("list[str]", self._header)
+            return SourceRecord(row, start, dict(zip(names, cells, strict=True)), None)
         problem = self._shape_problem(cells, cut_off=self._is_cut_off(end))
         if problem is not None:
             return SourceRecord(row, start, None, problem)

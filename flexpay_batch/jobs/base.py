@@ -56,7 +56,12 @@ class RowRejection:
 
 @dataclass(frozen=True, slots=True)
 class RowOutcome:
-    """How one row ended in this attempt of the run. Holds no personal data."""
+    """How one row ended in this attempt of the run. Holds no personal data.
+
+    ``row_key``, ``body_hash`` and ``idempotency_key`` are the row's task's (hashes only),
+    ``sent_at`` the epoch second its first attempt left (None when nothing was sent): what
+    the journal registers the row with, in the same record as its outcome.
+    """
 
     row: int
     status: RowStatus
@@ -66,6 +71,10 @@ class RowOutcome:
     reason: str | None = None
     request_id: str | None = None
     attempts: int = 0
+    row_key: str = ""
+    body_hash: str | None = None
+    idempotency_key: str | None = None
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

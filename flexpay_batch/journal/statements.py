@@ -120,41 +120,58 @@ def _statement(t: Transition, now: float) -> tuple[str, tuple[object, ...]]:
             assert_never(t)
 
 
+def _register_done(reg: Register, t: Done, now: float) -> tuple[str, tuple[object, ...]]:
+    """``reg`` (a register-and-send) then ``t`` of the same row, as one statement."""
+    return _SQL_REGISTER_DONE, (
+        t.row,
+        reg.row_key,
+        reg.body_hash,
+        reg.attempt,
+        reg.idempotency_key,
+        reg.sent_at,
+        t.status.value,
+        t.server_id,
+        t.request_id,
+        now,
+    )
+
+
+def _statements(t: Transition, now: float) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements of ``t``: its registration's first, if it carries one (a register-and-
+    send followed by ``Done`` is one statement)."""
+    registration = t.registration if isinstance(t, Done | Rejected | Failed) else None
+    if registration is None:
+        return [_statement(t, now)]
+    if isinstance(t, Done) and registration.sent_at is not None:
+        return [_register_done(registration, t, now)]
+    return [_statement(registration, now), _statement(t, now)]
+
+
 def _batch_statements(
     transitions: Iterable[Transition], now: float
 ) -> list[tuple[int, str, tuple[object, ...]]]:
     """(row, SQL, parameters) of each transition, in order, with one merge: a register-and-
-    send (``Register`` with ``sent_at``) directly followed, in its row's own order, by the
-    row's ``Done`` becomes one ``_SQL_REGISTER_DONE`` at the register's place (the usual
-    case: a row sent and answered within one group commit)."""
+    send (``Register`` with ``sent_at``, alone or as a ``Done``'s registration) directly
+    followed, in its row's own order, by the row's ``Done`` becomes one
+    ``_SQL_REGISTER_DONE`` at the register's place (the usual case)."""
     entries: list[tuple[int, str, tuple[object, ...]]] = []
     sent: dict[int, tuple[int, Register]] = {}  # row → its last entry, a register-and-send
     for t in transitions:
         row = t.row
-        if isinstance(t, Done) and row in sent:
+        if type(t) is Done and t.registration is not None and t.registration.sent_at is not None:
+            # The engine's usual record: one row sent and answered, one statement.
+            sent.pop(row, None)
+            entries.append((row, *_register_done(t.registration, t, now)))
+            continue
+        if isinstance(t, Done) and t.registration is None and row in sent:
             index, reg = sent.pop(row)
-            entries[index] = (
-                row,
-                _SQL_REGISTER_DONE,
-                (
-                    row,
-                    reg.row_key,
-                    reg.body_hash,
-                    reg.attempt,
-                    reg.idempotency_key,
-                    reg.sent_at,
-                    t.status.value,
-                    t.server_id,
-                    t.request_id,
-                    now,
-                ),
-            )
+            entries[index] = (row, *_register_done(reg, t, now))
             continue
         sent.pop(row, None)
-        sql, params = _statement(t, now)
+        for sql, params in _statements(t, now):
+            entries.append((row, sql, params))
         if isinstance(t, Register) and t.sent_at is not None:
-            sent[row] = (len(entries), t)
-        entries.append((row, sql, params))
+            sent[row] = (len(entries) - 1, t)
     return entries
 
 
@@ -224,7 +241,8 @@ def apply_in_order(
     """Apply the batch one statement at a time, in order; return the ignored rows."""
     ignored: list[int] = []
     for t in transitions:
-        sql, params = _statement(t, now)
-        if conn.execute(sql, params).rowcount == 0 and sql != _SQL_REGISTER:
-            ignored.append(t.row)
+        for sql, params in _statements(t, now):
+            if conn.execute(sql, params).rowcount == 0 and sql != _SQL_REGISTER:
+                ignored.append(t.row)
+                break
     return ignored

@@ -452,18 +452,12 @@ class Journal:
 
 
 def _row_record(values: Sequence[object]) -> RowRecord:
-    return RowRecord(
-        row=cast(int, values[0]),
-        row_key=cast(str, values[1]),
-        body_hash=cast("str | None", values[2]),
-        status=RowStatus(str(values[3])),
-        attempts=cast(int, values[4]),
-        idempotency_key=cast("str | None", values[5]),
-        first_sent_at=cast("float | None", values[6]),
-        server_id=cast("str | None", values[7]),
-        request_id=cast("str | None", values[8]),
-        field=cast("str | None", values[9]),
-        code=cast("str | None", values[10]),
-        reason=cast("str | None", values[11]),
-        updated_at=cast(float, values[12]),
-    )
+    # Positional, in ``ROW_COLUMNS`` order: one record per journal row when the outputs are
+    # written, so no per-field cast() calls and the status word looked up, not parsed.
+    row, row_key, body_hash, state, *rest = values
+    status = _STATUS_OF.get(state) or RowStatus(str(state))  # an unknown word: ValueError
+    return RowRecord(row, row_key, body_hash, status, *rest)  # type: ignore[arg-type]
+
+
+#: ``RowStatus`` by its word (``RowStatus(word)`` goes through the enum machinery each time).
+_STATUS_OF: Final[dict[object, RowStatus]] = {status.value: status for status in RowStatus}

@@ -13,6 +13,11 @@ The row's ``state`` column holds the words of ``core.states.RowStatus``::
        │            └── failed(code, reason)     failed rows are retried on resume
        └──────────────▶ succeeded | rejected | failed   (look-ups, local validation)
 
+A row's outcome may carry its ``registration`` (a ``Register``, usually with ``sent_at``): the
+two are then recorded as one, exactly ``Register`` followed by the outcome. That is how the
+engine journals a row, with one record once it has its outcome: nothing needs committing
+before a send, since the idempotency key is a pure function of the row.
+
 Transitions are monotone: a succeeded row never moves, a rejected one only through
 ``Journal.reset_rejected`` (``--retry-rejected``). A transition that would move a row
 backwards, or that names a row never registered, is ignored and counted (see
@@ -73,6 +78,8 @@ class Done:
     server_id: str | None
     status: RowStatus
     request_id: str | None = None
+    #: Recorded just before this transition, in the same commit (one record per row).
+    registration: Register | None = None
 
     def __post_init__(self) -> None:
         if self.status not in SUCCEEDED:
@@ -89,6 +96,8 @@ class Rejected:
     reason: str
     #: The API's X-Request-Id of the refusing response, for support.
     request_id: str | None = None
+    #: Recorded just before this transition, in the same commit (one record per row).
+    registration: Register | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,8 @@ class Failed:
     reason: str
     #: The API's X-Request-Id of the last failed attempt, if any.
     request_id: str | None = None
+    #: Recorded just before this transition, in the same commit (one record per row).
+    registration: Register | None = None
 
 
 Transition = Register | InFlight | Done | Rejected | Failed

@@ -118,10 +118,26 @@ class AsyncJournalWriter:
         """Queue ``transition`` for the next group commit (waits while the buffer is full)."""
         if self._closing:
             raise RuntimeError("the journal writer is closed")
-        buffer = self._buffer
-        while len(buffer) >= self._max_buffer:
+        await self.room()
+        self.record_nowait(transition)
+
+    @property
+    def full(self) -> bool:
+        """True while ``max_buffer`` or more transitions wait for their commit."""
+        return len(self._buffer) >= self._max_buffer
+
+    async def room(self) -> None:
+        """Return once fewer than ``max_buffer`` transitions wait (at once if they do)."""
+        while len(self._buffer) >= self._max_buffer:
             await self._wait_change()
-            buffer = self._buffer
+
+    def record_nowait(self, transition: Transition) -> None:
+        """Queue ``transition`` at once, full buffer or not: for a caller that must not be
+        interrupted between having an outcome and recording it, and that awaits ``room()``
+        before its next one (so the buffer passes ``max_buffer`` by one per such caller)."""
+        if self._closing:
+            raise RuntimeError("the journal writer is closed")
+        buffer = self._buffer
         buffer.append(transition)
         self._recorded += 1
         # Wake the committer when a batch starts (its timer) and when it is full; not on

@@ -28,11 +28,6 @@ class Deltas:
         return lambda *args, **kwargs: None
 
 
-class Writer:
-    async def record(self, transition: object) -> None:
-        return None
-
-
 class AlwaysUnavailable:
     """A job whose every send fails as a retryable 503."""
 
@@ -64,7 +59,7 @@ async def test_a_row_that_retries_counts_once_and_is_released_when_it_ends() -> 
     job, reporter, summary = AlwaysUnavailable(), Deltas(), RunSummary(run_dir=None)  # type: ignore[arg-type]
     policy = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
     api = ApiSession(object(), policy, RetryBudget())  # type: ignore[arg-type]
-    worker = RowWorker(job, api, Writer(), reporter, summary)  # type: ignore[arg-type]
+    worker = RowWorker(job, api, reporter, summary)  # type: ignore[arg-type]
     outcome = await worker.process(_task(2))
     assert outcome.status is RowStatus.FAILED
     assert job.sends == 3

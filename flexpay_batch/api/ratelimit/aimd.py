@@ -114,7 +114,18 @@ class AimdSettings:
         return now - last >= self.decrease_cooldown
 
     def on_success(self, state: AimdState, now: float) -> AimdState:
-        """A response that was neither throttled nor a 5xx arrived at ``now``."""
+        """A response that was neither throttled nor a 5xx arrived at ``now``.
+
+        At its ceiling, with the ceiling at the configuration, nothing can grow: the streak is
+        not counted (it starts again from 0 once growth is possible) and the state object is
+        returned as it is, which is what nearly every response of a healthy run sees.
+        """
+        if (
+            state.streak == 0
+            and state.rate >= min(state.limit_cap, state.ceiling)
+            and state.ceiling >= state.configured
+        ):
+            return state
         state = self._probe_ceiling(replace(state, streak=state.streak + 1), now)
         if state.streak < self.increase_after:
             return state

@@ -28,6 +28,11 @@ class Gate:
         #: Loop time at which the gate reopens, ``None`` while it is open.
         self.until: float | None = None
 
+    @property
+    def is_open(self) -> bool:
+        """True when no pause is in force (``wait_open`` would return at once)."""
+        return self.until is None
+
     def close_until(self, until: float) -> None:
         """Close the gate until loop time ``until`` (or keep it closed longer if it already is)."""
         if self.until is not None and until <= self.until:

@@ -97,8 +97,10 @@ class _Bucket:
         self.changed = asyncio.Event()
 
     def record_grant(self, cost: float, now: float) -> None:
-        self.level = _Leaky(self.level_at(now) + cost, now)
-        self.natural = _Leaky(self.natural_at(now) + cost, now)
+        # In place (nothing else holds these objects): one grant per request, no allocation.
+        level, natural = self.level, self.natural
+        level.level, level.stamp = level.at(now, self.aimd.rate) + cost, now
+        natural.level, natural.stamp = natural.at(now, self.spec.rate) + cost, now
 
 
 def _now() -> float:
@@ -123,9 +125,19 @@ class InProcessStore:
 
     async def acquire(self, key: str, cost: float = 1.0) -> float:
         """Wait for the pause to end and ``cost`` tokens; take them; return the loop time."""
-        bucket = await self._live(key)
+        bucket = self._buckets[key]
+        if not bucket.live:
+            await self._go_live(bucket)
         if not 0 < cost <= bucket.spec.capacity:
             raise ValueError("cost must lie in (0, capacity]")
+        if not bucket.waiting and bucket.gate.is_open and bucket.limiter.has_capacity(cost):
+            # Fast path, the usual case below the limit: nobody queued (so nobody holds the
+            # turn), no pause, a token free. The same steps as the queue below takes when it
+            # would not suspend, without the lock and the gate's event.
+            await bucket.limiter.acquire(cost)  # has capacity: never suspends
+            now = _now()
+            bucket.record_grant(cost, now)
+            return now
         bucket.waiting += 1
         try:
             async with bucket.turn:
@@ -152,7 +164,9 @@ class InProcessStore:
 
     async def fill(self, key: str, level: float) -> None:
         """Raise the level to ``level`` (capped at capacity); never lower it."""
-        bucket = await self._live(key)
+        bucket = self._buckets[key]
+        if not bucket.live:
+            await self._go_live(bucket)
         now = _now()
         target = min(level, bucket.spec.capacity)
         difference = target - bucket.level_at(now)
@@ -168,13 +182,17 @@ class InProcessStore:
 
     async def reset_level(self, key: str, level: float) -> None:
         """Replace the level, never below the configured-rate level of the same grants."""
-        bucket = await self._live(key)
+        bucket = self._buckets[key]
+        if not bucket.live:
+            await self._go_live(bucket)
         now = _now()
         await self._install(bucket, max(level, bucket.natural_at(now)), now)
 
     async def pause(self, key: str, seconds: float) -> float:
         """Close the key's gate for ``seconds`` (never shortening); return the seconds left."""
-        bucket = await self._live(key)
+        bucket = self._buckets[key]
+        if not bucket.live:
+            await self._go_live(bucket)
         now = _now()
         bucket.gate.close_until(now + max(0.0, seconds))
         bucket.signal_change()  # the head waiter moves to the gate
@@ -182,7 +200,9 @@ class InProcessStore:
 
     async def adapt(self, key: str, change: Adaptation) -> AimdState:
         """Apply ``change`` to the adaptive state; a new rate takes a fresh limiter."""
-        bucket = await self._live(key)
+        bucket = self._buckets[key]
+        if not bucket.live:
+            await self._go_live(bucket)
         now = _now()
         before = bucket.aimd
         after = change(before, now)
@@ -208,14 +228,13 @@ class InProcessStore:
             level=level, pause_left=pause_left, waiting=bucket.waiting, aimd=bucket.aimd
         )
 
-    async def _live(self, key: str) -> _Bucket:
-        bucket = self._buckets[key]
-        if not bucket.live:
-            bucket.live = True
-            now = _now()
-            bucket.natural = _Leaky(0.0, now)
-            await self._install(bucket, bucket.spec.initial_level, now)
-        return bucket
+    async def _go_live(self, bucket: _Bucket) -> None:
+        """Start the bucket on the loop's clock (every operation checks ``live`` first: one
+        attribute read on the hot path instead of a coroutine)."""
+        bucket.live = True
+        now = _now()
+        bucket.natural = _Leaky(0.0, now)
+        await self._install(bucket, bucket.spec.initial_level, now)
 
     async def _install(self, bucket: _Bucket, level: float, now: float) -> None:
         """Replace the key's limiter by one at ``level`` leaking at the adaptive rate."""

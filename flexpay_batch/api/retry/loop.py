@@ -38,6 +38,8 @@ class Attempts:
     last_error: errors.RetryableError | None = None
     indeterminate: bool = False
     request_ids: list[str] = field(default_factory=list)
+    #: Epoch seconds the first attempt left, when the caller notes it (the journal keeps it).
+    sent_at: float | None = None
 
 
 def _monotonic() -> float:
