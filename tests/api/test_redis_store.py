@@ -29,7 +29,7 @@ from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli,
 from tests.redisserver import RedisServer, free_port
 
 #: The token's write limit the simulator enforces and every process is configured with.
-RATE, BURST = 20.0, 5
+RATE, BURST = 40.0, 5
 TOTAL_ROWS = 120
 
 
@@ -106,13 +106,13 @@ def _assert_every_row_once(effects: dict[str, object], rows: int = TOTAL_ROWS) -
 def test_processes_sharing_redis_use_the_limit_without_429(
     count: int,
     make_simulator_thread: MakeSimulatorThread,
-    redis_server: RedisServer,
+    shared_redis: RedisServer,
     tmp_path: Path,
 ) -> None:
     """K processes on one token, each configured with the true limit: no 429, and together
     they use most of the limit (ideal time / actual time, start-up included)."""
     sim = make_simulator_thread(limits=fast_limits(RATE, BURST, 1000.0, 100))
-    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": redis_server.url})
+    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": shared_redis.url})
     results, elapsed = _run_processes(sim, env, tmp_path, count)
     assert [code for code, _ in results] == [0] * count, results
     effects = sim.effects()
@@ -120,7 +120,7 @@ def test_processes_sharing_redis_use_the_limit_without_429(
     _assert_every_row_once(effects)
     # The first poll may miss the burst: the ideal counts from the first row after it.
     assert _ideal_seconds(TOTAL_ROWS) / elapsed >= 0.8, elapsed
-    keys = _redis_keys(redis_server.url)
+    keys = _redis_keys(shared_redis.url)
     scope = f"flexpay-batch:limiter:{token_fingerprint(sim.tokens['admin'])}"
     assert f"{scope}:write" in keys
     assert keys <= {f"{scope}:read", f"{scope}:write"}
@@ -156,7 +156,7 @@ def test_redis_killed_and_restarted_mid_run(
                 break
             time.sleep(0.05)
         redis_server.kill()
-        time.sleep(1.5)
+        time.sleep(1.0)
         redis_server.restart()
 
     results, _ = _run_processes(sim, env, tmp_path, 2, during=outage)
@@ -203,14 +203,14 @@ class _SkewedLoop(asyncio.SelectorEventLoop):
         return super().time() + 3600.0
 
 
-def test_processes_whose_clocks_disagree_share_one_budget(redis_server: RedisServer) -> None:
+def test_processes_whose_clocks_disagree_share_one_budget(shared_redis: RedisServer) -> None:
     """Two stores on loops whose clocks are an hour apart grant at most burst + rate * T in
     any window, together, on Redis time."""
     limits = ClassLimits(Rate(RATE, 1.0), burst=BURST)
     tickets: list[float] = []
 
     async def take(count: int) -> None:
-        store = await RedisStore.connect(redis_server.url)
+        store = await RedisStore.connect(shared_redis.url)
         try:
             store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
             for _ in range(count):
@@ -255,22 +255,22 @@ async def _redis_now(store_url: str) -> float:
 
 
 async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
-    redis_server: RedisServer,
+    shared_redis: RedisServer,
 ) -> None:
     """Redis loses its data (restart, flush): the next grant waits a token's leak at the
     configured rate instead of handing out a fresh burst."""
-    store = await RedisStore.connect(redis_server.url)
+    store = await RedisStore.connect(shared_redis.url)
     try:
         store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
         await store.acquire("tok:write")  # the key exists, this process knows it
-        flushed_at = await _redis_now(redis_server.url)
+        flushed_at = await _redis_now(shared_redis.url)
         ticket = await asyncio.wait_for(store.acquire("tok:write"), 10)
         assert ticket - flushed_at >= 1 / RATE - 0.005
     finally:
         await store.aclose()
 
 
-async def test_the_success_streak_costs_no_round_trip(redis_server: RedisServer) -> None:
+async def test_the_success_streak_costs_no_round_trip(shared_redis: RedisServer) -> None:
     """A success that only lengthens the streak is not sent to Redis; the increase it leads
     to is."""
     from flexpay_batch.api.ratelimit.aimd import AimdSettings
@@ -282,7 +282,7 @@ async def test_the_success_streak_costs_no_round_trip(redis_server: RedisServer)
             calls.append(argv[0])
             return await super()._eval(redis_key, argv)
 
-    store = await Counting.connect(redis_server.url)
+    store = await Counting.connect(shared_redis.url)
     policy = AimdSettings(increase_after=3)
     try:
         store.register("tok:write", BucketSpec(BURST, RATE), AimdState(RATE, RATE / 2, RATE, RATE))
