@@ -25,7 +25,16 @@ from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.limitspec import ClassLimits, Rate
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
-from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli, write_onboarding
+from tests.harness import (
+    cli_env,
+    cli_running,
+    fast_limits,
+    limit_flags,
+    run_cli,
+    start_cli,
+    wait_for_cli_progress,
+    write_onboarding,
+)
 from tests.redisserver import RedisServer, free_port
 
 #: The token's write limit the simulator enforces and every process is configured with.
@@ -242,6 +251,15 @@ def test_processes_whose_clocks_disagree_share_one_budget(shared_redis: RedisSer
     assert ordered[-1] - ordered[0] >= (30 - BURST) / RATE - 0.01
 
 
+async def _store_in_use(url: str) -> RedisStore:
+    """A store on ``url`` that has granted once: its bucket's key exists, its connection is
+    open (the caller closes it)."""
+    store = await RedisStore.connect(url)
+    store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+    await store.acquire("tok:write")
+    return store
+
+
 async def _redis_now(store_url: str) -> float:
     import redis.asyncio as aioredis
 
@@ -259,10 +277,8 @@ async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
 ) -> None:
     """Redis loses its data (restart, flush): the next grant waits a token's leak at the
     configured rate instead of handing out a fresh burst."""
-    store = await RedisStore.connect(shared_redis.url)
+    store = await _store_in_use(shared_redis.url)  # the key exists, this process knows it
     try:
-        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
-        await store.acquire("tok:write")  # the key exists, this process knows it
         flushed_at = await _redis_now(shared_redis.url)
         ticket = await asyncio.wait_for(store.acquire("tok:write"), 10)
         assert ticket - flushed_at >= 1 / RATE - 0.005
@@ -342,12 +358,10 @@ async def test_out_of_memory_mid_run_waits_says_why_and_carries_on(
 ) -> None:
     """OOM mid-run: nothing is granted, "waiting for the rate-limit store" names the cause,
     and the waiter is granted once memory is freed (no raw redis error escapes)."""
-    store = await RedisStore.connect(redis_server.url)
+    store = await _store_in_use(redis_server.url)
     said: list[str] = []
     store.set_notifier(lambda text, level: said.append(text))
     try:
-        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
-        await store.acquire("tok:write")
         await _admin(
             redis_server.url,
             ("CONFIG", "SET", "maxmemory-policy", "noeviction"),
@@ -373,10 +387,8 @@ async def test_a_password_set_mid_run_stops_the_run_instead_of_waiting(
 ) -> None:
     """The store's connections dropped and a password now required: a clear exit-2 error at
     once, not "waiting for the store" forever (waiting cannot fix credentials)."""
-    store = await RedisStore.connect(redis_server.url)
+    store = await _store_in_use(redis_server.url)
     try:
-        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
-        await store.acquire("tok:write")
         await _admin(
             redis_server.url,
             ("CONFIG", "SET", "requirepass", "new-secret-pw"),
@@ -405,21 +417,13 @@ def test_a_password_set_mid_run_stops_the_cli_with_exit_2(
     run_dir = tmp_path / "run"
     args = ["onboard", str(source), "--run-dir", str(run_dir)]
     args += limit_flags(fast_limits(RATE, BURST, 1000.0, 100))
-    proc = start_cli(args, env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        while sim.effects()["employees"]["created"] < BURST + 2:
-            assert time.monotonic() < deadline
-            assert proc.poll() is None
-            time.sleep(0.02)
+    with cli_running(args, env=env, cwd=tmp_path) as proc:
+        wait_for_cli_progress(sim, proc, BURST + 2)
         admin = redis.Redis.from_url(redis_server.url)
         admin.config_set("requirepass", "mid-run-pw-77")
         admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # type: ignore[no-untyped-call]
         admin.close()
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.wait() == 2, err
     assert "cannot be used (it refuses the credentials)" in err
     assert "Traceback" not in err
