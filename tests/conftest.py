@@ -11,6 +11,7 @@
 - ``redis_server``: a real ``redis-server`` on a free loopback port (``tests/redisserver.py``);
   ``shared_redis``: this test process's one server, emptied, for tests that leave it running
   with its configuration unchanged.
+- hypothesis: the ``suite`` profile (50 examples, no deadline); ``thorough`` on request.
 - ``mocked`` / ``client``: aioresponses active, and a ``FlexPayClient`` for
   ``tests.fake_api.BASE`` whose limiters never wait (helpers in ``tests/fake_api.py``).
 """
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from aioresponses import aioresponses
+from hypothesis import settings
 
 from flexpay_batch.api.client import FlexPayClient
 from flexpay_batch.api.ratelimit.limiter import LimiterSet
@@ -38,6 +40,14 @@ from tests.redisserver import RedisServer, shared_server
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 MakeSimulatorThread = Callable[..., SimulatorThread]
+
+# Property tests that do not set their own number of examples: 50 by default (hypothesis's own
+# default is 100), ten times as many with ``pytest --hypothesis-profile=thorough``. Failures
+# found are kept in .hypothesis/ and replayed first. No deadline: how long one example takes on
+# a shared machine is not what these tests are about.
+settings.register_profile("suite", max_examples=50, deadline=None)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile("suite")
 
 
 @pytest.fixture
