@@ -77,8 +77,10 @@ async def _post_retrying_429(
     url: str,
     body: dict[str, object],
     limiter: AsyncLimiter | None = None,
+    pause: float = 1.0,
 ) -> int:
-    """POST ``body``; on a 429 sleep one second and try again (at most ``MAX_ATTEMPTS``)."""
+    """POST ``body``; on a 429 sleep ``pause`` seconds (the pattern's one second) and try again
+    (at most ``MAX_ATTEMPTS``)."""
     key = str(uuid.uuid4())
     status = 0
     for _ in range(MAX_ATTEMPTS):
@@ -89,44 +91,49 @@ async def _post_retrying_429(
             status = await _post_once(session, url, body, key)
         if status != 429:
             return status
-        await asyncio.sleep(1)
+        await asyncio.sleep(pause)
     return status
 
 
 async def _handwritten(
-    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int, pause: float
 ) -> list[int]:
-    return await _limited_script(csv_path, sim, AsyncLimiter(rate, 1), workers)
+    return await _limited_script(csv_path, sim, AsyncLimiter(rate, 1), workers, pause)
 
 
 async def _bucket_sized(
-    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int, pause: float
 ) -> list[int]:
-    return await _limited_script(csv_path, sim, AsyncLimiter(burst, burst / rate), workers)
+    limiter = AsyncLimiter(burst, burst / rate)
+    return await _limited_script(csv_path, sim, limiter, workers, pause)
 
 
 async def _limited_script(
-    csv_path: Path, sim: RunningSim, limiter: AsyncLimiter, workers: int
+    csv_path: Path, sim: RunningSim, limiter: AsyncLimiter, workers: int, pause: float
 ) -> list[int]:
     bodies = read_bodies(csv_path)
     async with _session(sim, workers) as session:
         url = sim.base_url + "employees"
-        return await asyncio.gather(*(_post_retrying_429(session, url, b, limiter) for b in bodies))
+        posts = (_post_retrying_429(session, url, body, limiter, pause) for body in bodies)
+        return await asyncio.gather(*posts)
 
 
 async def _aiometer(
-    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int, pause: float
 ) -> list[int]:
     bodies = read_bodies(csv_path)
     async with _session(sim, workers) as session:
         url = sim.base_url + "employees"
-        jobs = [functools.partial(_post_retrying_429, session, url, body) for body in bodies]
+        jobs = [
+            functools.partial(_post_retrying_429, session, url, body, pause=pause)
+            for body in bodies
+        ]
         statuses: list[int] = await aiometer.run_all(jobs, max_at_once=workers, max_per_second=rate)
         return statuses
 
 
 async def _limiter_loop(
-    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int, pause: float
 ) -> list[int]:
     bodies = read_bodies(csv_path)
     gate = asyncio.Semaphore(workers)
@@ -142,7 +149,7 @@ async def _limiter_loop(
 
 
 async def _bare_gather(
-    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+    csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int, pause: float
 ) -> list[int]:
     bodies = read_bodies(csv_path)
     gate = asyncio.Semaphore(workers)
@@ -156,7 +163,7 @@ async def _bare_gather(
         return await asyncio.gather(*(post(body) for body in bodies))
 
 
-Runner = Callable[[Path, RunningSim, float, int, int], Awaitable[list[int]]]
+Runner = Callable[[Path, RunningSim, float, int, int, float], Awaitable[list[int]]]
 BASELINES: dict[str, Runner] = {
     "aiolimiter script": _handwritten,
     "aiolimiter, bucket-sized": _bucket_sized,
@@ -167,10 +174,16 @@ BASELINES: dict[str, Runner] = {
 
 
 async def _bounded(
-    runner: Runner, csv_path: Path, sim: RunningSim, rate: float, burst: int, workers: int
+    runner: Runner,
+    csv_path: Path,
+    sim: RunningSim,
+    rate: float,
+    burst: int,
+    workers: int,
+    pause: float,
 ) -> list[int]:
     async with asyncio.timeout(RUN_TIMEOUT):
-        return await runner(csv_path, sim, rate, burst, workers)
+        return await runner(csv_path, sim, rate, burst, workers, pause)
 
 
 def run_baseline(
@@ -181,11 +194,14 @@ def run_baseline(
     rate: float,
     burst: int = 1,
     workers: int = 8,
+    pause: float = 1.0,
 ) -> BaselineRun:
     """Run baseline ``name`` (a key of ``BASELINES``) over ``csv_path``; rate in requests/s,
-    ``burst`` the bucket the bucket-sized baseline mirrors (the others ignore it)."""
+    ``burst`` the bucket the bucket-sized baseline mirrors (the others ignore it), ``pause``
+    the seconds the retrying ones sleep after a 429."""
     cpu_before, started = cpu_seconds(), time.perf_counter()
-    statuses = asyncio.run(_bounded(BASELINES[name], csv_path, sim, rate, burst, workers))
+    runner = BASELINES[name]
+    statuses = asyncio.run(_bounded(runner, csv_path, sim, rate, burst, workers, pause))
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
     created = sum(1 for status in statuses if status == 201)
     return BaselineRun(

@@ -19,6 +19,7 @@ disturbed by other processes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,56 +101,37 @@ def _best_runs(suite: Suite) -> dict[str, Throughput]:
     return best
 
 
-def _row(run: Throughput) -> list[str]:
-    return [
-        run.kind,
-        str(run.requests),
-        fmt(run.wall_seconds, 2),
-        fmt(run.per_second, 0),
-        fmt(run.cpu_seconds, 2),
-        fmt(run.cpu_per_1000),
-        fmt(run.sim_cpu_seconds, 2),
-    ]
-
-
-HEADER = [
-    "run",
-    "requests",
-    "wall s",
-    "requests/s",
-    "client CPU s",
-    "CPU s / 1,000 req",
-    "simulator CPU s",
+Column = tuple[str, Callable[[Throughput], str]]
+#: The columns both tables open with: (header, cell of one run).
+_RUN: list[Column] = [
+    ("run", lambda run: run.kind),
+    ("requests", lambda run: str(run.requests)),
+    ("wall s", lambda run: fmt(run.wall_seconds, 2)),
+]
+#: Figure 3's table.
+COLUMNS: list[Column] = [
+    *_RUN,
+    ("requests/s", lambda run: fmt(run.per_second, 0)),
+    ("client CPU s", lambda run: fmt(run.cpu_seconds, 2)),
+    ("CPU s / 1,000 req", lambda run: fmt(run.cpu_per_1000)),
+    ("simulator CPU s", lambda run: fmt(run.sim_cpu_seconds, 2)),
+]
+#: Figure 4's table: the outputs' share shown, and the rates without it.
+JOURNAL_COLUMNS: list[Column] = [
+    *_RUN,
+    ("of which outputs s", lambda run: fmt(run.outputs_wall_seconds, 2)),
+    ("requests/s without outputs", lambda run: fmt(run.per_second_without_outputs, 0)),
+    ("client CPU s", lambda run: fmt(run.cpu_seconds, 2)),
+    ("of which outputs CPU s", lambda run: fmt(run.outputs_cpu_seconds, 2)),
+    ("CPU s / 1,000 req without outputs", lambda run: fmt(run.cpu_per_1000_without_outputs)),
+    ("requests/s whole run", lambda run: fmt(run.per_second, 0)),
+    ("simulator CPU s", lambda run: fmt(run.sim_cpu_seconds, 2)),
 ]
 
 
-JOURNAL_HEADER = [
-    "run",
-    "requests",
-    "wall s",
-    "of which outputs s",
-    "requests/s without outputs",
-    "client CPU s",
-    "of which outputs CPU s",
-    "CPU s / 1,000 req without outputs",
-    "requests/s whole run",
-    "simulator CPU s",
-]
-
-
-def _journal_row(run: Throughput) -> list[str]:
-    return [
-        run.kind,
-        str(run.requests),
-        fmt(run.wall_seconds, 2),
-        fmt(run.outputs_wall_seconds, 2),
-        fmt(run.per_second_without_outputs, 0),
-        fmt(run.cpu_seconds, 2),
-        fmt(run.outputs_cpu_seconds, 2),
-        fmt(run.cpu_per_1000_without_outputs),
-        fmt(run.per_second, 0),
-        fmt(run.sim_cpu_seconds, 2),
-    ]
+def _table(columns: list[Column], runs: list[Throughput]) -> tuple[list[str], list[list[str]]]:
+    """The header and one row per run of a table of ``columns``."""
+    return [name for name, _ in columns], [[cell(run) for _, cell in columns] for run in runs]
 
 
 def ratio(a: float, b: float) -> float:
@@ -166,6 +148,7 @@ def figure_overhead(suite: Suite) -> FigureResult:
     cpu_vs_loop = ratio(engine.cpu_per_1000, loop.cpu_per_1000)
     wall_vs_loop = ratio(engine.wall_seconds, loop.wall_seconds)
     shown = (engine, loop, bare)
+    header, rows = _table(COLUMNS, list(shown))
     plot = bar_figure(
         suite.out_dir / "fig3_overhead.png",
         "Engine against bare aiohttp loops, limits off",
@@ -179,8 +162,8 @@ def figure_overhead(suite: Suite) -> FigureResult:
         key="overhead",
         title="3. Engine overhead",
         method=_overhead_method(suite),
-        header=HEADER,
-        rows=[_row(engine), _row(loop), _row(bare)],
+        header=header,
+        rows=rows,
         checks=[
             Check(
                 f"client CPU per row, engine ÷ {LIMITER_LOOP} (wall ratio {fmt(wall_vs_loop, 2)})",
@@ -208,6 +191,7 @@ def figure_journal(suite: Suite) -> FigureResult:
     speed = ratio(on.per_second_without_outputs, off.per_second_without_outputs)
     cpu = ratio(off.cpu_per_1000_without_outputs, on.cpu_per_1000_without_outputs)
     whole = ratio(on.per_second, off.per_second)
+    header, rows = _table(JOURNAL_COLUMNS, [on, off])
     plot = bar_figure(
         suite.out_dir / "fig4_journal.png",
         "Engine with the journal on and off, limits off (outputs excluded)",
@@ -236,8 +220,8 @@ def figure_journal(suite: Suite) -> FigureResult:
             'less work than a real run does and would flatter "off" (until 2026-11-29 the '
             "figure compared whole runs; that ratio is still shown, informational)."
         ),
-        header=JOURNAL_HEADER,
-        rows=[_journal_row(on), _journal_row(off)],
+        header=header,
+        rows=rows,
         checks=[
             Check(
                 "requests/s, journal on ÷ off (outputs excluded from both)",

@@ -107,7 +107,13 @@ def measure(suite: Suite, case: Case, tool: str) -> ToolRun:
             )
         else:
             result = run_baseline(
-                tool, csv_path, sim, rate=case.client_rate, burst=s.burst, workers=s.workers
+                tool,
+                csv_path,
+                sim,
+                rate=case.client_rate,
+                burst=s.burst,
+                workers=s.workers,
+                pause=s.pause_429,
             )
         wall = result.wall_seconds
     admitted = sim.report.admitted_times("write")
@@ -230,7 +236,8 @@ def figure_alternatives(suite: Suite) -> FigureResult:
         method=(
             "Same rows, same simulator set-up, same run, each tool against a fresh simulator. "
             f"`aiolimiter script` (naive): aiohttp + `AsyncLimiter({suite.scale.rate:g}, 1)` "
-            "around each request + a fixed `asyncio.sleep(1)` on a 429, all rows "
+            f"around each request + a fixed `asyncio.sleep({suite.scale.pause_429:g})` on a 429, "
+            "all rows "
             "`asyncio.gather`ed; its bucket holds a second of tokens, more than the server's "
             "burst. `aiolimiter, bucket-sized` (fair): the same script with "
             f"`AsyncLimiter({suite.scale.burst}, {suite.scale.burst}/{suite.scale.rate:g})`, the "

@@ -8,7 +8,10 @@
   TTL move only when the test says so.
 - ``FakeTime``: a clock and a recording ``sleep`` for the retry loop (``execute(clock=...,
   sleep=...)``): time moves only when the loop sleeps, and no test really sleeps.
-- ``redis_server``: a real ``redis-server`` on a free loopback port (``tests/redisserver.py``).
+- ``redis_server``: a real ``redis-server`` on a free loopback port (``tests/redisserver.py``);
+  ``shared_redis``: this test process's one server, emptied, for tests that leave it running
+  with its configuration unchanged.
+- hypothesis: the ``suite`` profile (50 examples, no deadline); ``thorough`` on request.
 - ``mocked`` / ``client``: aioresponses active, and a ``FlexPayClient`` for
   ``tests.fake_api.BASE`` whose limiters never wait (helpers in ``tests/fake_api.py``).
 """
@@ -19,11 +22,13 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import socket
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from aioresponses import aioresponses
+from hypothesis import settings
 
 from flexpay_batch.api.client import FlexPayClient
 from flexpay_batch.api.ratelimit.limiter import LimiterSet
@@ -31,10 +36,18 @@ from flexpay_batch.sim import SimConfig, Simulator, SimulatorThread
 from flexpay_batch.sim.testing import FakeClock
 from tests.fake_api import BASE, NO_LIMITS, TOKEN, CompatResponse
 from tests.harness import close_zygote
-from tests.redisserver import RedisServer
+from tests.redisserver import RedisServer, shared_server
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 MakeSimulatorThread = Callable[..., SimulatorThread]
+
+# Property tests that do not set their own number of examples: 50 by default (hypothesis's own
+# default is 100), ten times as many with ``pytest --hypothesis-profile=thorough``. Failures
+# found are kept in .hypothesis/ and replayed first. No deadline: how long one example takes on
+# a shared machine is not what these tests are about.
+settings.register_profile("suite", max_examples=50, deadline=None)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile("suite")
 
 
 @pytest.fixture
@@ -155,6 +168,17 @@ def close_this_threads_loop() -> None:
         if not loop.is_running() and not loop.is_closed():
             loop.close()
     policy.set_event_loop(None)
+
+
+@pytest.fixture
+def shared_redis() -> RedisServer:
+    """This test process's redis-server, emptied: for tests that neither stop it nor change
+    its configuration (those take ``redis_server``)."""
+    server = shared_server()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"FLUSHALL\r\n")
+        assert sock.recv(16).startswith(b"+OK")
+    return server
 
 
 @pytest.fixture

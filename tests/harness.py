@@ -11,6 +11,7 @@ signals.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -19,10 +20,11 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import tracemalloc
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -166,6 +168,33 @@ def start_cli(
     # Whatever else a test passes, its children never touch the real per-user state directory.
     env = {"FLEXPAY_STATE_DIR": str(STATE_DIR), **env}
     return zygote().spawn(args, env=env, cwd=cwd, stdin=stdin)
+
+
+@contextlib.contextmanager
+def cli_running(
+    args: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None
+) -> Iterator[ForkedProcess]:
+    """``start_cli`` for a ``with`` block: the CLI never outlives the block (a failed assertion,
+    a timeout); still running at its end, it is killed and reaped."""
+    proc = start_cli(args, env=env, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def wait_for_cli_progress(
+    sim: SimulatorThread, proc: ForkedProcess, count: int, *, within: float = 60.0
+) -> None:
+    """Return once ``sim`` has created ``count`` employees; fail if ``proc`` ends first or
+    ``within`` seconds pass (a safety bound, not a speed assertion)."""
+    deadline = time.monotonic() + within
+    while sim.effects()["employees"]["created"] < count:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.01)
 
 
 # Names of five bytes or more: the journal's bytes are searched for them, and a short needle

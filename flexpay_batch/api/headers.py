@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -96,18 +96,24 @@ def _number(value: str | None) -> float | None:
     return float(text)
 
 
-def _http_date_epoch(value: str | None) -> float | None:
+def _header_parser(parse: Callable[[str], float | None]) -> Callable[[str | None], float | None]:
+    """``parse`` made safe and cheap for header values: ``None`` for a value that is absent or
+    longer than ``_MAX_VALUE_LENGTH``, and the last 64 results kept. It must be a pure function
+    of the text: a server repeats its values (the same limit on every response, a ``Date``
+    that changes once a second while a run reads hundreds of responses a second)."""
+    cached = functools.lru_cache(maxsize=64)(parse)
+
+    def parse_header(value: str | None) -> float | None:
+        if value is None or len(value) > _MAX_VALUE_LENGTH:
+            return None
+        return cached(value)
+
+    return parse_header
+
+
+@_header_parser
+def _http_date_epoch(value: str) -> float | None:
     """Epoch seconds of an HTTP-date (IMF-fixdate, RFC 850 or asctime), else ``None``."""
-    if value is None or len(value) > _MAX_VALUE_LENGTH:
-        return None
-    return _parse_http_date(value)
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_http_date(value: str) -> float | None:
-    """``_http_date_epoch`` of a short value; cached, since a response's ``Date`` changes once
-    a second while a run may read hundreds of responses a second (a pure function of the
-    text; at most 64 values of at most ``_MAX_VALUE_LENGTH`` characters are kept)."""
     try:
         moment = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -175,17 +181,9 @@ def _server_now(date_header: str | None, now_epoch: float) -> float:
     return now_epoch if server is None else server
 
 
-def _parse_limit(value: str | None) -> float | None:
+@_header_parser
+def _parse_limit(value: str) -> float | None:
     """``X-RateLimit-Limit`` → requests per minute; ``"100"`` or ``"100, 100;w=60"``."""
-    if value is None or len(value) > _MAX_VALUE_LENGTH:
-        return None
-    return _parse_short_limit(value)
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_short_limit(value: str) -> float | None:
-    """``_parse_limit`` of a short value; cached (a pure function of the text), since a
-    server sends the same limit on every response."""
     match = _LEADING_NUMBER.match(value)
     if match is None:
         return None

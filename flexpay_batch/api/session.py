@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from flexpay_batch.api.client import ApiResponse, FlexPayClient
 from flexpay_batch.api.retry.budget import RetryBudget
 from flexpay_batch.api.retry.loop import Attempts, OnRetry, Send, execute
 from flexpay_batch.core.policies import RetryPolicy
+
+
+class RequestOptions(TypedDict, total=False):
+    """What ``ApiSession.request`` passes on to ``FlexPayClient.request`` with each attempt."""
+
+    json_body: Mapping[str, object] | None
+    params: Mapping[str, str | int] | None
+    idempotency_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +46,7 @@ class ApiSession:
         )
 
     async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Mapping[str, object] | None = None,
-        params: Mapping[str, str | int] | None = None,
-        idempotency_key: str | None = None,
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> ApiResponse:
         """``client.request`` retried under the run's policy and budget (same key each time)."""
-        return await self.call(
-            lambda: self.client.request(
-                method, path, json_body=json_body, params=params, idempotency_key=idempotency_key
-            )
-        )
+        return await self.call(lambda: self.client.request(method, path, **options))

@@ -8,6 +8,7 @@ checked by the real run's pre-flight, not here.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from itertools import chain
 from pathlib import Path
@@ -64,13 +65,8 @@ def validate_file(path: Path, *, kind: str, encoding: str | None, rejects_path: 
 
 
 def _reject_line(rejection: Rejection) -> RejectLine:
-    return RejectLine(
-        row=rejection.row,
-        line=rejection.line,
-        field=rejection.field,
-        code=rejection.code,
-        reason=rejection.reason,
-    )
+    """The rejects.csv line of a row refused before sending: its five fields, no request id."""
+    return RejectLine(**dataclasses.asdict(rejection))
 
 
 def _print_summary(path: Path, kind: str, summary: ValidationSummary, shown: int) -> None:

@@ -107,20 +107,28 @@ def _stop_signals_interrupt() -> Iterator[None]:
     journal. Without this they would kill the process with no message and no outputs. The
     pipeline and the job's finish watch them on the loop and put this handler back after
     (``engine.pipeline.signal_receiver``); writing the outputs defers them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def interrupt(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         raise errors.RunInterrupted(f"stopped by {name}")
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    with _stop_signals_handled_by(interrupt):
+        yield
+
+
+@contextlib.contextmanager
+def _stop_signals_handled_by(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """SIGTERM and SIGHUP go to ``handler`` inside the block, to the previous handlers after.
+    Off the main thread (where Python cannot set handlers) the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, earlier in previous.items():
+            signal.signal(sig, earlier)
 
 
 async def _run(request: RunRequest, token: str | None, reporter: Reporter | None) -> RunSummary:
@@ -424,20 +432,15 @@ async def _raise_on_stop_signal(stage: str) -> None:
 def _signals_deferred(summary: RunSummary) -> Iterator[None]:
     """SIGTERM/SIGHUP while the outputs are written: finish writing them, then report the
     run as interrupted (exit 130) instead of leaving half a results file."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     received: list[int] = []
 
     def hold(signum: int, frame: object) -> None:
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        yield
+        with _stop_signals_handled_by(hold):
+            yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if received and summary.stopped is None:
             name = signal.Signals(received[0]).name
             summary.stopped = errors.RunInterrupted(

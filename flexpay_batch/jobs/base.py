@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flexpay_batch.core import errors
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.input.models import RowModel
+from flexpay_batch.input.records import RowProblem
 
 # Types only: validate and status load the jobs without aiohttp (start-up cost).
 if TYPE_CHECKING:
@@ -45,13 +46,9 @@ class RowTask:
     wire_body: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class RowRejection:
-    """A row refused before sending (validation, duplicates, unknown references)."""
-
-    field: str | None
-    code: str
-    reason: str
+#: A row refused before sending (validation, duplicates, unknown references): the same three
+#: facts as a record the reader could not read (a field, a code, a reason quoting no value).
+RowRejection = RowProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +182,21 @@ class RowJob(Protocol):
         """In a dry run, after the last row: what ``finish`` would do, judged from what
         ``prepare_read_only`` read (arguments as for ``finish``)."""
         ...
+
+
+def id_in_reply(reply: ApiResponse, field: str) -> str | None:
+    """The server id ``field`` of a reply's body; None unless it is a string."""
+    value = reply.body.get(field)
+    return value if isinstance(value, str) else None
+
+
+def id_of_existing(conflict: errors.Conflict, code: str, field: str) -> str | None:
+    """The id ``field`` a 409 names when its ``code`` says the object exists already, else
+    None (another conflict, or no string id)."""
+    if conflict.code != code:
+        return None
+    existing = conflict.details.get(field)
+    return existing if isinstance(existing, str) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from flexpay_batch.core import errors
 from flexpay_batch.input.columns import ONBOARDING_COLUMNS, ONBOARDING_REFERENCE_COLUMNS
 from flexpay_batch.input.models import OnboardingRow, RowModel
-from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, RowRejection, RowTask
+from flexpay_batch.jobs.base import (
+    FinishReport,
+    JobContext,
+    JobSpec,
+    RowRejection,
+    RowTask,
+    id_in_reply,
+    id_of_existing,
+)
 from flexpay_batch.jobs.lookups import list_all, read_ids
 
 # Types only: validate and status load the jobs without aiohttp (start-up cost).
@@ -70,14 +78,10 @@ class OnboardingJob:
         )
 
     def server_id(self, reply: ApiResponse) -> str | None:
-        value = reply.body.get("employee_id")
-        return value if isinstance(value, str) else None
+        return id_in_reply(reply, "employee_id")
 
     def existing_id(self, conflict: errors.Conflict) -> str | None:
-        if conflict.code != "employee_exists":
-            return None
-        existing = conflict.details.get("employee_id")
-        return existing if isinstance(existing, str) else None
+        return id_of_existing(conflict, "employee_exists", "employee_id")
 
     async def look_up(self, api: ApiSession, task: RowTask) -> str | None:
         found = await list_all(api, "employees", params={"external_id": task.identity})

@@ -39,7 +39,16 @@ from flexpay_batch.core.states import META_NEXT_STEP, META_UNFINISHED_WORK
 from flexpay_batch.input.columns import PAYROLL_COLUMNS, PAYROLL_REFERENCE_COLUMNS
 from flexpay_batch.input.models import PayrollRow, RowModel
 from flexpay_batch.jobs import payroll_preview as preview
-from flexpay_batch.jobs.base import FinishReport, JobContext, JobSpec, Meta, RowRejection, RowTask
+from flexpay_batch.jobs.base import (
+    FinishReport,
+    JobContext,
+    JobSpec,
+    Meta,
+    RowRejection,
+    RowTask,
+    id_in_reply,
+    id_of_existing,
+)
 from flexpay_batch.jobs.lookups import list_all, read_page
 from flexpay_batch.jobs.payroll_reconcile import PATCHABLE, ItemFigures, compare
 
@@ -279,8 +288,8 @@ class PayrollJob:
         try:
             reply = await api.request("POST", "payroll_runs", json_body=body, idempotency_key=key)
         except errors.Conflict as conflict:
-            existing_id = conflict.details.get("payroll_run_id")
-            if conflict.code != "payroll_run_exists" or not isinstance(existing_id, str):
+            existing_id = id_of_existing(conflict, "payroll_run_exists", "payroll_run_id")
+            if existing_id is None:
                 raise
             self.adopted = True
             return await read_page(api, f"payroll_runs/{existing_id}", {})
@@ -414,14 +423,10 @@ class PayrollJob:
         return reply
 
     def server_id(self, reply: ApiResponse) -> str | None:
-        value = reply.body.get("item_id")
-        return value if isinstance(value, str) else None
+        return id_in_reply(reply, "item_id")
 
     def existing_id(self, conflict: errors.Conflict) -> str | None:
-        if conflict.code != "item_exists":
-            return None
-        existing = conflict.details.get("item_id")
-        return existing if isinstance(existing, str) else None
+        return id_of_existing(conflict, "item_exists", "item_id")
 
     async def look_up(self, api: ApiSession, task: RowTask) -> str | None:
         # The run's items were read in ``prepare`` (``already_done``), and the server keeps

@@ -45,6 +45,11 @@ def _limits(read: str, read_burst: int, write: str, write_burst: int) -> LimitSe
         raise typer.BadParameter(str(exc)) from None
 
 
+def _enforced(what: str) -> str:
+    """Help of an --enforced-* option: what the server really enforces, not what it says."""
+    return f"Really enforce this {what} (stricter than advertised)."
+
+
 def sim(
     port: Annotated[int, typer.Option(help="TCP port (0: pick a free one).")] = 8443,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -63,18 +68,10 @@ def sim(
     no_limits: Annotated[
         bool, typer.Option("--no-limits", help="Limits so high they never bite.")
     ] = False,
-    enforced_read_limit: Annotated[
-        str | None, typer.Option(help="Really enforce this read rate (stricter than advertised).")
-    ] = None,
-    enforced_read_burst: Annotated[
-        int | None, typer.Option(help="Really enforced read burst.")
-    ] = None,
-    enforced_write_limit: Annotated[
-        str | None, typer.Option(help="Really enforce this write rate (stricter than advertised).")
-    ] = None,
-    enforced_write_burst: Annotated[
-        int | None, typer.Option(help="Really enforced write burst.")
-    ] = None,
+    enforced_read_limit: Annotated[str | None, typer.Option(help=_enforced("read rate"))] = None,
+    enforced_read_burst: Annotated[int | None, typer.Option(help=_enforced("read burst"))] = None,
+    enforced_write_limit: Annotated[str | None, typer.Option(help=_enforced("write rate"))] = None,
+    enforced_write_burst: Annotated[int | None, typer.Option(help=_enforced("write burst"))] = None,
     reset_style: Annotated[
         str, typer.Option(help="X-RateLimit-Reset as delta seconds, epoch seconds, or absent.")
     ] = "delta",

@@ -29,9 +29,11 @@ adds minus the deletes.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Literal, get_args
 
 FAULT_KINDS = ("reset", "error_500", "error_503", "slow", "commit_drop")
+#: What can happen to a payroll item (each counted, and by run and employee).
+ItemChange = Literal["added", "patched", "deleted"]
 
 
 class EffectLog:
@@ -40,15 +42,11 @@ class EffectLog:
     __slots__ = (
         "by_external_id",
         "by_idempotency_key",
-        "by_run_and_employee",
         "by_status",
-        "deleted_by_run_and_employee",
         "employees_created",
         "faults",
-        "items_added",
-        "items_deleted",
-        "items_patched",
-        "patched_by_run_and_employee",
+        "item_changes",
+        "items_by_change",
         "runs_by_period",
         "runs_created",
         "runs_submitted",
@@ -58,16 +56,14 @@ class EffectLog:
     def __init__(self) -> None:
         self.employees_created = 0
         self.runs_created = 0
-        self.items_added = 0
-        self.items_patched = 0
-        self.items_deleted = 0
+        self.item_changes: Counter[ItemChange] = Counter()
         self.by_external_id: Counter[str] = Counter()
-        self.by_run_and_employee: Counter[str] = Counter()
+        self.items_by_change: dict[ItemChange, Counter[str]] = {
+            change: Counter() for change in get_args(ItemChange)
+        }
         self.runs_submitted: Counter[str] = Counter()
         self.runs_by_period: Counter[str] = Counter()
         self.submitted_by_period: Counter[str] = Counter()
-        self.patched_by_run_and_employee: Counter[str] = Counter()
-        self.deleted_by_run_and_employee: Counter[str] = Counter()
         self.by_idempotency_key: Counter[str] = Counter()
         self.by_status: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
@@ -86,19 +82,12 @@ class EffectLog:
         self.runs_by_period[period_key] += 1
         self._keyed(idempotency_key)
 
-    def item_added(self, run_id: str, employee_id: str, idempotency_key: str | None) -> None:
-        self.items_added += 1
-        self.by_run_and_employee[f"{run_id}:{employee_id}"] += 1
-        self._keyed(idempotency_key)
-
-    def item_patched(self, run_id: str, employee_id: str, idempotency_key: str | None) -> None:
-        self.items_patched += 1
-        self.patched_by_run_and_employee[f"{run_id}:{employee_id}"] += 1
-        self._keyed(idempotency_key)
-
-    def item_deleted(self, run_id: str, employee_id: str, idempotency_key: str | None) -> None:
-        self.items_deleted += 1
-        self.deleted_by_run_and_employee[f"{run_id}:{employee_id}"] += 1
+    def item_changed(
+        self, change: ItemChange, run_id: str, employee_id: str, idempotency_key: str | None
+    ) -> None:
+        """One payroll item of ``employee_id`` in ``run_id`` added, patched or deleted."""
+        self.item_changes[change] += 1
+        self.items_by_change[change][f"{run_id}:{employee_id}"] += 1
         self._keyed(idempotency_key)
 
     def run_submitted(self, run_id: str, period_key: str, idempotency_key: str | None) -> None:
@@ -119,17 +108,17 @@ class EffectLog:
             },
             "payroll_runs": {"created": self.runs_created},
             "payroll_items": {
-                "added": self.items_added,
-                "by_run_and_employee": dict(self.by_run_and_employee),
+                "added": self.item_changes["added"],
+                "by_run_and_employee": dict(self.items_by_change["added"]),
             },
             "runs_submitted": dict(self.runs_submitted),
             "payroll_runs_by_period": dict(self.runs_by_period),
             "runs_submitted_by_period": dict(self.submitted_by_period),
             "payroll_item_changes": {
-                "patched": self.items_patched,
-                "deleted": self.items_deleted,
-                "patched_by_run_and_employee": dict(self.patched_by_run_and_employee),
-                "deleted_by_run_and_employee": dict(self.deleted_by_run_and_employee),
+                "patched": self.item_changes["patched"],
+                "deleted": self.item_changes["deleted"],
+                "patched_by_run_and_employee": dict(self.items_by_change["patched"]),
+                "deleted_by_run_and_employee": dict(self.items_by_change["deleted"]),
             },
             "by_idempotency_key": dict(self.by_idempotency_key),
             "requests": {"total": self.by_status.total(), "by_status": dict(self.by_status)},

@@ -200,7 +200,7 @@ class PayrollBook:
         run.items[data.employee_id] = run.by_item_id[item.item_id] = item
         run.currency = data.currency
         run.total += data.gross_amount
-        self._effects.item_added(run_id, data.employee_id, key)
+        self._effects.item_changed("added", run_id, data.employee_id, key)
         return item
 
     def patch_item(self, run_id: str, item_id: str, patch: ItemPatch, key: str | None) -> Item:
@@ -211,7 +211,7 @@ class PayrollBook:
         new_data = dataclasses.replace(item.data, **changes)
         run.total += new_data.gross_amount - item.data.gross_amount
         item.data = new_data
-        self._effects.item_patched(run_id, new_data.employee_id, key)
+        self._effects.item_changed("patched", run_id, new_data.employee_id, key)
         return item
 
     def delete_item(self, run_id: str, item_id: str, key: str | None) -> None:
@@ -222,7 +222,7 @@ class PayrollBook:
         run.total -= item.data.gross_amount
         if not run.items:
             run.currency = None
-        self._effects.item_deleted(run_id, item.data.employee_id, key)
+        self._effects.item_changed("deleted", run_id, item.data.employee_id, key)
 
     def submit_run(self, run_id: str, data: SubmitInput, key: str | None) -> Run:
         """Submit a draft run whose count and total match; creates its paystubs."""

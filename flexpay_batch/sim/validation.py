@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 
@@ -138,20 +138,8 @@ class EmployeeInput:
     bank_account: BankAccount | None
 
 
-_EMPLOYEE_FIELDS = frozenset(
-    {
-        "external_id",
-        "first_name",
-        "last_name",
-        "email",
-        "hire_date",
-        "pay_group_id",
-        "employment_type",
-        "compensation",
-        "tax_id",
-        "bank_account",
-    }
-)
+#: A body's fields are the model's: any other field is refused.
+_EMPLOYEE_FIELDS = frozenset(field.name for field in fields(EmployeeInput))
 
 
 def parse_employee(

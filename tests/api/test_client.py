@@ -39,6 +39,12 @@ from tests.fake_api import (
     post,
 )
 
+
+def _created(mocked: aioresponses, headers: dict[str, str]) -> None:
+    """The next POST /employees is answered 201 with ``CREATED`` and ``headers``."""
+    mocked.post(EMPLOYEES, status=201, payload=CREATED, headers=headers)
+
+
 # ── status → exception ─────────────────────────────────────────────────────────────────
 
 
@@ -46,12 +52,7 @@ async def test_created_reply_is_returned_with_request_id_and_replay_flag(
     client: FlexPayClient, mocked: aioresponses
 ) -> None:
     """A 201 comes back as an ApiResponse carrying body, X-Request-Id and Idempotent-Replayed."""
-    mocked.post(
-        EMPLOYEES,
-        status=201,
-        payload=CREATED,
-        headers={"X-Request-Id": "req_a", "Idempotent-Replayed": "true"},
-    )
+    _created(mocked, {"X-Request-Id": "req_a", "Idempotent-Replayed": "true"})
     reply = await post(client)()
     assert isinstance(reply, ApiResponse)
     assert (reply.status, reply.body, reply.request_id, reply.replayed) == (
@@ -145,12 +146,7 @@ async def test_declared_oversized_response_is_refused(
     client: FlexPayClient, mocked: aioresponses
 ) -> None:
     """A Content-Length above MAX_RESPONSE_BYTES is refused before the body is read."""
-    mocked.post(
-        EMPLOYEES,
-        status=201,
-        payload=CREATED,
-        headers={"Content-Length": str(MAX_RESPONSE_BYTES + 1)},
-    )
+    _created(mocked, {"Content-Length": str(MAX_RESPONSE_BYTES + 1)})
     with pytest.raises(errors.ResponseTooLarge) as caught:
         await post(client)()
     assert str(MAX_RESPONSE_BYTES) in str(caught.value)

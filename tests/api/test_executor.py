@@ -329,14 +329,24 @@ async def test_jitter_scales_every_delay(client: FlexPayClient, mocked: aiorespo
     assert time.sleeps == [0.25, 1.0]  # the third delay is 0: no sleep call at all
 
 
+async def _against_503_forever(
+    client: FlexPayClient, mocked: aioresponses, policy: RetryPolicy
+) -> FakeTime:
+    """Run the retry loop under ``policy`` against a server answering 503 forever; it must end
+    in ServerError. Returns the fake time, with the sleeps the loop made."""
+    mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable"), repeat=True)
+    time = FakeTime()
+    with pytest.raises(errors.ServerError):
+        await run(post(client), policy=policy, time=time)
+    return time
+
+
 async def test_attempts_are_bounded_and_the_last_error_escapes(
     client: FlexPayClient, mocked: aioresponses
 ) -> None:
     """A server answering 503 forever gets exactly max_attempts requests, then ServerError."""
-    mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable"), repeat=True)
-    time = FakeTime()
-    with pytest.raises(errors.ServerError):
-        await run(post(client), policy=RetryPolicy(max_attempts=3, base_delay=1.0), time=time)
+    policy = RetryPolicy(max_attempts=3, base_delay=1.0)
+    time = await _against_503_forever(client, mocked, policy)
     assert len(mocked.requests[("POST", URL(EMPLOYEES))]) == 3
     assert time.sleeps == [1.0, 2.0]
 
@@ -345,14 +355,8 @@ async def test_no_retry_sleeps_past_the_row_deadline(
     client: FlexPayClient, mocked: aioresponses
 ) -> None:
     """A retry whose wait would end past the row's deadline is not made (no pointless sleep)."""
-    mocked.post(EMPLOYEES, status=503, payload=envelope(503, "unavailable"), repeat=True)
-    time = FakeTime()
-    with pytest.raises(errors.ServerError):
-        await run(
-            post(client),
-            policy=RetryPolicy(max_attempts=20, base_delay=1.0, max_delay=100.0, deadline=10.0),
-            time=time,
-        )
+    policy = RetryPolicy(max_attempts=20, base_delay=1.0, max_delay=100.0, deadline=10.0)
+    time = await _against_503_forever(client, mocked, policy)
     assert time.sleeps == [1.0, 2.0, 4.0]  # 7 s spent; the next 8 s wait would end at 15 s
     assert time.now <= 10.0
 

@@ -25,11 +25,20 @@ from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.limitspec import ClassLimits, Rate
 from flexpay_batch.sim import SimulatorThread
 from tests.conftest import MakeSimulatorThread
-from tests.harness import cli_env, fast_limits, limit_flags, run_cli, start_cli, write_onboarding
+from tests.harness import (
+    cli_env,
+    cli_running,
+    fast_limits,
+    limit_flags,
+    run_cli,
+    start_cli,
+    wait_for_cli_progress,
+    write_onboarding,
+)
 from tests.redisserver import RedisServer, free_port
 
 #: The token's write limit the simulator enforces and every process is configured with.
-RATE, BURST = 20.0, 5
+RATE, BURST = 40.0, 5
 TOTAL_ROWS = 120
 
 
@@ -106,13 +115,13 @@ def _assert_every_row_once(effects: dict[str, object], rows: int = TOTAL_ROWS) -
 def test_processes_sharing_redis_use_the_limit_without_429(
     count: int,
     make_simulator_thread: MakeSimulatorThread,
-    redis_server: RedisServer,
+    shared_redis: RedisServer,
     tmp_path: Path,
 ) -> None:
     """K processes on one token, each configured with the true limit: no 429, and together
     they use most of the limit (ideal time / actual time, start-up included)."""
     sim = make_simulator_thread(limits=fast_limits(RATE, BURST, 1000.0, 100))
-    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": redis_server.url})
+    env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": shared_redis.url})
     results, elapsed = _run_processes(sim, env, tmp_path, count)
     assert [code for code, _ in results] == [0] * count, results
     effects = sim.effects()
@@ -120,7 +129,7 @@ def test_processes_sharing_redis_use_the_limit_without_429(
     _assert_every_row_once(effects)
     # The first poll may miss the burst: the ideal counts from the first row after it.
     assert _ideal_seconds(TOTAL_ROWS) / elapsed >= 0.8, elapsed
-    keys = _redis_keys(redis_server.url)
+    keys = _redis_keys(shared_redis.url)
     scope = f"flexpay-batch:limiter:{token_fingerprint(sim.tokens['admin'])}"
     assert f"{scope}:write" in keys
     assert keys <= {f"{scope}:read", f"{scope}:write"}
@@ -156,7 +165,7 @@ def test_redis_killed_and_restarted_mid_run(
                 break
             time.sleep(0.05)
         redis_server.kill()
-        time.sleep(1.5)
+        time.sleep(1.0)
         redis_server.restart()
 
     results, _ = _run_processes(sim, env, tmp_path, 2, during=outage)
@@ -203,14 +212,14 @@ class _SkewedLoop(asyncio.SelectorEventLoop):
         return super().time() + 3600.0
 
 
-def test_processes_whose_clocks_disagree_share_one_budget(redis_server: RedisServer) -> None:
+def test_processes_whose_clocks_disagree_share_one_budget(shared_redis: RedisServer) -> None:
     """Two stores on loops whose clocks are an hour apart grant at most burst + rate * T in
     any window, together, on Redis time."""
     limits = ClassLimits(Rate(RATE, 1.0), burst=BURST)
     tickets: list[float] = []
 
     async def take(count: int) -> None:
-        store = await RedisStore.connect(redis_server.url)
+        store = await RedisStore.connect(shared_redis.url)
         try:
             store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
             for _ in range(count):
@@ -242,6 +251,15 @@ def test_processes_whose_clocks_disagree_share_one_budget(redis_server: RedisSer
     assert ordered[-1] - ordered[0] >= (30 - BURST) / RATE - 0.01
 
 
+async def _store_in_use(url: str) -> RedisStore:
+    """A store on ``url`` that has granted once: its bucket's key exists, its connection is
+    open (the caller closes it)."""
+    store = await RedisStore.connect(url)
+    store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+    await store.acquire("tok:write")
+    return store
+
+
 async def _redis_now(store_url: str) -> float:
     import redis.asyncio as aioredis
 
@@ -255,22 +273,20 @@ async def _redis_now(store_url: str) -> float:
 
 
 async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
-    redis_server: RedisServer,
+    shared_redis: RedisServer,
 ) -> None:
     """Redis loses its data (restart, flush): the next grant waits a token's leak at the
     configured rate instead of handing out a fresh burst."""
-    store = await RedisStore.connect(redis_server.url)
+    store = await _store_in_use(shared_redis.url)  # the key exists, this process knows it
     try:
-        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
-        await store.acquire("tok:write")  # the key exists, this process knows it
-        flushed_at = await _redis_now(redis_server.url)
+        flushed_at = await _redis_now(shared_redis.url)
         ticket = await asyncio.wait_for(store.acquire("tok:write"), 10)
         assert ticket - flushed_at >= 1 / RATE - 0.005
     finally:
         await store.aclose()
 
 
-async def test_the_success_streak_costs_no_round_trip(redis_server: RedisServer) -> None:
+async def test_the_success_streak_costs_no_round_trip(shared_redis: RedisServer) -> None:
     """A success that only lengthens the streak is not sent to Redis; the increase it leads
     to is."""
     from flexpay_batch.api.ratelimit.aimd import AimdSettings
@@ -282,7 +298,7 @@ async def test_the_success_streak_costs_no_round_trip(redis_server: RedisServer)
             calls.append(argv[0])
             return await super()._eval(redis_key, argv)
 
-    store = await Counting.connect(redis_server.url)
+    store = await Counting.connect(shared_redis.url)
     policy = AimdSettings(increase_after=3)
     try:
         store.register("tok:write", BucketSpec(BURST, RATE), AimdState(RATE, RATE / 2, RATE, RATE))
@@ -342,12 +358,10 @@ async def test_out_of_memory_mid_run_waits_says_why_and_carries_on(
 ) -> None:
     """OOM mid-run: nothing is granted, "waiting for the rate-limit store" names the cause,
     and the waiter is granted once memory is freed (no raw redis error escapes)."""
-    store = await RedisStore.connect(redis_server.url)
+    store = await _store_in_use(redis_server.url)
     said: list[str] = []
     store.set_notifier(lambda text, level: said.append(text))
     try:
-        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
-        await store.acquire("tok:write")
         await _admin(
             redis_server.url,
             ("CONFIG", "SET", "maxmemory-policy", "noeviction"),
@@ -373,10 +387,8 @@ async def test_a_password_set_mid_run_stops_the_run_instead_of_waiting(
 ) -> None:
     """The store's connections dropped and a password now required: a clear exit-2 error at
     once, not "waiting for the store" forever (waiting cannot fix credentials)."""
-    store = await RedisStore.connect(redis_server.url)
+    store = await _store_in_use(redis_server.url)
     try:
-        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
-        await store.acquire("tok:write")
         await _admin(
             redis_server.url,
             ("CONFIG", "SET", "requirepass", "new-secret-pw"),
@@ -405,21 +417,13 @@ def test_a_password_set_mid_run_stops_the_cli_with_exit_2(
     run_dir = tmp_path / "run"
     args = ["onboard", str(source), "--run-dir", str(run_dir)]
     args += limit_flags(fast_limits(RATE, BURST, 1000.0, 100))
-    proc = start_cli(args, env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        while sim.effects()["employees"]["created"] < BURST + 2:
-            assert time.monotonic() < deadline
-            assert proc.poll() is None
-            time.sleep(0.02)
+    with cli_running(args, env=env, cwd=tmp_path) as proc:
+        wait_for_cli_progress(sim, proc, BURST + 2)
         admin = redis.Redis.from_url(redis_server.url)
         admin.config_set("requirepass", "mid-run-pw-77")
         admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # type: ignore[no-untyped-call]
         admin.close()
         _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.wait() == 2, err
     assert "cannot be used (it refuses the credentials)" in err
     assert "Traceback" not in err

@@ -28,11 +28,11 @@ from tests.harness import (
     STATE_DIR,
     api_get,
     cli_env,
+    cli_running,
     fast_limits,
     limit_flags,
     read_csv,
     run_cli,
-    start_cli,
     succeeded,
     write_onboarding,
 )
@@ -266,10 +266,8 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
     source = tmp_path / "people.csv"
     write_onboarding(source, 120, prefix="ST")
     run_dir = tmp_path / "run"
-    proc = start_cli(
-        ["onboard", str(source), "--run-dir", str(run_dir), *limit_flags(slow)], env=env
-    )
-    try:
+    args = ["onboard", str(source), "--run-dir", str(run_dir), *limit_flags(slow)]
+    with cli_running(args, env=env) as proc:
         deadline = time.monotonic() + 30.0  # a safety bound only
         report: dict[str, Any] = {}
         while time.monotonic() < deadline and proc.poll() is None:
@@ -286,10 +284,6 @@ def test_status_reads_a_running_job_then_sigterm_stops_it_resumably(
         assert report["left"] == 120 - succeeded(report["counts"]) - report["counts"]["rejected"]
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert "resume" in stderr
     assert str(run_dir) in stderr  # the hint names the directory to resume

@@ -3,6 +3,7 @@ and ``--json``'s one summary on stdout."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -14,6 +15,14 @@ from tests.harness import run_cli, write_onboarding
 
 COMMANDS = ["onboard", "payroll", "resume", "status", "runs", "validate", "paystubs", "bench"]
 WIDE = {"COLUMNS": "200", "TERM": "dumb"}
+
+
+@functools.cache
+def help_of(command: str) -> str:
+    """``flexpay-batch COMMAND -h`` at a wide terminal, run once per test process."""
+    result = run_cli([command, "-h"], env=WIDE)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def test_version_and_short_help() -> None:
@@ -30,9 +39,7 @@ def test_version_and_short_help() -> None:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_no_double_negative_flags_and_no_str_metavars(command: str) -> None:
     """No --no-no-x or --no-<default-off flag>; no option shown as taking a bare <str>."""
-    result = run_cli([command, "-h"], env=WIDE)
-    assert result.returncode == 0, result.stderr
-    text = result.stdout
+    text = help_of(command)
     assert "--no-no-" not in text
     negatives = set(re.findall(r"--no-[a-z-]+", text))
     assert negatives <= {"--no-submit"}, negatives
@@ -44,7 +51,7 @@ def test_no_double_negative_flags_and_no_str_metavars(command: str) -> None:
 @pytest.mark.parametrize("command", ["onboard", "payroll", "resume"])
 def test_run_commands_say_where_the_token_comes_from(command: str) -> None:
     """The token: FLEXPAY_TOKEN or --token-file, named in the help; options grouped."""
-    text = run_cli([command, "-h"], env=WIDE).stdout
+    text = help_of(command)
     assert "FLEXPAY_TOKEN" in text
     assert "--token-file" in text
     assert "Rate limits and workers" in text
@@ -54,7 +61,7 @@ def test_run_commands_say_where_the_token_comes_from(command: str) -> None:
 
 def test_payroll_help_shows_date_and_url_placeholders() -> None:
     """Dates read YYYY-MM-DD, the base URL reads URL."""
-    text = run_cli(["payroll", "-h"], env=WIDE).stdout
+    text = help_of("payroll")
     assert "YYYY-MM-DD" in text
     assert re.search(r"--base-url\s+URL", text)
     assert "--submit" in text

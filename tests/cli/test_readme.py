@@ -32,24 +32,29 @@ def _command_after(marker: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_quick_start_onboarding_ends_as_the_readme_says(tmp_path: Path) -> None:
-    """Command 1 of the quick start: exit 1, created 494, rejected 6, rejects.csv written."""
-    args = _command_after("samples/onboarding.csv --sandbox")
-    result = run_cli(args, env={}, cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
-    assert "created 494" in result.stderr
-    assert "rejected 6" in result.stderr
-    assert "created 494, … rejected 6" in README
-
-
-@pytest.mark.slow
-def test_the_sandbox_payroll_example_submits_143_items(tmp_path: Path) -> None:
-    """The payroll example in "What it does": 143 items, total 237314.51, submitted, exit 0."""
-    args = _command_after("--sandbox-employees")
-    result = run_cli(args, env={}, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "submitted" in result.stderr
-    assert "(143 items, total 237314.51, submitted)" in README
+@pytest.mark.parametrize(
+    ("marker", "exit_code", "said", "in_readme"),
+    [
+        # Command 1 of the quick start: exit 1, created 494, rejected 6, rejects.csv written.
+        (
+            "samples/onboarding.csv --sandbox",
+            1,
+            ("created 494", "rejected 6"),
+            "created 494, … rejected 6",
+        ),
+        # The payroll example in "What it does": 143 items, total 237314.51, submitted.
+        ("--sandbox-employees", 0, ("submitted",), "(143 items, total 237314.51, submitted)"),
+    ],
+    ids=["quick-start-onboarding", "sandbox-payroll"],
+)
+def test_the_readme_examples_end_as_the_readme_says(
+    tmp_path: Path, marker: str, exit_code: int, said: tuple[str, ...], in_readme: str
+) -> None:
+    """Each sandbox example of the README, run as written, exits and reports as it says."""
+    result = run_cli(_command_after(marker), env={}, cwd=tmp_path)
+    assert result.returncode == exit_code, result.stderr
+    assert all(words in result.stderr for words in said), result.stderr
+    assert in_readme in README
 
 
 def test_the_exit_code_table_lists_every_code_the_cli_uses() -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,11 @@ from flexpay_batch.sim.testing import SimClient, employee_body, item_body, run_b
 from tests.conftest import MakeSimulator, MakeSimulatorThread
 from tests.harness import (
     cli_env,
+    cli_running,
     fast_limits,
     limit_flags,
     run_cli,
-    start_cli,
+    wait_for_cli_progress,
     write_csv,
     write_onboarding,
 )
@@ -149,18 +149,10 @@ def test_no_token_and_no_personal_value_in_any_output(
     args = ["onboard", str(source), "--run-dir", str(run_dir), "--json-logs", *limit_flags(LIMITS)]
 
     outputs: dict[str, bytes] = {}
-    proc = start_cli(args, env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 60.0
-        while sim.effects()["employees"]["created"] < 40 and proc.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+    with cli_running(args, env=env, cwd=tmp_path) as proc:
+        wait_for_cli_progress(sim, proc, 40)
         snapshot_dir(run_dir, snapshot)  # the live journal, WAL and all
         stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 1, stderr  # the two bad rows were rejected
     outputs["run stdout"], outputs["run stderr"] = stdout.encode(), stderr.encode()
     assert any(line.startswith("{") for line in stderr.splitlines()), "no JSON log lines"

@@ -10,7 +10,6 @@ simulator's effect ledger: each external id created once, each idempotency key a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,12 @@ from tests.engine.test_engine_integration import (
 )
 from tests.harness import (
     cli_env,
+    cli_running,
     fast_limits,
     limit_flags,
     run_cli,
-    start_cli,
     succeeded,
+    wait_for_cli_progress,
     write_onboarding,
 )
 
@@ -252,19 +252,10 @@ def test_revoked_token_cli_exits_3_and_resumes_with_a_new_token(
     args += limit_flags(fast_limits(writes_per_second=80.0, write_burst=10))
     env = cli_env(sim)
 
-    proc = start_cli(args, env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 60.0
-        while sim.effects()["employees"]["created"] < 30:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the run made no progress"
-            time.sleep(0.01)
+    with cli_running(args, env=env, cwd=tmp_path) as proc:
+        wait_for_cli_progress(sim, proc, 30)
         sim.revoke(env["FLEXPAY_TOKEN"])
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 3, stderr
     assert "rejected the token" in stderr, stderr
     assert "revoked" in stderr, stderr

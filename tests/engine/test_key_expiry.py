@@ -25,23 +25,22 @@ from tests.harness import fast_limits, write_onboarding
 
 #: GET /pay_groups and GET /employment_types, the onboarding job's pre-flight reads.
 PREFLIGHT_READS = 2
+LIMITS = fast_limits()
 
 
 async def test_rows_past_the_key_lifetime_are_looked_up_before_any_write(
     make_simulator: MakeSimulator, tmp_path: Path
 ) -> None:
     """Past the key lifetime, rows already on the server are recorded as existing, unsent."""
-    limits = fast_limits()
-    sim = await make_simulator(limits=limits)
-    source = tmp_path / "people.csv"
-    people = write_onboarding(source, 40, prefix="KT")
+    sim = await make_simulator(limits=LIMITS)
+    people = write_onboarding(source := tmp_path / "people.csv", 40, prefix="KT")
     # An earlier attempt applied the first 15 rows and its replies were lost long ago.
     bodies = [OnboardingRow.model_validate(row).to_request_body() for row in people[:15]]
     assert sim.seed_employees(bodies) == 15
     seeded_ids = {e["external_id"] for e in _employees(sim)}
 
     settings = dataclasses.replace(
-        engine_settings(sim, tmp_path / "run", limits=limits), key_ttl=1e-6
+        engine_settings(sim, tmp_path / "run", limits=LIMITS), key_ttl=1e-6
     )
     summary = await run_on(sim, onboarding_request(source, settings))
 
@@ -58,13 +57,10 @@ async def test_rows_within_the_key_lifetime_are_sent_without_a_look_up(
     make_simulator: MakeSimulator, tmp_path: Path
 ) -> None:
     """Within the key lifetime no look-up is made: the key itself settles a lost reply."""
-    limits = fast_limits()
-    sim = await make_simulator(limits=limits)
-    source = tmp_path / "people.csv"
-    people = write_onboarding(source, 20, prefix="KL")
-    summary = await run_on(
-        sim, onboarding_request(source, engine_settings(sim, tmp_path / "run", limits=limits))
-    )
+    sim = await make_simulator(limits=LIMITS)
+    people = write_onboarding(source := tmp_path / "people.csv", 20, prefix="KL")
+    settings = engine_settings(sim, tmp_path / "run", limits=LIMITS)
+    summary = await run_on(sim, onboarding_request(source, settings))
     assert_all_done(summary, 20)
     effects = assert_exactly_once(sim, people)
     assert status_count(effects, 200) == PREFLIGHT_READS  # no look-ups, only the pre-flight

@@ -24,34 +24,37 @@ def _session() -> FailFastOnConnect:
     return FailFastOnConnect(client, RetryPolicy(base_delay=0.0, max_delay=0.0), RetryBudget())
 
 
-async def test_connections_that_never_open_stop_after_connect_tries() -> None:
-    """Refused connects: CONNECT_TRIES attempts, then ServiceUnhealthy naming the host."""
+async def _attempts(
+    failure: errors.TransportError, gives_up_with: type[errors.FlexPayBatchError]
+) -> tuple[int, errors.FlexPayBatchError]:
+    """How many sends the session makes when every one fails with ``failure``, and the error
+    it then raises (which must be a ``gives_up_with``)."""
     calls = 0
 
-    async def refused() -> ApiResponse:
+    async def send() -> ApiResponse:
         nonlocal calls
         calls += 1
-        raise errors.TransportError("could not connect: refused", indeterminate=False)
+        raise failure
 
-    with pytest.raises(errors.ServiceUnhealthy) as caught:
-        await _session().call(refused)
+    with pytest.raises(gives_up_with) as caught:
+        await _session().call(send)
+    return calls, caught.value
+
+
+async def test_connections_that_never_open_stop_after_connect_tries() -> None:
+    """Refused connects: CONNECT_TRIES attempts, then ServiceUnhealthy naming the host."""
+    refused = errors.TransportError("could not connect: refused", indeterminate=False)
+    calls, error = await _attempts(refused, errors.ServiceUnhealthy)
     assert calls == CONNECT_TRIES
-    assert "127.0.0.1:9" in caught.value.message
-    assert "base URL" in caught.value.hint
-    assert caught.value.exit_code == 4
+    assert "127.0.0.1:9" in error.message
+    assert "base URL" in error.hint
+    assert error.exit_code == 4
 
 
 async def test_other_failures_keep_the_runs_retry_policy() -> None:
     """A 503 or a mid-request reset is retried as before (max_attempts), not cut short."""
-    calls = 0
-
-    async def unavailable() -> ApiResponse:
-        nonlocal calls
-        calls += 1
-        raise errors.TransportError("reset mid-request", indeterminate=True)
-
-    with pytest.raises(errors.TransportError):
-        await _session().call(unavailable)
+    reset = errors.TransportError("reset mid-request", indeterminate=True)
+    calls, _ = await _attempts(reset, errors.TransportError)
     assert calls == RetryPolicy().max_attempts
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from flexpay_batch.sim import UNLIMITED, Simulator
 from flexpay_batch.sim.testing import SimClient, employee_body
+from flexpay_batch.sim.validation import EmployeeInput
 
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 
@@ -42,16 +44,8 @@ async def test_duplicate_external_id_is_409_with_the_existing_employee_id(
     assert simulator.effects()["employees"] == {"created": 1, "by_external_id": {"ext-1": 1}}
 
 
-REQUIRED = [
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "hire_date",
-    "pay_group_id",
-    "employment_type",
-    "compensation",
-]
+#: The fields the contract requires: those of the simulator's model that cannot be None.
+REQUIRED = [field.name for field in dataclasses.fields(EmployeeInput) if "None" not in field.type]
 
 
 @pytest.mark.parametrize("field", REQUIRED)

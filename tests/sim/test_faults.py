@@ -51,14 +51,21 @@ async def test_injected_503_carries_retry_after(make_simulator: MakeSimulator) -
     assert reply.error["retry_after"] == 2.0
 
 
+async def _after_a_dropped_post(make_simulator: MakeSimulator, faults: FaultConfig) -> Simulator:
+    """A simulator with ``faults`` whose answer to one keyed POST (key "k") was a dropped
+    connection."""
+    sim = await make_simulator(faults=faults)
+    async with SimClient(sim) as api:
+        with pytest.raises(aiohttp.ClientError):
+            await api.post("employees", json=employee_body("e"), key="k")
+    return sim
+
+
 async def test_reset_before_handling_drops_the_connection_and_applies_nothing(
     make_simulator: MakeSimulator,
 ) -> None:
     """reset_rate=1: the client sees a broken connection and no employee is created."""
-    sim = await make_simulator(faults=FaultConfig(reset_rate=1.0))
-    async with SimClient(sim) as api:
-        with pytest.raises(aiohttp.ClientError):
-            await api.post("employees", json=employee_body("e"), key="k")
+    sim = await _after_a_dropped_post(make_simulator, FaultConfig(reset_rate=1.0))
     effects = sim.effects()
     assert effects["employees"]["created"] == 0
     assert effects["faults"]["reset"] == 1
@@ -69,12 +76,10 @@ async def test_commit_then_drop_applies_once_and_the_retry_replays(
     make_simulator: MakeSimulator,
 ) -> None:
     """commit_drop_rate=1: no response, but the effect is counted; the keyed retry replays it."""
-    sim = await make_simulator(faults=FaultConfig(commit_drop_rate=1.0))
+    sim = await _after_a_dropped_post(make_simulator, FaultConfig(commit_drop_rate=1.0))
+    assert sim.effects()["employees"]["created"] == 1
+    sim.set_faults(FaultConfig())
     async with SimClient(sim) as api:
-        with pytest.raises(aiohttp.ClientError):
-            await api.post("employees", json=employee_body("e"), key="k")
-        assert sim.effects()["employees"]["created"] == 1
-        sim.set_faults(FaultConfig())
         retry = await api.post("employees", json=employee_body("e"), key="k")
     assert retry.status == 201
     assert retry.headers["Idempotent-Replayed"] == "true"
