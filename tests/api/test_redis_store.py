@@ -10,6 +10,7 @@ the benchmark's (``benchmarks/shared_limit.py``).
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from pathlib import Path
@@ -429,3 +430,256 @@ def test_a_password_set_mid_run_stops_the_cli_with_exit_2(
     resumed = run_cli(args, env=env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     _assert_every_row_once(sim.effects(), rows=60)
+
+
+# -- error replies: READONLY, NOPERM, NOSCRIPT ------------------------------------------
+
+
+def _store_sentence(server: RedisServer, why: str) -> str:
+    return f"the rate-limit store at {server.address} cannot be used ({why})"
+
+
+async def test_a_replica_at_start_exits_2(redis_server: RedisServer) -> None:
+    """A URL naming a read-only replica (READONLY on the probe's write): exit 2 at start, one
+    sentence naming the store, not a run in which every row waits."""
+    replica = RedisServer.start()
+    try:
+        await _admin(replica.url, ("REPLICAOF", "127.0.0.1", str(redis_server.port)))
+        with pytest.raises(LimiterStoreUnreachable) as caught:
+            await RedisStore.connect(replica.url, socket_timeout=5.0)
+    finally:
+        replica.stop()
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == _store_sentence(replica, "it is a read-only replica")
+
+
+async def test_a_primary_demoted_mid_run_waits_says_why_and_carries_on(
+    redis_server: RedisServer,
+) -> None:
+    """The store's Redis becomes a replica mid-run (a failover): nothing is granted, the
+    notice names ReadOnlyError, and the waiter is granted once it is a primary again."""
+    store = await RedisStore.connect(redis_server.url)
+    said: list[str] = []
+    store.set_notifier(lambda text, level: said.append(text))
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        await store.acquire("tok:write")
+        # A "primary" that accepts and never answers, so the server stays read-only.
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen()
+            port = str(silent.getsockname()[1])
+            await _admin(redis_server.url, ("REPLICAOF", "127.0.0.1", port))
+            waiter = asyncio.create_task(store.acquire("tok:write"))
+            async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
+                while not store.unavailable:
+                    assert not waiter.done(), waiter.exception()
+                    await asyncio.sleep(0.01)
+            assert not waiter.done()
+            await _admin(redis_server.url, ("REPLICAOF", "NO", "ONE"))
+        async with asyncio.timeout(10):
+            await waiter
+        assert any(
+            f"waiting for the rate-limit store at {redis_server.address} (ReadOnlyError)" in text
+            for text in said
+        ), said
+        assert said[-1] == f"the rate-limit store at {redis_server.address} is back"
+    finally:
+        await store.aclose()
+
+
+_NO_SCRIPTS = ("on", ">weak-user-pw", "~*", "+ping", "+set", "+del", "+hello", "+client")
+
+
+async def test_an_acl_user_without_script_rights_exits_2_at_start(
+    redis_server: RedisServer,
+) -> None:
+    """An ACL user who may PING and SET but not EVALSHA (NOPERM): exit 2 at start, one
+    sentence naming the store and the cause, never the password."""
+    await _admin(redis_server.url, ("ACL", "SETUSER", "weak", *_NO_SCRIPTS))
+    url = redis_server.url.replace("redis://", "redis://weak:weak-user-pw@")
+    with pytest.raises(LimiterStoreUnreachable) as caught:
+        await RedisStore.connect(url, socket_timeout=5.0)
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == _store_sentence(
+        redis_server, "its user lacks a permission it needs (NOPERM)"
+    )
+    assert "weak-user-pw" not in str(caught.value)
+
+
+async def test_an_acl_user_without_the_namespace_keys_exits_2_at_start(
+    redis_server: RedisServer,
+) -> None:
+    """An ACL user with every command but only other keys (NOPERM on the key): exit 2."""
+    await _admin(
+        redis_server.url, ("ACL", "SETUSER", "other", "on", ">other-pw", "~other:*", "+@all")
+    )
+    url = redis_server.url.replace("redis://", "redis://other:other-pw@")
+    with pytest.raises(LimiterStoreUnreachable) as caught:
+        await RedisStore.connect(url, socket_timeout=5.0)
+    assert str(caught.value) == _store_sentence(
+        redis_server, "its user lacks a permission it needs (NOPERM)"
+    )
+
+
+async def test_script_rights_revoked_mid_run_stop_the_run(redis_server: RedisServer) -> None:
+    """The ACL user loses EVALSHA mid-run (NOPERM): the next acquire raises the exit-2
+    error at once, naming the store and the cause; it does not wait forever."""
+    await _admin(redis_server.url, ("ACL", "SETUSER", "ops", "on", ">ops-pw", "~*", "+@all"))
+    store = await RedisStore.connect(redis_server.url.replace("redis://", "redis://ops:ops-pw@"))
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        await store.acquire("tok:write")
+        await _admin(redis_server.url, ("ACL", "SETUSER", "ops", "-evalsha", "-eval"))
+        with pytest.raises(LimiterStoreUnreachable) as caught:
+            async with asyncio.timeout(10):  # a hang guard
+                await store.acquire("tok:write")
+        assert caught.value.exit_code == 2
+        assert str(caught.value) == _store_sentence(
+            redis_server, "its user lacks a permission it needs (NOPERM)"
+        )
+        assert not store.unavailable
+    finally:
+        await store.aclose()
+
+
+def test_an_acl_user_without_rights_stops_the_cli_with_exit_2(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The real CLI with an ACL user lacking EVALSHA: exit 2, the one sentence on stderr, the
+    password nowhere, no run directory."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.execute_command("ACL", "SETUSER", "weak", *_NO_SCRIPTS)  # type: ignore[no-untyped-call]
+    admin.close()
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 2)
+    env = {
+        "FLEXPAY_LIMITER_URL": redis_server.url.replace("redis://", "redis://weak:weak-user-pw@"),
+        "PATH": "/usr/bin:/bin",
+    }
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        ["onboard", str(source), "--sandbox", "--run-dir", str(run_dir)], env=env, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert _store_sentence(redis_server, "its user lacks a permission it needs (NOPERM)") in (
+        result.stderr
+    )
+    assert "weak-user-pw" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    assert not run_dir.exists()
+
+
+async def test_script_flush_mid_run_reloads_the_script_and_carries_on(
+    redis_server: RedisServer,
+) -> None:
+    """SCRIPT FLUSH between grants (NOSCRIPT): the store loads the script again and grants go
+    on at the bucket's pace, with no "waiting for the store" and the bucket's state kept."""
+    store = await RedisStore.connect(redis_server.url)
+    said: list[str] = []
+    store.set_notifier(lambda text, level: said.append(text))
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        tickets = [await store.acquire("tok:write") for _ in range(BURST)]
+        for _ in range(3):
+            await _admin(redis_server.url, ("SCRIPT", "FLUSH"))
+            async with asyncio.timeout(10):
+                tickets.append(await store.acquire("tok:write"))
+        assert said == []
+        # The flush lost no state: the bucket was spent, so each grant waited its token.
+        assert tickets[-1] - tickets[0] >= 3 / RATE - 0.005
+    finally:
+        await store.aclose()
+
+
+async def test_a_flush_racing_the_reload_is_retried(redis_server: RedisServer) -> None:
+    """The cache flushed again between redis-py's reload and its EVALSHA: the NOSCRIPT that
+    reaches the store is retried, not raised."""
+    store = await RedisStore.connect(redis_server.url)
+    client = store._client
+    real_load = client.script_load
+    flushes = [0]
+
+    async def load_then_flush(script: str) -> Any:
+        sha = await real_load(script)
+        if flushes[0] < 2:
+            flushes[0] += 1
+            await _admin(redis_server.url, ("SCRIPT", "FLUSH"))
+        return sha
+
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        await _admin(redis_server.url, ("SCRIPT", "FLUSH"))
+        client.script_load = load_then_flush  # type: ignore[method-assign]
+        async with asyncio.timeout(10):
+            await store.acquire("tok:write")
+        assert flushes[0] == 2
+        assert not store.unavailable
+    finally:
+        await store.aclose()
+
+
+async def test_one_round_trip_serves_every_queued_waiter(redis_server: RedisServer) -> None:
+    """Waiters queued together are granted in one script run, as many as the bucket holds,
+    all at one Redis time: a process is not held to one grant per round trip."""
+    calls: list[str] = []
+
+    class Counting(RedisStore):
+        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+            calls.append(argv[0])
+            return await super()._eval(redis_key, argv)
+
+    store = await Counting.connect(redis_server.url)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        calls.clear()
+        tickets = await asyncio.gather(*(store.acquire("tok:write") for _ in range(BURST)))
+        assert calls == ["acquire"]
+        assert len(set(tickets)) == 1
+        # More waiters than tokens: the burst at once, the rest at the rate, never more.
+        calls.clear()
+        store.register("tok:read", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        later = await asyncio.gather(*(store.acquire("tok:read") for _ in range(BURST + 3)))
+        assert sorted(later) == later
+        assert later.count(later[0]) == BURST
+        assert later[-1] - later[0] >= 3 / RATE - 0.005
+        assert calls.count("acquire") < len(later)
+    finally:
+        await store.aclose()
+
+
+async def test_tokens_of_cancelled_waiters_are_not_kept_for_later(
+    redis_server: RedisServer,
+) -> None:
+    """A batch granted for waiters that were cancelled during its round trip is dropped, not
+    handed to an acquire much later (that would let a later burst exceed the bucket)."""
+    in_flight = asyncio.Event()
+    release = asyncio.Event()
+
+    class Held(RedisStore):
+        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+            if argv[0] == "acquire" and not release.is_set():
+                in_flight.set()
+                await release.wait()
+            return await super()._eval(redis_key, argv)
+
+    store = await Held.connect(redis_server.url)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        first = asyncio.create_task(store.acquire("tok:write"))
+        others = [asyncio.create_task(store.acquire("tok:write")) for _ in range(BURST - 1)]
+        async with asyncio.timeout(10):
+            await in_flight.wait()  # the batch for all of them is being asked for
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        release.set()
+        ticket = await first
+        assert store.snapshot("tok:write").waiting == 0
+        # The bucket went whole to the batch: the next grant waits for a token to leak.
+        later = await asyncio.wait_for(store.acquire("tok:write"), 10)
+        assert later - ticket >= 1 / RATE - 0.005
+    finally:
+        await store.aclose()
