@@ -38,7 +38,7 @@ FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
     "journal": figure_journal,
     "memory": figure_memory,
     "startup": figure_startup,
-    # Not in the default run's smoke test: it needs redis-server (see shared_limit.py).
+    # Needs redis-server on the PATH (see shared_limit.py); CI installs it (.ci/run).
     "shared": figure_shared,
 }
 #: The committed report and figures: written only when asked for with ``--out``.

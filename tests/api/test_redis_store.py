@@ -3,8 +3,8 @@
 The store's arithmetic is proven in ``tests/api/test_limits.py`` (the same properties as the
 in-process store). Here: real CLI processes against the simulator enforcing one token's
 limit, Redis lost and restarted mid-run, clocks that disagree, and failing closed at start.
-Utilisation is asserted with a generous floor (the machine is shared); the precise figure is
-the benchmark's (``benchmarks/shared_limit.py``).
+Utilisation is measured as the benchmark does (``benchmarks/shared_limit.py``: while all
+processes are sending, server side) and asserted with a floor that holds on a loaded machine.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.common import window_utilisation
+from benchmarks.simproc import install_recorders
 from flexpay_batch.api.ratelimit.aimd import AimdState
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.api.ratelimit.store import BucketSpec
@@ -34,39 +36,30 @@ RATE, BURST = 20.0, 5
 TOTAL_ROWS = 120
 
 
-def _ideal_seconds(rows: int) -> float:
-    """The least time the server lets ``rows`` writes take: a burst, then the rate."""
-    return (rows - BURST) / RATE
+#: Least share of the limit K processes must use together while all of them are sending.
+#: Measured on a shared two-core machine: 0.946-0.980 at load average 5-8, 0.908 at worst
+#: with four extra busy loops (load 11.5); the floor keeps a margin below that worst case.
+#: The benchmark's figure (``python -m benchmarks --only shared``) is the precise one.
+UTILISATION_FLOOR = 0.88
 
 
-class _CreationWindow:
-    """Polls the simulator's effects: the seconds from its first to its last employee created
-    (server side, so process start-up and shut-down are not counted)."""
+class _ServerRecord:
+    """What the simulator admitted and who created which row, server side (``simproc``'s
+    recorders), read once the processes are done."""
 
     def __init__(self, sim: SimulatorThread) -> None:
-        self._sim = sim
-        self._stop = threading.Event()
-        self.first: float | None = None
-        self.last: float | None = None
-        self._thread = threading.Thread(target=self._poll)
-        self._thread.start()
+        self._buckets, self._creations = install_recorders(sim.simulator)
 
-    def _poll(self) -> None:
-        seen = 0
-        while not self._stop.wait(0.02):
-            created = self._sim.effects()["employees"]["created"]
-            if created > seen:
-                now = time.monotonic()
-                if seen == 0:
-                    self.first = now
-                seen, self.last = created, now
-
-    def seconds(self) -> float:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        assert self.first is not None
-        assert self.last is not None
-        return self.last - self.first
+    def utilisation(self, count: int) -> float | None:
+        """What the server admitted while all ``count`` processes were sending over what it
+        would have admitted (``benchmarks.shared_limit.window_utilisation``)."""
+        admitted = sorted(t for t, cls, ok in self._buckets.events if cls == "write" and ok)
+        spans = []
+        for index in range(count):
+            times = [t for t, ext in self._creations.created if ext.startswith(f"P{index}X")]
+            spans.append((min(times), max(times)))
+        ratio, _seconds = window_utilisation(admitted, spans, BURST, RATE)
+        return ratio
 
 
 def _run_processes(
@@ -76,12 +69,12 @@ def _run_processes(
     count: int,
     *,
     during: object = None,
-) -> tuple[list[tuple[int, str]], float]:
-    """Start ``count`` onboarding processes on disjoint rows; return (code, stderr) and the
-    server-side seconds from the first to the last row created."""
+) -> tuple[list[tuple[int, str]], _ServerRecord]:
+    """Start ``count`` onboarding processes on disjoint rows; return (code, stderr) and what
+    the server recorded."""
     limits = fast_limits(RATE, BURST, 1000.0, 100)
     procs = []
-    window = _CreationWindow(sim)
+    record = _ServerRecord(sim)
     for index in range(count):
         source = tmp_path / f"part{index}.csv"
         write_onboarding(source, TOTAL_ROWS // count, prefix=f"P{index}X")
@@ -93,7 +86,7 @@ def _run_processes(
     for proc in procs:
         _out, err = proc.communicate(timeout=120)
         results.append((proc.wait(), err))
-    return results, window.seconds()
+    return results, record
 
 
 def _assert_every_row_once(effects: dict[str, object], rows: int = TOTAL_ROWS) -> None:
@@ -110,17 +103,19 @@ def test_processes_sharing_redis_use_the_limit_without_429(
     redis_server: RedisServer,
     tmp_path: Path,
 ) -> None:
-    """K processes on one token, each configured with the true limit: no 429, and together
-    they use most of the limit (ideal time / actual time, start-up included)."""
+    """K processes on one token, each configured with the true limit: no 429, and while all
+    of them are sending the server admits nearly all it would (the benchmark's measure:
+    admissions over the bucket's tokens at the window's start plus rate x window)."""
     sim = make_simulator_thread(limits=fast_limits(RATE, BURST, 1000.0, 100))
     env = cli_env(sim, extra={"FLEXPAY_LIMITER_URL": redis_server.url})
-    results, elapsed = _run_processes(sim, env, tmp_path, count)
+    results, record = _run_processes(sim, env, tmp_path, count)
     assert [code for code, _ in results] == [0] * count, results
     effects = sim.effects()
     assert "429" not in effects["requests"]["by_status"], effects["requests"]
     _assert_every_row_once(effects)
-    # The first poll may miss the burst: the ideal counts from the first row after it.
-    assert _ideal_seconds(TOTAL_ROWS) / elapsed >= 0.8, elapsed
+    utilisation = record.utilisation(count)
+    assert utilisation is not None, "the processes never all sent at once"
+    assert utilisation >= UTILISATION_FLOOR, utilisation
     keys = _redis_keys(redis_server.url)
     scope = f"flexpay-batch:limiter:{token_fingerprint(sim.tokens['admin'])}"
     assert f"{scope}:write" in keys
