@@ -16,8 +16,10 @@ decreases, increases; "" for None), ttl in ms, then the op's own arguments:
 - ``fill level`` / ``reset level`` / ``pause seconds`` / ``get``;
 - ``cas version`` + eight AIMD fields: replace the state if nobody changed it since.
 
-Every reply: status, now, level, pause_left, version, the eight AIMD fields, extra, created;
-numbers as strings (Redis would truncate Lua floats to integers).
+Every reply is one string of comma-separated fields: status, now, level, pause_left, version,
+the eight AIMD fields, extra, created; numbers as text (Redis would truncate Lua floats to
+integers), and one bulk string instead of a fifteen-element array because parsing the array
+cost the client more CPU than the rest of the round trip (a fifth of a row's, measured).
 """
 
 SCRIPT = r"""
@@ -111,5 +113,5 @@ local reply = {tostring(status), num(now), num(level_at(tat, rate)),
 for _, name in ipairs(AIMD) do table.insert(reply, h[name]) end
 table.insert(reply, num(extra))
 table.insert(reply, tostring(created))
-return reply
+return table.concat(reply, ',')
 """

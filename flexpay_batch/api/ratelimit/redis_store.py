@@ -152,8 +152,8 @@ def _aimd_args(state: AimdState) -> list[str]:
     ]
 
 
-def _parse(raw: list[Any], configured: float) -> _Reply:
-    f = [item.decode() if isinstance(item, bytes) else str(item) for item in raw]
+def _parse(raw: Any, configured: float) -> _Reply:
+    f = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(",")
     aimd = AimdState(
         configured=configured,
         rate=float(f[5]),
@@ -486,10 +486,10 @@ class RedisStore:
         await self._eval(probe, self._argv("get", BucketSpec(1, 1), 0.0, AimdState.initial(1)))
         await self._client.delete(probe)
 
-    async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
-        """One run of the script (EVALSHA, loading it again after a Redis restart)."""
-        raw: list[Any] = await self._script(keys=[redis_key], args=argv)
-        return raw
+    async def _eval(self, redis_key: str, argv: list[str]) -> Any:
+        """One run of the script (EVALSHA, loading it again after a Redis restart); its reply
+        as Redis sent it (see ``redis_lua``)."""
+        return await self._script(keys=[redis_key], args=argv)
 
     def _went_away(self, exc: BaseException) -> None:
         if not self._unavailable:
