@@ -239,8 +239,10 @@ async def _costs(url: str, times: int) -> dict[str, float]:
 
 
 #: One process's grant rate through a Redis with a slower round trip (another host, or a
-#: loaded one): added seconds per round trip, the bucket's rate, waiters, seconds measured.
-REMOTE_DELAY, REMOTE_RATE, REMOTE_WAITERS, REMOTE_SECONDS = 0.005, 400.0, 8, 1.0
+#: loaded one): added seconds per round trip, the bucket's rate, waiters.
+REMOTE_DELAY, REMOTE_RATE, REMOTE_WAITERS = 0.005, 400.0, 8
+#: Seconds that process is measured for, at each size.
+REMOTE_SECONDS = {"smoke": 0.25, "quick": 1.0, "full": 2.0}
 
 
 class _DistantStore(RedisStore):
@@ -251,7 +253,7 @@ class _DistantStore(RedisStore):
         return await super()._eval(redis_key, argv)
 
 
-async def _distant_utilisation(url: str) -> float:
+async def _distant_utilisation(url: str, seconds: float) -> float:
     """Grants per second of one process (``REMOTE_WAITERS`` waiting at all times) through
     ``_DistantStore``, over the bucket's rate: one grant per round trip would cap it at
     1 / (5 ms + loopback) = under 200/s of the 400/s."""
@@ -260,7 +262,7 @@ async def _distant_utilisation(url: str) -> float:
     store.register("distant:write", spec, AimdState.initial(REMOTE_RATE))
     tickets: list[float] = []
     loop = asyncio.get_running_loop()
-    stop = loop.time() + REMOTE_SECONDS
+    stop = loop.time() + seconds
 
     async def waiter() -> None:
         while loop.time() < stop:
@@ -311,7 +313,9 @@ def figure_shared(suite: Suite) -> FigureResult:
             for k in counts
         }
         costs = asyncio.run(_costs(redis.url, ACQUIRES.get(suite.scale.name, 2000)))
-        distant = asyncio.run(_distant_utilisation(redis.url))
+        distant = asyncio.run(
+            _distant_utilisation(redis.url, REMOTE_SECONDS.get(suite.scale.name, 1.0))
+        )
     finally:
         redis.stop()
     checks = []
@@ -319,7 +323,9 @@ def figure_shared(suite: Suite) -> FigureResult:
         case = cases[k, True]
         value = f"{_util(case.window_utilisation)}, {case.throttled}"
         passed = None
-        if k in (2, 4):  # the issue's target; K=1 has no sharing, K=8 is CPU-bound here
+        # The issue's target, for K = 2 and 4 (K = 1 shares nothing, K = 8 is CPU-bound on
+        # two cores); at the smoke size the window is a fraction of a second: no verdict.
+        if k in (2, 4) and suite.scale.name != "smoke":
             util = case.window_utilisation
             passed = util is not None and util >= 0.95 and case.throttled == 0
         checks.append(Check(f"K={k} sharing Redis: utilisation, 429s", value, "≥ 0.95, 0", passed))
