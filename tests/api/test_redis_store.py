@@ -678,3 +678,24 @@ async def test_tokens_of_cancelled_waiters_are_not_kept_for_later(
         assert later - ticket >= 1 / RATE - 0.005
     finally:
         await store.aclose()
+
+
+async def test_a_pause_drops_tokens_granted_but_not_yet_handed_out(
+    redis_server: RedisServer,
+) -> None:
+    """A 429's pause arriving while a batch is being handed out: the waiters not yet served
+    wait for the pause instead of sending on tokens granted before it."""
+    store = await RedisStore.connect(redis_server.url)
+    try:
+        store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
+        first = asyncio.create_task(store.acquire("tok:write"))
+        rest = [asyncio.create_task(store.acquire("tok:write")) for _ in range(BURST - 1)]
+        ticket = await first  # the batch is granted; the others are still queued
+        left = await store.pause("tok:write", 0.3)
+        later = sorted(await asyncio.wait_for(asyncio.gather(*rest), 10))
+        assert left > 0.2
+        # The waiter next in line is woken as the first returns, before this test can ask
+        # for the pause, and may take its token; every one after it waits for the pause.
+        assert later[1] - ticket >= 0.25, [t - ticket for t in later]
+    finally:
+        await store.aclose()

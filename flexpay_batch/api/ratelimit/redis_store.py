@@ -372,6 +372,7 @@ class RedisStore:
 
     async def pause(self, key: str, seconds: float) -> float:
         """Extend the shared pause to ``seconds`` from now; return the seconds left."""
+        self._keys[key].prepaid = 0.0  # granted before the pause, not yet handed out: dropped
         reply = await self._run(key, "pause", repr(max(0.0, seconds)))
         return reply.pause_left
 
