@@ -57,6 +57,11 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def pid(self) -> int | None:
+        """The running server's process id (``None`` when stopped)."""
+        return None if self.process is None else self.process.pid
+
+    @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 

@@ -26,7 +26,8 @@ whoever finishes last included. 429s are the admissions the server refused. The 
 columns explain cases where the processes cannot keep up: seconds from spawn to ready
 (interpreter and imports), from "go" to the first row created, and per process its CPU
 seconds (``wait4`` rusage) and the seconds it was runnable but waiting for a core
-(``/proc/PID/schedstat``, read before it is reaped). The store's own cost is the mean time of
+(``/proc/PID/schedstat``, read before it is reaped), and the same for the one redis-server
+every process's grants go through, over the case. The store's own cost is the mean time of
 one ``acquire`` on a bucket that never makes it wait. Last, one process's share of a 400/s
 bucket with 8 requests always waiting, through a Redis 5 ms further away (each round trip
 delayed): what one grant per round trip would cap at under half.
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -95,6 +97,7 @@ class CaseResult:
     rows: int
     created: int
     facts: tuple[ProcessFacts, ...]
+    store_wait: float = 0.0
 
     def data(self) -> dict[str, object]:
         return {
@@ -105,9 +108,17 @@ class CaseResult:
             "whole_run_utilisation": self.whole_run,
             "throttled": self.throttled,
             "rows": self.rows,
+            "redis_waiting_for_a_core": self.store_wait,
             "created": self.created,
             "per_process": [vars(fact) for fact in self.facts],
         }
+
+
+def _runqueue_wait(pid: int | None) -> float:
+    """Seconds process ``pid`` has so far been runnable but waiting for a core (0 if unknown)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    return 0.0
 
 
 def _wait_ready(proc: subprocess.Popen[bytes]) -> float:
@@ -296,6 +307,7 @@ def _row(case: CaseResult) -> list[str]:
         f"{min(startups):.2f}-{max(startups):.2f}",
         f"{mean(f.cpu for f in facts):.2f}",
         f"{mean(f.runqueue_wait for f in facts):.2f}",
+        f"{case.store_wait:.2f}" if case.shared else "",
     ]
 
 
@@ -307,11 +319,13 @@ def figure_shared(suite: Suite) -> FigureResult:
         raise RuntimeError("the shared-store figure needs redis-server on the PATH")
     redis = RedisProcess.launch(binary)
     try:
-        cases = {
-            (k, shared): _run_case(suite, k, redis.url if shared else None)
-            for shared in (False, True)
-            for k in counts
-        }
+        cases = {}
+        for shared in (False, True):
+            for k in counts:
+                before = _runqueue_wait(redis.pid)
+                case = _run_case(suite, k, redis.url if shared else None)
+                waited = _runqueue_wait(redis.pid) - before
+                cases[k, shared] = dataclasses.replace(case, store_wait=waited)
         costs = asyncio.run(_costs(redis.url, ACQUIRES.get(suite.scale.name, 2000)))
         distant = asyncio.run(
             _distant_utilisation(redis.url, REMOTE_SECONDS.get(suite.scale.name, 1.0))
@@ -375,6 +389,7 @@ def figure_shared(suite: Suite) -> FigureResult:
             "start-up s (min-max)",
             "CPU s / process",
             "waiting for a core s / process",
+            "redis-server waiting for a core s",
         ],
         rows=[_row(cases[k, shared]) for shared in (False, True) for k in counts],
         checks=checks,
