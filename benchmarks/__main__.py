@@ -39,7 +39,7 @@ FIGURES: dict[str, Callable[[Suite], FigureResult]] = {
     "journal": figure_journal,
     "memory": figure_memory,
     "startup": figure_startup,
-    # Not in the default run's smoke test: it needs redis-server (see shared_limit.py).
+    # Needs redis-server on the PATH (see shared_limit.py); CI installs it (.ci/run).
     "shared": figure_shared,
     # Needs redis-server too (see bureau.py).
     "bureau": figure_bureau,

@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,39 @@ def utilisation(admitted: list[float], burst: int, rate: float) -> tuple[float, 
     ideal = (len(admitted) - burst) / rate
     actual = admitted[-1] - admitted[0]
     return ideal, actual, ideal / actual if actual > 0 else 0.0
+
+
+def tokens_before(admitted: list[float], at: float, burst: int, rate: float) -> float:
+    """Tokens the server's bucket (full before the first admission) held just before ``at``,
+    replaying the sorted ``admitted`` times through it."""
+    tokens, last = float(burst), admitted[0] if admitted else at
+    for t in admitted:
+        if t >= at:
+            break
+        tokens = min(float(burst), tokens + (t - last) * rate) - 1.0
+        last = t
+    return min(float(burst), tokens + max(0.0, at - last) * rate)
+
+
+def window_utilisation(
+    admitted: list[float], spans: list[tuple[float, float]], burst: int, rate: float
+) -> tuple[float | None, float]:
+    """(utilisation, window seconds) while K processes were all sending (``shared_limit``).
+
+    ``spans`` are each process's (first, last) row created; the window runs from the latest
+    first to the earliest last. Utilisation is the admissions in it over what the server
+    would have admitted: the tokens its bucket held at the window's start plus the rate
+    times its length. ``(None, 0.0)`` when the spans never all overlap; ``admitted`` sorted.
+    """
+    if not spans or not admitted:
+        return None, 0.0
+    start = max(first for first, _ in spans)
+    end = min(last for _, last in spans)
+    if end <= start:
+        return None, 0.0
+    count = bisect_right(admitted, end) - bisect_left(admitted, start)
+    allowed = tokens_before(admitted, start, burst, rate) + (end - start) * rate
+    return count / allowed, end - start
 
 
 def per_second_bins(times: list[float], start: float, width: float = 0.25) -> list[float]:

@@ -1,4 +1,4 @@
-"""A real ``redis-server`` on a free loopback port, nothing on disk: for the shared-store
+"""A real ``redis-server`` on a free loopback port, nothing kept on disk: for the shared-store
 figure and for the shared limiter store's tests (``tests/redisserver.py`` adds the skip).
 
     server = RedisProcess.launch(shutil.which("redis-server"))
@@ -9,8 +9,12 @@ figure and for the shared limiter store's tests (``tests/redisserver.py`` adds t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Self
@@ -29,11 +33,17 @@ def free_port() -> int:
 
 @dataclass
 class RedisProcess:
-    """One ``redis-server`` process; ``port`` stays the same across restarts."""
+    """One ``redis-server`` process; ``port`` stays the same across restarts.
+
+    Its working directory is a private temporary one, removed by ``stop``: a server made a
+    replica writes the primary's snapshot there, and a server loads any ``dump.rdb`` in its
+    directory at start, so a shared one (the caller's) would leak data between servers.
+    """
 
     binary: str
     port: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    workdir: str | None = field(default=None, repr=False)
 
     @classmethod
     def launch(cls, binary: str) -> Self:
@@ -47,11 +57,21 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def pid(self) -> int | None:
+        """The running server's process id (``None`` when stopped)."""
+        return None if self.process is None else self.process.pid
+
+    @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def restart(self) -> None:
         """Start the process (again) on the same port, empty, and wait until it answers."""
+        if self.workdir is None:
+            self.workdir = tempfile.mkdtemp(prefix="flexpay-redis-")
+        for leftover in ("dump.rdb",):  # a replica's snapshot: restarted means empty
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.workdir, leftover))
         self.process = subprocess.Popen(
             [
                 self.binary,
@@ -59,6 +79,8 @@ class RedisProcess:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
+                "--dir",
+                self.workdir,
                 "--save",
                 "",
                 "--appendonly",
@@ -87,6 +109,7 @@ class RedisProcess:
             self.process = None
 
     def stop(self) -> None:
+        """Terminate the process and remove its working directory."""
         if self.process is not None:
             self.process.terminate()
             try:
@@ -95,3 +118,6 @@ class RedisProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
             self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None

@@ -30,6 +30,7 @@ import psutil
 from flexpay_batch.core.limitspec import EndpointClass
 from flexpay_batch.sim import SimConfig, Simulator
 from flexpay_batch.sim.buckets import Admission, BucketSet
+from flexpay_batch.sim.effects import EffectLog
 
 #: Seconds to wait for the child to answer a command (start-up includes imports and TLS).
 REPLY_TIMEOUT = 60.0
@@ -39,11 +40,13 @@ Event = tuple[float, str, bool]
 
 @dataclass
 class SimReport:
-    """What one simulator saw: admissions (time, class, admitted?), effects, its CPU seconds."""
+    """What one simulator saw: admissions (time, class, admitted?), effects, its CPU seconds,
+    and each employee created as (time, external id): which client sent what, server side."""
 
     events: list[Event] = field(default_factory=list)
     effects: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    created: list[tuple[float, str]] = field(default_factory=list)
 
     def admitted_times(self, endpoint_class: str = "write") -> list[float]:
         """Monotonic times at which requests of ``endpoint_class`` were admitted, sorted."""
@@ -81,6 +84,32 @@ class _RecordingBuckets:
         return decision
 
 
+class _RecordingEffects:
+    """Wraps the simulator's ``EffectLog``: notes when each employee is created (the moment
+    its write was admitted, give or take the handler's own microseconds)."""
+
+    def __init__(self, inner: EffectLog) -> None:
+        self._inner = inner
+        self.created: list[tuple[float, str]] = []
+
+    def employee_created(self, external_id: str, idempotency_key: str | None) -> None:
+        self.created.append((time.monotonic(), external_id))
+        self._inner.employee_created(external_id, idempotency_key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def install_recorders(sim: Simulator) -> tuple[_RecordingBuckets, _RecordingEffects]:
+    """Record ``sim``'s admission decisions and employee creations from now on (the shared
+    figure and the shared-store tests read them)."""
+    buckets = _RecordingBuckets(sim.state.buckets)
+    sim.state.buckets = buckets  # type: ignore[assignment]
+    creations = _RecordingEffects(sim.state.store.effects)
+    sim.state.store.effects = creations  # type: ignore[assignment]
+    return buckets, creations
+
+
 def _child_main(conn: Connection) -> None:
     asyncio.run(_serve_commands(conn))
 
@@ -94,13 +123,17 @@ async def _serve_commands(conn: Connection) -> None:
         if message[0] != "start":
             return
         async with Simulator(message[1]) as sim:
-            recorder = _RecordingBuckets(sim.state.buckets)
-            sim.state.buckets = recorder  # type: ignore[assignment]
+            recorder, creations = install_recorders(sim)
             cpu_before = sum(this.cpu_times()[:2])
             conn.send((sim.base_url, str(sim.ca_path), sim.tokens["admin"]))
             await loop.run_in_executor(None, conn.recv)
             cpu = sum(this.cpu_times()[:2]) - cpu_before
-            report = SimReport(events=recorder.events, effects=sim.effects(), cpu_seconds=cpu)
+            report = SimReport(
+                events=recorder.events,
+                effects=sim.effects(),
+                cpu_seconds=cpu,
+                created=creations.created,
+            )
         conn.send(report)
 
 

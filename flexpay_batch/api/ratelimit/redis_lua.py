@@ -10,12 +10,16 @@ KEYS[1] the hash. ARGV: op, now ("" = TIME), capacity, configured rate, initial 
 initial AIMD state (rate, ceiling, limit_cap, last_decrease, ceiling_checked_at, streak,
 decreases, increases; "" for None), ttl in ms, then the op's own arguments:
 
-- ``acquire cost``: refused while paused or short of tokens (status 0, wait in ``extra``);
+- ``acquire cost [count]``: up to ``count`` grants of ``cost`` tokens each (default 1), as
+  many as the bucket holds, all at ``now`` (the number granted in ``extra``); refused while
+  paused or short of one grant's tokens (status 0, seconds to wait in ``extra``);
 - ``fill level`` / ``reset level`` / ``pause seconds`` / ``get``;
 - ``cas version`` + eight AIMD fields: replace the state if nobody changed it since.
 
-Every reply: status, now, level, pause_left, version, the eight AIMD fields, extra, created;
-numbers as strings (Redis would truncate Lua floats to integers).
+Every reply is one string of comma-separated fields: status, now, level, pause_left, version,
+the eight AIMD fields, extra, created; numbers as text (Redis would truncate Lua floats to
+integers), and one bulk string instead of a fifteen-element array because parsing the array
+cost the client more CPU than the rest of the round trip (a fifth of a row's, measured).
 """
 
 SCRIPT = r"""
@@ -63,6 +67,7 @@ local function level_at(t, r) return math.max(0, t - now) * r end
 
 if op == 'acquire' then
   local cost = tonumber(ARGV[15])
+  local wanted = math.max(1, math.floor(tonumber(ARGV[16] or '1') or 1))
   local level = level_at(tat, rate)
   if pause > now then
     status = 0
@@ -71,8 +76,10 @@ if op == 'acquire' then
     status = 0
     extra = (level + cost - capacity) / rate
   else
-    tat = math.max(tat, now) + cost / rate
-    ntat = math.max(ntat, now) + cost / configured
+    local grants = math.min(wanted, math.floor((capacity + EPS - level) / cost))
+    tat = math.max(tat, now) + grants * cost / rate
+    ntat = math.max(ntat, now) + grants * cost / configured
+    extra = grants
   end
 elseif op == 'fill' then
   local wanted = math.min(tonumber(ARGV[15]), capacity)
@@ -106,5 +113,5 @@ local reply = {tostring(status), num(now), num(level_at(tat, rate)),
 for _, name in ipairs(AIMD) do table.insert(reply, h[name]) end
 table.insert(reply, num(extra))
 table.insert(reply, tostring(created))
-return reply
+return table.concat(reply, ',')
 """
