@@ -39,7 +39,7 @@ from flexpay_batch.cli.progress_base import (
 from flexpay_batch.core.formatting import format_average, format_duration, summary_rows
 from flexpay_batch.engine.progress import Reporter
 
-__all__ = ["JsonReporter", "PlainReporter", "RichReporter", "make_reporter"]
+__all__ = ["JsonReporter", "PlainReporter", "RichReporter", "banner_printer", "make_reporter"]
 
 _LEVEL_STYLES = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 
@@ -277,6 +277,29 @@ def make_reporter(
     if _is_terminal(stream):
         return RichReporter(_QuietOnBrokenPipe(file=stream), clock=clock, redact=redact)
     return PlainReporter(stream, clock=clock, redact=redact)
+
+
+def banner_printer(
+    json_logs: bool, stream: TextIO, *, wall_clock: Clock = time.time
+) -> Callable[[str], None]:
+    """How the command line shows what the engine announces before a run (the sandbox
+    banner, ``engine.target.Announce``): ``*** text ***`` on ``stream``, or with ``--json-logs``
+    a ``message`` event at level ``warning``, as ``JsonReporter`` writes them (every line of
+    a JSON stream must parse)."""
+
+    def show(text: str) -> None:
+        if not json_logs:
+            write_best_effort(stream, f"*** {text} ***\n")
+            return
+        record = {
+            "ts": _utc_timestamp(wall_clock()),
+            "event": "message",
+            "level": "warning",
+            "message": text,
+        }
+        write_best_effort(stream, json.dumps(record, ensure_ascii=False) + "\n")
+
+    return show
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -1,0 +1,55 @@
+"""What ``onboard --dry-run`` and ``payroll --dry-run`` print: the engine's ``DryRunResult``.
+
+::
+
+    exit_code = show_dry_run(request)
+
+On stdout, what the run would do: the pre-flight's sentences, one line of what would be sent
+and rejected, then what the run's finish would do. On stderr, each rejected row (the first
+``MAX_SHOWN``, then how many more) and the sandbox banner.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from flexpay_batch.cli.progress import banner_printer
+from flexpay_batch.engine.dryrun import DryRunResult, dry_run
+from flexpay_batch.engine.request import RunRequest
+from flexpay_batch.input.validation import format_rejection
+
+
+def show_dry_run(request: RunRequest) -> int:
+    """Dry-run ``request``, print what it found; the exit code the real run would have."""
+    result = dry_run(request, announce=banner_printer(request.json_logs, sys.stderr))
+    write_dry_run(result, out=sys.stdout, err=sys.stderr)
+    return result.exit_code
+
+
+def write_dry_run(result: DryRunResult, *, out: TextIO, err: TextIO) -> None:
+    """The result as lines: what would be done on ``out``, the rejected rows on ``err``."""
+    for sentence in result.preflight:
+        print(sentence, file=out)
+    for rejection in result.rejections:
+        print(format_rejection(rejection, result.source), file=err)
+    unshown = result.rejected - len(result.rejections)
+    if unshown > 0:
+        print(f"... and {unshown} more rejected rows", file=err)
+    print(summary_line(result), file=out)
+    for message in result.finish.messages:
+        print(message, file=out)
+
+
+def summary_line(result: DryRunResult) -> str:
+    """``dry run, nothing sent: people.csv (onboarding) 500 rows: would send 494 x POST
+    /employees, would reject 6``."""
+    sends = ", ".join(f"{n} x {label}" for label, n in result.requests.items()) or "nothing"
+    same = f", {result.unchanged} already on the server as in the file" if result.unchanged else ""
+    return (
+        f"dry run, nothing sent: {result.source} ({result.kind}) {result.rows} rows: would send "
+        f"{sends}{same}, would reject {result.rejected}"
+    )
+
+
+__all__ = ["show_dry_run", "summary_line", "write_dry_run"]
