@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from flexpay_batch.cli.common import Encoding, command_group
+from flexpay_batch.cli.common import STATE_DIR_HELP, Encoding, command_group
 
 commands = command_group()
 
@@ -37,8 +37,8 @@ def runs(
     root: Annotated[
         Path | None,
         typer.Option(
-            help="Directory holding the run directories [default: <state dir>/runs, the "
-            "state dir being ~/.local/state/flexpay-batch on Linux or FLEXPAY_STATE_DIR].",
+            help="Directory holding the run directories [default: STATE_DIR/runs; "
+            f"{STATE_DIR_HELP}].",
             metavar="DIR",
         ),
     ] = None,

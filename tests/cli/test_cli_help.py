@@ -60,6 +60,23 @@ def test_payroll_help_shows_date_and_url_placeholders() -> None:
     assert "--submit" in text
 
 
+@pytest.mark.parametrize(
+    ("args", "default"),
+    [
+        (["onboard", "-h"], "default STATE_DIR/runs/KIND-FILE-HASH"),
+        (["payroll", "--help"], "default STATE_DIR/runs/KIND-FILE-HASH"),
+        (["runs", "-h"], "default: STATE_DIR/runs;"),
+    ],
+)
+def test_the_state_directory_survives_the_help_rendering(args: list[str], default: str) -> None:
+    """The default run directory reads STATE_DIR/runs/..., not "/runs/..." (the markdown
+    rendering drops anything in angle brackets), and says what STATE_DIR is."""
+    text = " ".join(run_cli(args, env=WIDE).stdout.replace("│", " ").split())
+    assert default in text
+    assert "STATE_DIR is FLEXPAY_STATE_DIR if set, else ~/.local/state/flexpay-batch" in text
+    assert " /runs" not in text
+
+
 @pytest.mark.slow
 def test_json_prints_one_summary_on_stdout(tmp_path: Path) -> None:
     """onboard --sandbox --json: stdout is one JSON object with the counts; progress on stderr."""
