@@ -37,18 +37,19 @@ def runs(
     root: Annotated[
         Path | None,
         typer.Option(
-            help="Directory holding the run directories [default: STATE_DIR/runs; "
-            f"{STATE_DIR_HELP}].",
+            help="List the run directories in DIR instead: those directly under it, and "
+            "DIR/ORG/* as a bureau keeps them [default: STATE_DIR/runs and "
+            f"STATE_DIR/bureau/ORG; {STATE_DIR_HELP}].",
             metavar="DIR",
         ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
-    """List the local runs: kind, file, token, started, state, counts, directory."""
+    """List the local runs, `run MANIFEST`'s too: started, kind, file, organisation, token,
+    state, counts, directory."""
     from flexpay_batch.cli.runs import show_runs
-    from flexpay_batch.engine.rundir import default_runs_root
 
-    return show_runs(root or default_runs_root(), as_json=json_output)
+    return show_runs(root, as_json=json_output)
 
 
 @commands.command()

@@ -65,7 +65,7 @@ def test_payroll_help_shows_date_and_url_placeholders() -> None:
     [
         (["onboard", "-h"], "default STATE_DIR/runs/KIND-FILE-HASH"),
         (["payroll", "--help"], "default STATE_DIR/runs/KIND-FILE-HASH"),
-        (["runs", "-h"], "default: STATE_DIR/runs;"),
+        (["runs", "-h"], "default: STATE_DIR/runs and STATE_DIR/bureau/ORG"),
     ],
 )
 def test_the_state_directory_survives_the_help_rendering(args: list[str], default: str) -> None:
