@@ -5,16 +5,20 @@
     exit_code = show_dry_run(request)
 
 On stdout, what the run would do: the pre-flight's sentences, one line of what would be sent
-and rejected, then what the run's finish would do. On stderr, each rejected row (the first
-``MAX_SHOWN``, then how many more) and the sandbox banner.
+and rejected, then what the run's finish would do. On stderr, the sandbox banner and each
+rejected row (the first ``MAX_SHOWN``, then how many more): plain lines, or with
+``--json-logs`` JSON lines, a ``rejected`` event per row (file, row, line, field, code, reason).
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import asdict
 from typing import TextIO
 
-from flexpay_batch.cli.progress import banner_printer
+from flexpay_batch.cli.progress import banner_printer, json_line
+from flexpay_batch.cli.progress_base import Clock
 from flexpay_batch.engine.dryrun import DryRunResult, dry_run
 from flexpay_batch.engine.request import RunRequest
 from flexpay_batch.input.validation import format_rejection
@@ -23,22 +27,45 @@ from flexpay_batch.input.validation import format_rejection
 def show_dry_run(request: RunRequest) -> int:
     """Dry-run ``request``, print what it found; the exit code the real run would have."""
     result = dry_run(request, announce=banner_printer(request.json_logs, sys.stderr))
-    write_dry_run(result, out=sys.stdout, err=sys.stderr)
+    write_dry_run(result, out=sys.stdout, err=sys.stderr, json_logs=request.json_logs)
     return result.exit_code
 
 
-def write_dry_run(result: DryRunResult, *, out: TextIO, err: TextIO) -> None:
-    """The result as lines: what would be done on ``out``, the rejected rows on ``err``."""
+def write_dry_run(
+    result: DryRunResult,
+    *,
+    out: TextIO,
+    err: TextIO,
+    json_logs: bool = False,
+    wall_clock: Clock = time.time,
+) -> None:
+    """The result as lines: what would be done on ``out``, the rejected rows on ``err`` (as
+    JSON lines with ``json_logs``; ``wall_clock`` gives their ``ts``)."""
     for sentence in result.preflight:
         print(sentence, file=out)
-    for rejection in result.rejections:
-        print(format_rejection(rejection, result.source), file=err)
-    unshown = result.rejected - len(result.rejections)
-    if unshown > 0:
-        print(f"... and {unshown} more rejected rows", file=err)
+    _write_rejections(result, err, json_logs=json_logs, wall_clock=wall_clock)
     print(summary_line(result), file=out)
     for message in result.finish.messages:
         print(message, file=out)
+
+
+def _write_rejections(
+    result: DryRunResult, err: TextIO, *, json_logs: bool, wall_clock: Clock
+) -> None:
+    """Each rejected row the result holds, then how many more there are."""
+    unshown = result.rejected - len(result.rejections)
+    more = f"... and {unshown} more rejected rows"
+    if not json_logs:
+        for rejection in result.rejections:
+            print(format_rejection(rejection, result.source), file=err)
+        if unshown > 0:
+            print(more, file=err)
+        return
+    for rejection in result.rejections:
+        fields = asdict(rejection)
+        err.write(json_line("rejected", wall_clock(), file=result.source, **fields))
+    if unshown > 0:
+        err.write(json_line("message", wall_clock(), level="warning", message=more))
 
 
 def summary_line(result: DryRunResult) -> str:
