@@ -2,20 +2,22 @@
 
 ::
 
-    exit_code = show_dry_run(request)
+    exit_code = show_dry_run(request, json_output=False)
 
 On stdout, what the run would do: the pre-flight's sentences, one line of what would be sent
-and rejected, then what the run's finish would do. On stderr, the sandbox banner and each
+and rejected, then what the run's finish would do; with ``--json``, one JSON object saying the
+same (``dry_run_json``) and nothing else. On stderr, the sandbox banner and each
 rejected row (the first ``MAX_SHOWN``, then how many more): plain lines, or with
 ``--json-logs`` JSON lines, a ``rejected`` event per row (file, row, line, field, code, reason).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict
-from typing import TextIO
+from typing import Any, TextIO
 
 from flexpay_batch.cli.progress import banner_printer, json_line
 from flexpay_batch.cli.progress_base import Clock
@@ -24,11 +26,36 @@ from flexpay_batch.engine.request import RunRequest
 from flexpay_batch.input.validation import format_rejection
 
 
-def show_dry_run(request: RunRequest) -> int:
-    """Dry-run ``request``, print what it found; the exit code the real run would have."""
+def show_dry_run(request: RunRequest, *, json_output: bool = False) -> int:
+    """Dry-run ``request``, print what it found (``json_output``: as one JSON object on
+    stdout); the exit code the real run would have."""
     result = dry_run(request, announce=banner_printer(request.json_logs, sys.stderr))
-    write_dry_run(result, out=sys.stdout, err=sys.stderr, json_logs=request.json_logs)
+    if json_output:
+        _write_rejections(result, sys.stderr, json_logs=request.json_logs, wall_clock=time.time)
+        print(json.dumps(dry_run_json(result)), flush=True)
+    else:
+        write_dry_run(result, out=sys.stdout, err=sys.stderr, json_logs=request.json_logs)
     return result.exit_code
+
+
+def dry_run_json(result: DryRunResult) -> dict[str, Any]:
+    """The result as plain data for ``--json``: counts and sentences (the rejected rows go
+    to stderr, as without ``--json``)."""
+    return {
+        "dry_run": True,
+        "file": result.source,
+        "kind": result.kind,
+        "exit_code": result.exit_code,
+        "rows": result.rows,
+        "would_send": dict(result.requests),
+        "unchanged": result.unchanged,
+        "rejected": result.rejected,
+        "before_rows": list(result.preflight),
+        "finish": {
+            "messages": list(result.finish.messages),
+            "incomplete": result.finish.incomplete,
+        },
+    }
 
 
 def write_dry_run(
@@ -79,4 +106,4 @@ def summary_line(result: DryRunResult) -> str:
     )
 
 
-__all__ = ["show_dry_run", "summary_line", "write_dry_run"]
+__all__ = ["dry_run_json", "show_dry_run", "summary_line", "write_dry_run"]

@@ -72,7 +72,7 @@ def onboard(
     if dry_run:
         from flexpay_batch.cli.dryrun import show_dry_run
 
-        return show_dry_run(request)
+        return show_dry_run(request, json_output=options.json_output)
     return execute(request, json_output=options.json_output)
 
 
@@ -157,7 +157,7 @@ def payroll(
     if dry_run:
         from flexpay_batch.cli.dryrun import show_dry_run
 
-        return show_dry_run(request)
+        return show_dry_run(request, json_output=options.json_output)
     return execute(request, json_output=options.json_output)
 
 

@@ -100,18 +100,24 @@ def test_json_prints_one_summary_on_stdout(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_json_logs_stream_has_the_sandbox_banner_as_json(tmp_path: Path, dry_run: bool) -> None:
-    """onboard --sandbox --json-logs (and --dry-run): every stderr line is a JSON object, the
-    sandbox banner a warning message among them."""
+    """onboard --sandbox --json-logs --json (and --dry-run): every stderr line is a JSON
+    object, the sandbox banner a warning message among them; stdout one JSON summary."""
     source = tmp_path / "people.csv"
     write_onboarding(source, 3)
-    args = ["onboard", str(source), "--sandbox", "--json-logs", "--run-dir", str(tmp_path / "r")]
-    result = run_cli([*args, *(["--dry-run"] if dry_run else [])], env={}, cwd=tmp_path)
+    args = ["onboard", str(source), "--sandbox", "--json-logs", "--json"]
+    args += ["--run-dir", str(tmp_path / "r"), *(["--dry-run"] if dry_run else [])]
+    result = run_cli(args, env={}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines()]
     banners = [r for r in records if r["event"] == "message" and "SANDBOX:" in r["message"]]
     assert [banner["level"] for banner in banners] == ["warning"]
+    [summary] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert summary["exit_code"] == 0
     if dry_run:
-        assert "would send 3 x POST /employees, would reject 0" in result.stdout
+        assert summary["would_send"] == {"POST /employees": 3}
+        assert not (tmp_path / "r").exists()
+    else:
+        assert summary["counts"]["created"] == 3
 
 
 def test_bench_writes_to_a_real_url_need_yes(tmp_path: Path) -> None:

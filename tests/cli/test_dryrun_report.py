@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from flexpay_batch.cli.dryrun import write_dry_run
+from flexpay_batch.cli.dryrun import dry_run_json, write_dry_run
 from flexpay_batch.engine.dryrun import DryRunResult
 from flexpay_batch.input.validation import Rejection
 from flexpay_batch.jobs.base import FinishReport
@@ -78,3 +78,22 @@ def test_json_logs_rejections_are_json_lines(shown: int) -> None:
             "reason": "must be positive",
         }
     assert records[-1]["message"] == f"... and {3 - shown} more rejected rows"
+
+
+def test_the_json_summary() -> None:
+    """--json: what would be done as one object (the rows themselves stay on stderr)."""
+    assert dry_run_json(_result(rejected=3, shown=2)) == {
+        "dry_run": True,
+        "file": "pay.csv",
+        "kind": "payroll",
+        "exit_code": 1,
+        "rows": 10,
+        "would_send": {"POST /payroll_runs/{id}/items": 6},
+        "unchanged": 1,
+        "rejected": 3,
+        "before_rows": ["would create the period's regular run"],
+        "finish": {
+            "messages": ["would be left in draft: not every row would be accepted"],
+            "incomplete": True,
+        },
+    }
