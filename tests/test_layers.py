@@ -164,3 +164,41 @@ def test_known_exceptions_still_exist() -> None:
     """A known exception that was fixed is deleted from the list, so it cannot come back."""
     fixed = [edge for edge in KNOWN_EXCEPTIONS if edge[1] not in GRAPH[edge[0]]]
     assert fixed == []
+
+
+#: Layers that own no display: what they have to say goes up to cli/ as data or events.
+SILENT_LAYERS = frozenset({"bureau", "engine", "jobs", "journal", "api", "input", "core"})
+#: Modules of those layers that may touch a terminal stream, each for its reason.
+TERMINAL_USERS = frozenset(
+    {
+        # --debug's redacted traceback, written by the excepthook it installs.
+        "flexpay_batch.core.redact",
+    }
+)
+
+
+def _terminal_writes(path: Path) -> Iterator[str]:
+    """Where ``path``'s code prints or names ``sys.stdout`` / ``sys.stderr``."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "print":
+                yield f"{path.name}:{node.lineno} print()"
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in {"stdout", "stderr"}
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+        ):
+            yield f"{path.name}:{node.lineno} sys.{node.attr}"
+
+
+def test_only_cli_shows_anything() -> None:
+    """Below cli/ nothing prints: the engine returns results and reports events, the command
+    line renders them (plain text, a progress bar or JSON lines)."""
+    found = [
+        where
+        for module, path in MODULES.items()
+        if _layer(module) in SILENT_LAYERS and module not in TERMINAL_USERS
+        for where in _terminal_writes(path)
+    ]
+    assert found == []

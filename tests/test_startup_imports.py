@@ -1,10 +1,10 @@
 """Start-up stays cheap: commands that need no network load neither aiohttp nor the simulator.
 
 A structural test, not a timing one (the figure is ``python -m benchmarks.startup``): each
-command runs in a fresh interpreter and reports ``sys.modules``. ``--help``, ``validate`` and
-``status`` must not pay for aiohttp (client or server), cryptography or trustme, and of the
-simulator only the command's own definition (``sim.cli``, ``sim.config``) may be loaded, so
-that ``sim`` can be listed by ``--help``.
+command runs in a fresh interpreter and reports ``sys.modules``. ``--help``, ``validate``,
+``status`` and ``runs`` must not pay for aiohttp (client or server), cryptography or trustme,
+and of the simulator only the command's own definition (``sim.cli``, ``sim.config``) may be
+loaded, so that ``sim`` can be listed by ``--help``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def _modules_after(args: list[str], tmp_path: Path) -> set[str]:
         pytest.param(["--help"], id="help"),
         pytest.param(["validate", str(SAMPLE)], id="validate"),
         pytest.param(["status", "no-such-run-dir"], id="status"),
+        pytest.param(["runs", "--root", "no-such-dir"], id="runs"),
     ],
 )
 def test_light_commands_skip_network_stack(args: list[str], tmp_path: Path) -> None:

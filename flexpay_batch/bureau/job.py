@@ -47,6 +47,7 @@ from flexpay_batch.engine.pipeline import StopControl
 from flexpay_batch.engine.progress import Reporter
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.run import run_job
+from flexpay_batch.engine.rundir import bureau_runs_root
 from flexpay_batch.input.readers import require_regular_file
 from flexpay_batch.jobs.payroll import ControlTotals, PayPeriod, payroll_parameters
 
@@ -289,7 +290,7 @@ def job_settings(job: BureauJob, env: Mapping[str, str], *, run_dir: Path) -> Se
 
 def job_run_dir(job: BureauJob, state_dir: Path) -> Path:
     """Where this host keeps the job's journal and outputs: ``<state>/bureau/<org>/<job id>``."""
-    return state_dir / "bureau" / job.org / job.job_id
+    return bureau_runs_root(state_dir) / job.org / job.job_id
 
 
 def verify_file(job: BureauJob) -> None:

@@ -91,12 +91,14 @@ ConfigFile = Annotated[
         rich_help_panel=CONNECTION,
     ),
 ]
+#: Where STATE_DIR in a help text is. Never "<state dir>": the help is rendered as markdown,
+#: which takes anything in angle brackets for an HTML tag and drops it.
+STATE_DIR_HELP = "STATE_DIR is FLEXPAY_STATE_DIR if set, else ~/.local/state/flexpay-batch on Linux"
 RunDir = Annotated[
     Path | None,
     option(
         "Run directory (journal and outputs) [env FLEXPAY_RUN_DIR; default "
-        "<state dir>/runs/KIND-FILE-HASH, the state dir being ~/.local/state/flexpay-batch "
-        "on Linux or FLEXPAY_STATE_DIR].",
+        f"STATE_DIR/runs/KIND-FILE-HASH; {STATE_DIR_HELP}].",
         "DIR",
         RUN,
     ),

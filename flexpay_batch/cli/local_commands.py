@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from flexpay_batch.cli.common import Encoding, command_group
+from flexpay_batch.cli.common import STATE_DIR_HELP, Encoding, command_group
 
 commands = command_group()
 
@@ -37,8 +37,9 @@ def runs(
     root: Annotated[
         Path | None,
         typer.Option(
-            help="Directory holding the run directories [default: <state dir>/runs, the "
-            "state dir being ~/.local/state/flexpay-batch on Linux or FLEXPAY_STATE_DIR].",
+            help="List the run directories in DIR instead: those directly under it, and "
+            "DIR/ORG/* as a bureau keeps them [default: STATE_DIR/runs and "
+            f"STATE_DIR/bureau/ORG; {STATE_DIR_HELP}].",
             metavar="DIR",
         ),
     ] = None,
@@ -47,14 +48,13 @@ def runs(
         str | None, typer.Option(help="List a bureau's job queue instead.", metavar="URL")
     ] = None,
 ) -> int:
-    """List the local runs: kind, file, token, started, state, counts, directory."""
+    """List the local runs, `run MANIFEST`'s too: started, kind, file, organisation, token,
+    state, counts, directory. With --queue, every job of a bureau's queue instead."""
     from flexpay_batch.cli.runs import show_queue_runs, show_runs
-    from flexpay_batch.engine.rundir import default_runs_root
 
     if queue is not None:
         return show_queue_runs(queue, as_json=json_output)
-
-    return show_runs(root or default_runs_root(), as_json=json_output)
+    return show_runs(root, as_json=json_output)
 
 
 @commands.command()

@@ -39,7 +39,14 @@ from flexpay_batch.cli.progress_base import (
 from flexpay_batch.core.formatting import format_average, format_duration, summary_rows
 from flexpay_batch.engine.progress import Reporter
 
-__all__ = ["JsonReporter", "PlainReporter", "RichReporter", "make_reporter"]
+__all__ = [
+    "JsonReporter",
+    "PlainReporter",
+    "RichReporter",
+    "banner_printer",
+    "json_line",
+    "make_reporter",
+]
 
 _LEVEL_STYLES = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 
@@ -92,6 +99,13 @@ def _utc_timestamp(epoch_seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def json_line(event: str, epoch_seconds: float, **fields: object) -> str:
+    """One ``--json-logs`` line: ``{"ts": ..., "event": event, **fields}`` and a newline;
+    ``ts`` is ``epoch_seconds`` as UTC ISO 8601 with milliseconds."""
+    record = {"ts": _utc_timestamp(epoch_seconds), "event": event, **fields}
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 class JsonReporter(ThrottledReporter):
     """``--json-logs``: one JSON object per line, each with ``ts`` (UTC ISO 8601) and ``event``.
 
@@ -115,8 +129,7 @@ class JsonReporter(ThrottledReporter):
         self._wall_clock = wall_clock
 
     def _emit(self, event: str, **fields: object) -> None:
-        record = {"ts": _utc_timestamp(self._wall_clock()), "event": event, **fields}
-        write_best_effort(self._stream, json.dumps(record, ensure_ascii=False) + "\n")
+        write_best_effort(self._stream, json_line(event, self._wall_clock(), **fields))
 
     def _show_start(self, total: int | None, estimate_seconds: float | None, limit: float) -> None:
         self._emit(
@@ -277,6 +290,24 @@ def make_reporter(
     if _is_terminal(stream):
         return RichReporter(_QuietOnBrokenPipe(file=stream), clock=clock, redact=redact)
     return PlainReporter(stream, clock=clock, redact=redact)
+
+
+def banner_printer(
+    json_logs: bool, stream: TextIO, *, wall_clock: Clock = time.time
+) -> Callable[[str], None]:
+    """How the command line shows what the engine announces before a run (the sandbox
+    banner, ``engine.target.Announce``): ``*** text ***`` on ``stream``, or with ``--json-logs``
+    a ``message`` event at level ``warning``, as ``JsonReporter`` writes them (every line of
+    a JSON stream must parse)."""
+
+    def show(text: str) -> None:
+        if not json_logs:
+            write_best_effort(stream, f"*** {text} ***\n")
+            return
+        line = json_line("message", wall_clock(), level="warning", message=text)
+        write_best_effort(stream, line)
+
+    return show
 
 
 def _is_terminal(stream: TextIO) -> bool:

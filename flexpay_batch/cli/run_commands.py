@@ -70,9 +70,9 @@ def onboard(
 
     request = options.request(SPEC.name, file)
     if dry_run:
-        from flexpay_batch.engine.dryrun import dry_run as check_only
+        from flexpay_batch.cli.dryrun import show_dry_run
 
-        return check_only(request)
+        return show_dry_run(request, json_output=options.json_output)
     return execute(request, json_output=options.json_output)
 
 
@@ -155,9 +155,9 @@ def payroll(
     if sandbox_employees is not None and not options.sandbox:
         raise errors.UsageError("--sandbox-employees only makes sense with --sandbox")
     if dry_run:
-        from flexpay_batch.engine.dryrun import dry_run as check_only
+        from flexpay_batch.cli.dryrun import show_dry_run
 
-        return check_only(request)
+        return show_dry_run(request, json_output=options.json_output)
     return execute(request, json_output=options.json_output)
 
 
@@ -214,14 +214,17 @@ def resume(
 
 
 def execute(request: RunRequest, *, json_output: bool) -> int:
-    """Run ``request`` with the progress display on stderr; with ``--json`` print one JSON
-    summary on stdout, even if it stopped."""
-    from flexpay_batch.cli.progress import make_reporter
+    """Run ``request`` with the progress display (and the sandbox banner) on stderr; with
+    ``--json`` print one JSON summary on stdout, even if it stopped."""
+    from flexpay_batch.cli.progress import banner_printer, make_reporter
     from flexpay_batch.engine.run import execute_request
 
     reporter = make_reporter(json_logs=request.json_logs, stream=sys.stderr)
+    announce = banner_printer(request.json_logs, sys.stderr)
     if not json_output:
-        return execute_request(request, reporter=reporter)
+        return execute_request(request, reporter=reporter, announce=announce)
     from flexpay_batch.cli.summary import print_json_summary
 
-    return execute_request(request, reporter=reporter, on_summary=print_json_summary)
+    return execute_request(
+        request, reporter=reporter, on_summary=print_json_summary, announce=announce
+    )

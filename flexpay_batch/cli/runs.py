@@ -1,5 +1,7 @@
-"""``flexpay-batch runs``: the local runs under the default runs root, newest first; with
-``--queue URL``, every job of a bureau's job queue instead (``show_queue_runs``).
+"""``flexpay-batch runs``: the local runs, newest first: those of ``onboard`` and ``payroll``
+(``<state dir>/runs/*``) and those of ``run MANIFEST`` (``<state dir>/bureau/<org>/*``, shown
+with their organisation); with ``--queue URL``, every job of a bureau's job queue instead
+(``show_queue_runs``).
 
 Each run directory's journal is read the way ``status`` reads it (read-only, the writer lock
 probed), so listing is safe while runs are going. A directory without a readable journal is
@@ -21,14 +23,44 @@ from rich.table import Table
 from flexpay_batch.cli.status import read_status
 from flexpay_batch.core import errors
 from flexpay_batch.core.states import SUCCEEDED
+from flexpay_batch.engine.rundir import bureau_runs_root, default_runs_root, state_dir
+from flexpay_batch.journal.files import resolve_db
 
 
-def list_runs(root: Path) -> list[dict[str, Any]]:
-    """One summary per run directory directly under ``root``, newest first."""
+def find_run_dirs(root: Path | None = None) -> list[tuple[str | None, Path]]:
+    """The directories that may be runs, each with its organisation (None: not a bureau's).
+
+    Without ``root``: ``<state dir>/runs/*``, and ``<state dir>/bureau/<org>/*`` for each
+    organisation. With ``root``: the directories directly under it, and under each of those
+    that is not a run itself, its own (a bureau's ``<org>/<job id>``; ``org`` is its name).
+    """
+    if root is None:
+        return _children(default_runs_root()) + _by_org(bureau_runs_root(state_dir()))
+    found: list[tuple[str | None, Path]] = []
+    for child in _dirs_in(root):
+        if resolve_db(child).exists():
+            found.append((None, child))
+        else:
+            found.extend((child.name, run_dir) for run_dir in _dirs_in(child))
+    return found
+
+
+def _dirs_in(parent: Path) -> list[Path]:
+    return sorted(path for path in parent.iterdir() if path.is_dir()) if parent.is_dir() else []
+
+
+def _children(root: Path) -> list[tuple[str | None, Path]]:
+    return [(None, run_dir) for run_dir in _dirs_in(root)]
+
+
+def _by_org(root: Path) -> list[tuple[str | None, Path]]:
+    return [(org.name, run_dir) for org in _dirs_in(root) for run_dir in _dirs_in(org)]
+
+
+def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
+    """One summary per run directory ``find_run_dirs(root)`` finds, newest first."""
     runs = []
-    for run_dir in sorted(root.iterdir()) if root.is_dir() else []:
-        if not run_dir.is_dir():
-            continue
+    for org, run_dir in find_run_dirs(root):
         try:
             report = read_status(run_dir)
         except errors.FlexPayBatchError:
@@ -37,6 +69,7 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
         runs.append(
             {
                 "directory": str(run_dir),
+                "org": org,
                 "kind": report["kind"],
                 "file": report["input"],
                 "base_url": report["base_url"],
@@ -54,21 +87,36 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
     return runs
 
 
-def show_runs(root: Path, *, as_json: bool) -> int:
-    """Print the runs under ``root`` (a table, or JSON); 0 even when there are none."""
+def show_runs(root: Path | None, *, as_json: bool) -> int:
+    """Print the runs ``find_run_dirs(root)`` finds (a table, or JSON); 0 even when there are
+    none."""
     runs = list_runs(root)
     if as_json:
         print(json.dumps(runs, indent=2))
         return 0
     if not runs:
-        print(f"no runs under {root}", file=sys.stderr)
+        where = root or f"{default_runs_root()} or {bureau_runs_root(state_dir())}"
+        print(f"no runs under {where}", file=sys.stderr)
         return 0
-    header = ("started", "kind", "file", "token", "state", "done", "rej", "fail", "left", "dir")
+    header = (
+        "started",
+        "kind",
+        "file",
+        "org",
+        "token",
+        "state",
+        "done",
+        "rej",
+        "fail",
+        "left",
+        "dir",
+    )
     lines = [
         (
             run["started_at"].replace("T", " ").rstrip("Z"),
             run["kind"],
             Path(run["file"]).name,
+            run["org"] or "-",
             _short_token(run["token_fingerprint"]),
             run["state"],
             str(run["done"]),

@@ -12,9 +12,10 @@ the same kind on the same file path, API and token; each row whose identity (the
 id) took effect there is recorded in the new journal as ``already_existed`` with the server
 id found there, and the pipeline skips it like any settled row.
 
-Onboarding only: an employee is identified by its external id organisation-wide, so "done
-there" means "exists here". (A payroll row belongs to one payroll run: an earlier job's item
-is in another run.) Never for sandbox jobs, whose simulator forgot everything when it ended.
+Only for kinds whose ``JobSpec.rows_carry_over`` says so: onboarding, whose employee is
+identified by its external id organisation-wide, so "done there" means "exists here". (A
+payroll row belongs to one payroll run: an earlier job's item is in another run.) Never for
+sandbox jobs, whose simulator forgot everything when it ended.
 """
 
 from __future__ import annotations
@@ -32,14 +33,11 @@ from flexpay_batch.journal.previous import DoneRows, read_done_rows
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.transitions import Done, Register, Transition
 
-#: The kinds whose rows are the same objects from one job to the next (see the docstring).
-CARRY_OVER_KINDS = frozenset({"onboarding"})
-
 
 def earlier_jobs(run_dir: Path, journal: Journal) -> list[DoneRows]:
     """Earlier jobs beside ``run_dir`` of the same kind, file path, API and token."""
     current = journal.job
-    if current.kind not in CARRY_OVER_KINDS or current.base_url == SANDBOX:
+    if not job_spec(current.kind).rows_carry_over or current.base_url == SANDBOX:
         return []
     found = []
     parent = run_dir.resolve().parent
@@ -102,4 +100,4 @@ def carry_over(request: RunRequest, run_dir: Path, journal: Journal) -> int:
     return len(seen)
 
 
-__all__ = ["CARRY_OVER_KINDS", "carry_over", "earlier_jobs"]
+__all__ = ["carry_over", "earlier_jobs"]

@@ -3,22 +3,23 @@ and no write.
 
 ::
 
-    exit_code = dry_run(request)
+    result = dry_run(request, announce=show)
+    result.exit_code   # 0 it would end well; 1 rows rejected or the job left incomplete
 
 Checks the header, validates every row, runs the job's read-only pre-flight against the API
 (``RowJob.prepare_read_only``: onboarding reads the pay groups and employment types; payroll
 the pay group, the employees and the period's run with its items) and the job's own per-row
-checks, then prints what would be sent: how many of which request, every row that would be
-rejected (with file, row and field), and what the run's finish would do (payroll: submit, or
-leave the run in draft and why). No run directory, no journal, no write. Exit 0 when the run
-would end well, 1 when rows would be rejected or the job left incomplete (as the real run
-would end).
+checks, and returns what it found (``DryRunResult``): what the pre-flight would do, how many
+of which request would be sent, the rows that would be rejected (with row and field), and
+what the run's finish would do (payroll: submit, or leave the run in draft and why). No run
+directory, no journal, no write, and no display: the command line shows the result
+(``cli.dryrun``).
 """
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -32,15 +33,15 @@ from flexpay_batch.core.redact import install_redaction
 from flexpay_batch.core.settings import environment, load_token
 from flexpay_batch.engine.reach import FailFastOnConnect
 from flexpay_batch.engine.request import RunRequest
-from flexpay_batch.engine.target import target
+from flexpay_batch.engine.target import Announce, target
 from flexpay_batch.input.models import RowModel
 from flexpay_batch.input.readers import iter_records
-from flexpay_batch.input.validation import Rejection, ValidRow, format_rejection, validate_rows
-from flexpay_batch.jobs.base import JobContext, RowJob
+from flexpay_batch.input.validation import Rejection, ValidRow, validate_rows
+from flexpay_batch.jobs.base import FinishReport, JobContext, RowJob
 from flexpay_batch.jobs.header import check_header
 from flexpay_batch.jobs.registry import job_spec
 
-#: Rejected rows printed; the count says how many more there are.
+#: Rejected rows kept in the result (to show); ``DryRunResult.rejected`` counts them all.
 MAX_SHOWN: Final = 50
 
 
@@ -54,19 +55,57 @@ class _NoMeta:
         return None
 
 
-def dry_run(request: RunRequest) -> int:
-    """Check ``request`` as far as a run would before writing; print what it would send."""
+@dataclass(frozen=True)
+class DryRunResult:
+    """What a dry run found: the run it would be, without its writes.
+
+    Counts and sentences only, and the first ``MAX_SHOWN`` rejections (each names a row and
+    a field, like rejects.csv); no row's content.
+    """
+
+    #: The input file, as rejections name it.
+    source: str
+    kind: str
+    #: What the run would do before its rows (payroll: create or adopt the period's run).
+    preflight: tuple[str, ...]
+    rows: int
+    #: Requests the valid rows would become (``"POST /employees"`` → count), in file order.
+    requests: Mapping[str, int]
+    #: Valid rows the server already holds exactly as the file says (nothing to send).
+    unchanged: int
+    rejected: int
+    #: The first ``MAX_SHOWN`` rejected rows, in file order.
+    rejections: tuple[Rejection, ...]
+    #: What the run's finish would do (``RowJob.forecast_finish``).
+    finish: FinishReport
+
+    @property
+    def exit_code(self) -> int:
+        """The real run's: 0 if it would end well, 1 if rows would be rejected, the file has
+        none, or the job would be left incomplete."""
+        ok = self.rejected == 0 and self.rows > 0 and not self.finish.incomplete
+        return 0 if ok else 1
+
+
+def dry_run(request: RunRequest, *, announce: Announce | None = None) -> DryRunResult:
+    """Check ``request`` as far as a run would before writing; what it would send.
+
+    ``announce`` is told the sandbox banner (``engine.target``). Raises the ``errors`` class
+    that stops a real run before its rows (a bad header, an unknown pay group, no token).
+    """
     check_header(job_spec(request.kind), request.input_path, encoding=request.encoding)
     token = None if request.sandbox else load_token(request.settings.token_file, environment())
     if token is not None:
         install_redaction(token)
-    return anyio.run(_dry_run, request, token)
+    return anyio.run(_dry_run, request, token, announce)
 
 
-async def _dry_run(request: RunRequest, token: str | None) -> int:
+async def _dry_run(
+    request: RunRequest, token: str | None, announce: Announce | None
+) -> DryRunResult:
     spec = job_spec(request.kind)
     settings = request.settings
-    async with target(request, token) as (base_url, ca_bundle, api_token):
+    async with target(request, token, announce=announce) as (base_url, ca_bundle, api_token):
         client = FlexPayClient(
             base_url,
             api_token,
@@ -79,9 +118,7 @@ async def _dry_run(request: RunRequest, token: str | None) -> int:
             job = spec.build(request.parameters, JobContext(meta=_NoMeta()))
             api = FailFastOnConnect(client, settings.retry, RetryBudget())
             plan = await job.prepare_read_only(api)
-    for sentence in plan:
-        print(sentence)
-    return _check_rows(request, job)
+    return _check_rows(request, job, plan)
 
 
 @dataclass
@@ -91,19 +128,15 @@ class _Tally:
     rows: int = 0
     valid: int = 0
     amount: Decimal = field(default_factory=Decimal)
-    #: Valid rows the server already holds exactly as the file says (nothing to send).
     unchanged: int = 0
     rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
 
-    def sends(self) -> str:
-        """``"494 x POST /employees"``; ``"nothing"`` when no row would be sent."""
-        return ", ".join(f"{n} x {label}" for label, n in self.requests.items()) or "nothing"
 
-
-def _check_rows(request: RunRequest, job: RowJob) -> int:
-    """Validate and check every row as the run would; print the rejected ones, the requests
-    the rest would become and what the finish would do; the exit code the run would have."""
+def _check_rows(request: RunRequest, job: RowJob, preflight: tuple[str, ...]) -> DryRunResult:
+    """Validate and check every row as the run would: the rejected ones, the requests the
+    rest would become, and what the finish would do."""
     source = str(request.input_path)
     spec = job_spec(request.kind)
     tally = _Tally()
@@ -114,21 +147,22 @@ def _check_rows(request: RunRequest, job: RowJob) -> int:
         if rejection is None:
             continue
         tally.rejected += 1
-        if tally.rejected <= MAX_SHOWN:
-            print(format_rejection(rejection, source), file=sys.stderr)
-    if tally.rejected > MAX_SHOWN:
-        print(f"... and {tally.rejected - MAX_SHOWN} more rejected rows", file=sys.stderr)
-    same = f", {tally.unchanged} already on the server as in the file" if tally.unchanged else ""
-    print(
-        f"dry run, nothing sent: {source} ({spec.name}) {tally.rows} rows: would send "
-        f"{tally.sends()}{same}, would reject {tally.rejected}"
-    )
+        if len(tally.rejections) < MAX_SHOWN:
+            tally.rejections.append(rejection)
     finish = job.forecast_finish(
         file_count=tally.valid, file_total=tally.amount, all_accepted=tally.rejected == 0
     )
-    for message in finish.messages:
-        print(message)
-    return 0 if tally.rejected == 0 and tally.rows > 0 and not finish.incomplete else 1
+    return DryRunResult(
+        source=source,
+        kind=spec.name,
+        preflight=preflight,
+        rows=tally.rows,
+        requests=dict(tally.requests),
+        unchanged=tally.unchanged,
+        rejected=tally.rejected,
+        rejections=tuple(tally.rejections),
+        finish=finish,
+    )
 
 
 def _plan_row(job: RowJob, item: ValidRow[RowModel], tally: _Tally) -> Rejection | None:
@@ -146,4 +180,4 @@ def _plan_row(job: RowJob, item: ValidRow[RowModel], tally: _Tally) -> Rejection
     return None
 
 
-__all__ = ["dry_run"]
+__all__ = ["MAX_SHOWN", "DryRunResult", "dry_run"]

@@ -57,7 +57,7 @@ from flexpay_batch.engine.reach import FailFastOnConnect
 from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.rundir import default_run_dir, input_sha256
-from flexpay_batch.engine.target import target
+from flexpay_batch.engine.target import Announce, target
 from flexpay_batch.engine.worker import RowWorker, transition
 from flexpay_batch.input.readers import count_rows
 from flexpay_batch.jobs.base import RowJob, RowOutcome, RowTask
@@ -72,13 +72,15 @@ def execute_request(
     *,
     reporter: Reporter | None = None,
     on_summary: Callable[[RunSummary], None] | None = None,
+    announce: Announce | None = None,
 ) -> int:
     """Run ``request`` to completion (synchronously) and return the process exit code.
 
     Raises the ``errors`` class that stopped the run (after the outputs were written), so the
     command line shows its message; returns 0 or 1 otherwise. ``reporter`` is told the run's
     progress (none: nothing is shown). ``on_summary`` is given the summary first whenever the
-    run got as far as its run directory (``--json`` prints it).
+    run got as far as its run directory (``--json`` prints it). ``announce`` is told what
+    must be said before the run begins: the sandbox banner (``engine.target``).
     """
     # Before the token, the sandbox, the run directory and any write: a renamed column or a
     # file of the other kind is one error, not a run of rejected rows.
@@ -87,7 +89,7 @@ def execute_request(
     if token is not None:
         install_redaction(token)
     with _stop_signals_interrupt():
-        summary = anyio.run(_run, request, token, reporter)
+        summary = anyio.run(_run, request, token, reporter, announce)
     if on_summary is not None:
         on_summary(summary)
     if summary.stopped is not None:
@@ -131,12 +133,14 @@ def _stop_signals_handled_by(handler: Callable[[int, object], None]) -> Iterator
             signal.signal(sig, earlier)
 
 
-async def _run(request: RunRequest, token: str | None, reporter: Reporter | None) -> RunSummary:
+async def _run(
+    request: RunRequest, token: str | None, reporter: Reporter | None, announce: Announce | None
+) -> RunSummary:
     # The shared store first: an unreachable Redis stops the command before anything is
     # written (exit 2), not as a run that stopped.
     async with (
         limiter_store(request.settings) as store,
-        target(request, token) as (base_url, ca_bundle, api_token),
+        target(request, token, announce=announce) as (base_url, ca_bundle, api_token),
     ):
         return await run_job(
             request,

@@ -45,6 +45,12 @@ def default_runs_root(env: Mapping[str, str] | None = None) -> Path:
     return state_dir(env) / "runs"
 
 
+def bureau_runs_root(state: Path) -> Path:
+    """Where ``run MANIFEST`` keeps its jobs' run directories under the state directory
+    ``state``: ``<state>/bureau``, one folder per organisation (``bureau.job.job_run_dir``)."""
+    return state / "bureau"
+
+
 def default_run_dir(
     request: RunRequest, input_sha256: str, env: Mapping[str, str] | None = None
 ) -> Path:
@@ -78,4 +84,11 @@ def input_sha256(path: Path) -> str:
         raise errors.InputFileError(f"input file {path} is a directory") from None
 
 
-__all__ = ["STATE_DIR_ENV", "default_run_dir", "default_runs_root", "input_sha256", "state_dir"]
+__all__ = [
+    "STATE_DIR_ENV",
+    "bureau_runs_root",
+    "default_run_dir",
+    "default_runs_root",
+    "input_sha256",
+    "state_dir",
+]

@@ -232,6 +232,14 @@ class JobSpec:
     #: alone stops a row from applying twice (payroll: one run per period, one item per
     #: employee, adopted and reconciled).
     new_job_when_input_changes: bool = False
+    #: The ``flexpay-batch`` command that runs the kind, when it is not ``name`` (messages
+    #: that point at another kind's command name it).
+    command: str | None = None
+    #: True when a row an earlier job of the same file (before it was fixed) did is done for
+    #: this one too, so fix and re-run records it as already existed instead of sending it
+    #: (``engine.carryover``): onboarding, whose employee is its external id organisation-wide;
+    #: not payroll, whose item belongs to one run.
+    rows_carry_over: bool = False
 
 
 __all__ = [

@@ -22,9 +22,6 @@ from flexpay_batch.input.readers import read_columns
 from flexpay_batch.jobs.base import JobSpec
 from flexpay_batch.jobs.registry import KINDS
 
-#: The command that runs each kind (the kind's name unless it reads better as a verb).
-COMMANDS = {"onboarding": "onboard"}
-
 
 def _a(word: str) -> str:
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
@@ -32,7 +29,7 @@ def _a(word: str) -> str:
 
 def command_for(spec: JobSpec) -> str:
     """The ``flexpay-batch`` command that runs ``spec``'s kind."""
-    return COMMANDS.get(spec.name, spec.name)
+    return spec.command or spec.name
 
 
 def required_columns(spec: JobSpec) -> tuple[str, ...]:

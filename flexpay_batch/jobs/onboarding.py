@@ -133,4 +133,6 @@ SPEC = JobSpec(
     moves_money=False,
     changeable_parameters=frozenset(),
     build=_build,
+    command="onboard",
+    rows_carry_over=True,
 )

@@ -68,7 +68,7 @@ def test_sigterm_mid_run_then_run_again_finishes_every_row_once(
 ) -> None:
     """SIGTERM once rows are being created: exit 130, outputs written for each job; the same
     command again exits 0 with every employee of every organisation created exactly once, and
-    --json lists the three jobs done."""
+    --json lists the three jobs done, as `runs` does, each with its organisation."""
     sim, orgs, manifest, env = _setup(make_simulator_thread, tmp_path)
     proc = start_cli(["run", str(manifest)], env=env, cwd=tmp_path)
     try:
@@ -105,3 +105,9 @@ def test_sigterm_mid_run_then_run_again_finishes_every_row_once(
         created = created_per_prefix(effects, org.prefix)
         assert list(created.values()) == [1] * ROWS, org.name
     assert set(effects["by_idempotency_key"].values()) == {1}
+    listed = json.loads(run_cli(["runs", "--json"], env=env, cwd=tmp_path).stdout)
+    assert sorted((run["org"], run["state"]) for run in listed) == [
+        ("acme", "finished"),
+        ("beta", "finished"),
+        ("chi", "finished"),
+    ]

@@ -67,6 +67,23 @@ def test_payroll_help_shows_date_and_url_placeholders() -> None:
     assert "--submit" in text
 
 
+@pytest.mark.parametrize(
+    ("args", "default"),
+    [
+        (["onboard", "-h"], "default STATE_DIR/runs/KIND-FILE-HASH"),
+        (["payroll", "--help"], "default STATE_DIR/runs/KIND-FILE-HASH"),
+        (["runs", "-h"], "default: STATE_DIR/runs and STATE_DIR/bureau/ORG"),
+    ],
+)
+def test_the_state_directory_survives_the_help_rendering(args: list[str], default: str) -> None:
+    """The default run directory reads STATE_DIR/runs/..., not "/runs/..." (the markdown
+    rendering drops anything in angle brackets), and says what STATE_DIR is."""
+    text = " ".join(run_cli(args, env=WIDE).stdout.replace("│", " ").split())
+    assert default in text
+    assert "STATE_DIR is FLEXPAY_STATE_DIR if set, else ~/.local/state/flexpay-batch" in text
+    assert " /runs" not in text
+
+
 @pytest.mark.slow
 def test_json_prints_one_summary_on_stdout(tmp_path: Path) -> None:
     """onboard --sandbox --json: stdout is one JSON object with the counts; progress on stderr."""
@@ -85,6 +102,29 @@ def test_json_prints_one_summary_on_stdout(tmp_path: Path) -> None:
     assert summary["exit_code"] == 0
     assert summary["run_dir"] == str(tmp_path / "run")
     assert "SANDBOX" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_json_logs_stream_has_the_sandbox_banner_as_json(tmp_path: Path, dry_run: bool) -> None:
+    """onboard --sandbox --json-logs --json (and --dry-run): every stderr line is a JSON
+    object, the sandbox banner a warning message among them; stdout one JSON summary."""
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 3)
+    args = ["onboard", str(source), "--sandbox", "--json-logs", "--json"]
+    args += ["--run-dir", str(tmp_path / "r"), *(["--dry-run"] if dry_run else [])]
+    result = run_cli(args, env={}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    banners = [r for r in records if r["event"] == "message" and "SANDBOX:" in r["message"]]
+    assert [banner["level"] for banner in banners] == ["warning"]
+    [summary] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert summary["exit_code"] == 0
+    if dry_run:
+        assert summary["would_send"] == {"POST /employees": 3}
+        assert not (tmp_path / "r").exists()
+    else:
+        assert summary["counts"]["created"] == 3
 
 
 def test_bench_writes_to_a_real_url_need_yes(tmp_path: Path) -> None:

@@ -91,24 +91,58 @@ def test_status_exit_codes_and_json(tmp_path: Path) -> None:
 
 
 def test_runs_lists_the_runs_under_the_default_root_newest_first(tmp_path: Path) -> None:
-    """`runs` lists each run under the default root (the state directory's runs/) once."""
+    """`runs` lists each run under the state directory once: those of runs/ (no organisation)
+    and the bureau's bureau/ORG/JOB_ID (with it); tab-separated when piped, or JSON."""
     state = tmp_path / "state"
     root = state / "runs"
     make_run(root / "onboarding-a-1", input_rows=3, registered=3, done=3)
     make_run(root / "onboarding-b-2", input_rows=5, registered=2, done=1)
     (root / "not-a-run").mkdir()
+    bureau = state / "bureau" / "acme" / "acme-onboard-0123456789ab"
+    make_run(bureau, input_rows=4, registered=4, done=4)
     env = {"FLEXPAY_STATE_DIR": str(state)}
     result = run_cli(["runs"], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [line.split("\t") for line in result.stdout.splitlines()]
-    assert lines[0][:5] == ["started", "kind", "file", "token", "state"]
+    assert lines[0][:6] == ["started", "kind", "file", "org", "token", "state"]
     by_dir = {Path(line[-1]).resolve(): line for line in lines[1:]}
     a, b = (root / "onboarding-a-1").resolve(), (root / "onboarding-b-2").resolve()
-    assert set(by_dir) == {a, b}
-    assert by_dir[a][4:9] == ["finished", "3", "0", "0", "0"]
-    assert by_dir[b][4:9] == ["stopped", "1", "0", "0", "4"]
+    assert set(by_dir) == {a, b, bureau.resolve()}
+    assert by_dir[a][3] == "-"
+    assert by_dir[a][5:10] == ["finished", "3", "0", "0", "0"]
+    assert by_dir[b][5:10] == ["stopped", "1", "0", "0", "4"]
+    acme = by_dir[bureau.resolve()]
+    assert (acme[3], *acme[5:10]) == ("acme", "finished", "4", "0", "0", "0")
     as_json = run_cli(["runs", "--json"], env=env, cwd=tmp_path)
-    assert {run["state"] for run in json.loads(as_json.stdout)} == {"finished", "stopped"}
+    runs = {Path(run["directory"]).resolve(): run for run in json.loads(as_json.stdout)}
+    assert {run["state"] for run in runs.values()} == {"finished", "stopped"}
+    assert (runs[a]["org"], runs[bureau.resolve()]["org"]) == (None, "acme")
+
+
+@pytest.mark.parametrize("layout", ["runs", "bureau"])
+def test_runs_root_lists_run_directories_and_a_bureaus(tmp_path: Path, layout: str) -> None:
+    """--root DIR lists DIR's run directories, and DIR/ORG/JOB_ID as a bureau keeps them; the
+    state directory is not looked at."""
+    root = tmp_path / "elsewhere"
+    run_dir = root / "onboarding-a-1" if layout == "runs" else root / "beta" / "beta-onboard-1"
+    make_run(run_dir, input_rows=2, registered=2, done=2)
+    make_run(tmp_path / "state" / "runs" / "other", input_rows=1, registered=1, done=1)
+    env = {"FLEXPAY_STATE_DIR": str(tmp_path / "state")}
+    result = run_cli(["runs", "--root", str(root), "--json"], env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [listed] = json.loads(result.stdout)
+    assert Path(listed["directory"]).resolve() == run_dir.resolve()
+    assert listed["org"] == (None if layout == "runs" else "beta")
+
+
+def test_runs_says_where_it_looked_when_there_are_none(tmp_path: Path) -> None:
+    """No run at all: exit 0, and stderr names both places under the state directory."""
+    env = {"FLEXPAY_STATE_DIR": str(tmp_path / "state")}
+    result = run_cli(["runs"], env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    state = tmp_path / "state"
+    assert f"no runs under {state / 'runs'} or {state / 'bureau'}" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,13 @@ import re
 import pytest
 from rich.console import Console
 
-from flexpay_batch.cli.progress import JsonReporter, PlainReporter, RichReporter, make_reporter
+from flexpay_batch.cli.progress import (
+    JsonReporter,
+    PlainReporter,
+    RichReporter,
+    banner_printer,
+    make_reporter,
+)
 from flexpay_batch.cli.progress_base import estimate_eta
 from flexpay_batch.core.formatting import format_duration, format_rate
 from flexpay_batch.core.states import RowStatus
@@ -314,3 +320,35 @@ def test_rich_broken_pipe_leaves_stdout_alone(capfd: pytest.CaptureFixture[str])
     reporter.close()
     print("stdout still works")
     assert "stdout still works" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("json_logs", [False, True])
+def test_the_sandbox_banner_is_a_line_or_a_json_message(json_logs: bool) -> None:
+    """What the engine announces prints as ``*** text ***``; under --json-logs it is a
+    warning ``message`` event like the reporter's, so every line of the stream parses."""
+    stream = io.StringIO()
+    show = banner_printer(json_logs, stream, wall_clock=lambda: 1_700_000_000.0)
+    show("SANDBOX: running against an embedded FlexPay simulator at https://127.0.0.1:1/v1/.")
+    show("SANDBOX: seeded 3 employees from people.csv")
+    lines = stream.getvalue().splitlines()
+    if not json_logs:
+        assert lines == [
+            "*** SANDBOX: running against an embedded FlexPay simulator at "
+            "https://127.0.0.1:1/v1/. ***",
+            "*** SANDBOX: seeded 3 employees from people.csv ***",
+        ]
+        return
+    records = [json.loads(line) for line in lines]
+    assert records[1] == {
+        "ts": "2023-11-14T22:13:20.000Z",
+        "event": "message",
+        "level": "warning",
+        "message": "SANDBOX: seeded 3 employees from people.csv",
+    }
+
+
+def test_a_closed_stream_silences_the_banner() -> None:
+    """A reader gone from stderr does not stop the command at its banner."""
+    stream = BrokenStream()
+    banner_printer(False, stream)("SANDBOX: hello")
+    assert stream.refused == 1
