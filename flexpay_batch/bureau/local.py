@@ -100,6 +100,7 @@ def prepare_jobs(manifest: Path, env: Mapping[str, str], *, state_dir: Path) -> 
     problems: list[errors.FlexPayBatchError] = []
     jobs: list[LocalJob] = []
     seen: dict[str, int] = {}
+    owners: dict[str, LocalJob] = {}
     for number, entry in enumerate(entries, start=1):
         try:
             job = _checked(bureau_job(entry, number=number, manifest=path), env, state_dir)
@@ -114,11 +115,31 @@ def prepare_jobs(manifest: Path, env: Mapping[str, str], *, state_dir: Path) -> 
                     "file and parameters): it would run twice into one run directory"
                 )
             )
+        owner = owners.setdefault(job.lane, job)
+        if owner.job.org != job.job.org:
+            problems.append(_shared_token(job, owner))
         jobs.append(job)
     if problems:
         more = "".join(f"\n  also: {problem.message}" for problem in problems[1:])
         raise errors.ConfigError(problems[0].message + more, hint=problems[0].hint)
     return jobs
+
+
+def _shared_token(job: LocalJob, owner: LocalJob) -> errors.ConfigError:
+    """Two organisations, one token: one of them would be written into the other's books."""
+    source = _token_source(job.job)
+    return errors.ConfigError(
+        f"{job.job.describe()}: {source} holds the same token as {owner.job.describe()}'s "
+        f"{_token_source(owner.job)}: a token belongs to one organisation, so "
+        f"{job.job.org}'s rows would be sent to {owner.job.org}'s",
+        hint="Put each organisation's own token in its variable (or file), then run again.",
+    )
+
+
+def _token_source(job: BureauJob) -> str:
+    if job.token_env is not None:
+        return f"token_env {job.token_env}"
+    return f"token_file {job.token_file}"
 
 
 def _checked(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> LocalJob:

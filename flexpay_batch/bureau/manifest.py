@@ -41,7 +41,9 @@ from flexpay_batch.core import errors
 ENGINE_KIND: Mapping[str, str] = {"onboard": "onboarding", "payroll": "payroll"}
 
 _ORG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Capitals only: a pasted token (mixed case) is refused here rather than echoed as a
+# variable name in "the variable … is not set".
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _PAYROLL_KEYS = (
     "pay_group",
     "period_start",
@@ -102,7 +104,8 @@ class ManifestJob(BaseModel):
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.match(value):
             raise ValueError(
-                "token_env must be the NAME of an environment variable (not the token itself)"
+                "token_env must be the NAME of an environment variable, in capitals, digits "
+                "and '_' (e.g. FLEXPAY_TOKEN_ACME), never the token itself"
             )
         return value
 
@@ -175,7 +178,8 @@ class Manifest(BaseModel):
 def load_manifest(path: Path) -> Manifest:
     """Read and validate the manifest at ``path``; ``errors.ConfigError`` on any problem."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a manifest saved by Windows Notepad begins with a byte order mark.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise errors.ConfigError(f"manifest {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -187,6 +191,13 @@ def load_manifest(path: Path) -> Manifest:
 
 def parse_manifest(data: Mapping[str, Any], *, source: str) -> Manifest:
     """Validate manifest ``data`` (parsed TOML); ``source`` names it in errors."""
+    shape = _shape_problem(data)
+    if shape is not None:
+        raise errors.ConfigError(
+            f"manifest {source}: {shape}",
+            hint="Begin each job with a line [[jobs]] (two brackets): see README "
+            "'Running a bureau' or samples/bureau.toml.",
+        )
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
@@ -195,6 +206,20 @@ def parse_manifest(data: Mapping[str, Any], *, source: str) -> Manifest:
             hint="Each [[jobs]] table needs org, kind, file (absolute) and one of token_env "
             "or token_file; see README 'Running a bureau'.",
         ) from None
+
+
+def _shape_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with the manifest's outline (no ``[[jobs]]`` array), in TOML's words."""
+    jobs = data.get("jobs")
+    others = sorted(key for key in data if key != "jobs")
+    if jobs is None:
+        found = f" (found {', '.join(repr(k) for k in others)})" if others else ""
+        return f"no [[jobs]] tables{found}"
+    if isinstance(jobs, Mapping):
+        return "jobs is one [jobs] table; each job must be a [[jobs]] table (two brackets)"
+    if others:
+        return f"{others[0]}: unknown key at the top level (only [[jobs]] tables belong there)"
+    return None
 
 
 def _first_problem(exc: ValidationError, data: Mapping[str, Any]) -> str:

@@ -81,13 +81,21 @@ def run(
     from flexpay_batch.bureau.local import prepare_jobs
     from flexpay_batch.bureau.outcome import overall_exit_code
     from flexpay_batch.cli.bureau_progress import make_board
+    from flexpay_batch.core import errors
     from flexpay_batch.core.settings import environment, load_settings
 
-    env = environment()
-    settings = load_settings(flags={"limiter_url": limiter_url}, env=env)
-    secret = key_secret(env, required=False)
-    state_dir = state_root(env)
-    jobs = prepare_jobs(manifest, env, state_dir=state_dir)
+    try:
+        env = environment()
+        settings = load_settings(flags={"limiter_url": limiter_url}, env=env)
+        secret = key_secret(env, required=False)
+        state_dir = state_root(env)
+        jobs = prepare_jobs(manifest, env, state_dir=state_dir)
+    except KeyboardInterrupt:
+        # Hashing large files takes a while; typer would make a Ctrl-C a silent exit 130.
+        raise errors.RunInterrupted(
+            "interrupted while checking the manifest's jobs; nothing was sent or written",
+            hint=f"Run `flexpay-batch run {manifest}` again.",
+        ) from None
     board = make_board([job.label for job in jobs], sys.stderr, json_logs=json_logs)
 
     async def run_all() -> tuple[list[JobOutcome], bool]:

@@ -94,6 +94,13 @@ def test_a_valid_manifest_reads_every_job() -> None:
             id="token-instead-of-variable",
         ),
         pytest.param(
+            # A pasted token that would pass as a variable name would be echoed in
+            # "the variable … is not set": names are capitals, digits and '_'.
+            [{**ONBOARD, "token_env": "fps_live_0a1b2c3d4e5f6a7b8c9d"}],
+            "job 1 (acme): token_env: token_env must be the NAME",
+            id="token-that-looks-like-a-name",
+        ),
+        pytest.param(
             [{**ONBOARD, "org": "../etc"}],
             "job 1 (../etc): org: org must be 1-64 letters",
             id="org-not-a-name",
@@ -117,6 +124,40 @@ def test_no_jobs_at_all_is_an_error() -> None:
     """An empty manifest is refused, not run as nothing."""
     with pytest.raises(errors.ConfigError, match="jobs"):
         parse_manifest({"jobs": []}, source="m")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param('[[job]]\norg = "acme"\n', "no [[jobs]] tables (found 'job')", id="job-typo"),
+        pytest.param('[jobs]\norg = "acme"\n', "jobs is one [jobs] table", id="table-not-array"),
+        pytest.param(
+            'org = "acme"\n[[jobs]]\norg = "acme"\n',
+            "org: unknown key at the top level",
+            id="key-above-the-jobs",
+        ),
+    ],
+)
+def test_a_manifest_without_jobs_tables_says_how_to_write_them(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """``[[job]]``, ``[jobs]`` or a key above the first job: the outline is named, and the
+    hint shows ``[[jobs]]``."""
+    path = tmp_path / "bureau.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(errors.ConfigError) as caught:
+        load_manifest(path)
+    assert caught.value.message.startswith(f"manifest {path}: {expected}")
+    assert "[[jobs]]" in caught.value.hint
+
+
+def test_a_windows_manifest_with_bom_and_crlf_is_read(tmp_path: Path) -> None:
+    """A byte order mark and CRLF line ends (Notepad): read like any other manifest."""
+    path = tmp_path / "bureau.toml"
+    lines = [f"{key} = {value!r}".replace("'", '"') for key, value in ONBOARD.items()]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(["[[jobs]]", *lines, ""]).encode())
+    (job,) = load_manifest(path).jobs
+    assert (job.org, job.token_env) == ("acme", "FLEXPAY_TOKEN_ACME")
 
 
 def test_a_file_that_is_not_toml_is_one_sentence(tmp_path: Path) -> None:

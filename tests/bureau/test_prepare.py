@@ -193,6 +193,30 @@ def test_the_same_job_twice_is_refused(tmp_path: Path, files: dict[str, Path]) -
     assert message.startswith("job 2 (acme, onboard): the same job as job 1")
 
 
+@pytest.mark.parametrize("org", ["beta", "acme"], ids=["two-orgs", "one-org-two-variables"])
+def test_one_token_for_two_organisations_is_refused(
+    tmp_path: Path, files: dict[str, Path], org: str
+) -> None:
+    """beta's variable holding acme's token would write beta's people into acme's books:
+    refused naming both jobs and variables, never the token. The same token under two
+    variables of one organisation is fine."""
+    others = tmp_path / "others.csv"
+    write_onboarding(others, 2, prefix="OT")
+    third = {**onboard_job(ACME, others), "org": org, "token_env": "OTHER_TOKEN"}
+    jobs = [onboard_job(ACME, files["people"]), payroll_job(ACME, files["pay"]), third]
+    env = {**ENV, "OTHER_TOKEN": ACME.token}
+    if org == "acme":
+        manifest = write_manifest(tmp_path / "bureau.toml", jobs)
+        assert len(prepare_jobs(manifest, env, state_dir=tmp_path / "state")) == 3
+        return
+    message = _problem(tmp_path, jobs, env=env)
+    assert message.startswith(
+        "job 3 (beta, onboard): token_env OTHER_TOKEN holds the same token as "
+        "job 1 (acme, onboard)'s token_env FLEXPAY_TOKEN_ACME"
+    )
+    assert ACME.token not in message
+
+
 def test_a_token_file_others_can_read_is_named(tmp_path: Path, files: dict[str, Path]) -> None:
     """token_file readable by others: refused, naming the job and token_file."""
     token = tmp_path / "acme.token"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from flexpay_batch.cli.app import main
 from flexpay_batch.sim import SimulatorThread
 from tests.bureau.kit import (
     Org,
@@ -22,7 +23,7 @@ from tests.bureau.kit import (
     token_env,
     write_manifest,
 )
-from tests.conftest import MakeSimulatorThread
+from tests.conftest import MakeSimulatorThread, close_this_threads_loop
 from tests.harness import cli_env, fast_limits, run_cli, start_cli, write_onboarding
 
 pytestmark = pytest.mark.slow
@@ -105,3 +106,25 @@ def test_sigterm_mid_run_then_run_again_finishes_every_row_once(
         created = created_per_prefix(effects, org.prefix)
         assert list(created.values()) == [1] * ROWS, org.name
     assert set(effects["by_idempotency_key"].values()) == {1}
+
+
+@pytest.mark.parametrize(
+    "seam", ["flexpay_batch.bureau.local.prepare_jobs", "flexpay_batch.bureau.job.state_root"]
+)
+def test_ctrl_c_before_the_jobs_start_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seam: str
+) -> None:
+    """A Ctrl-C while the manifest's jobs are checked (hashing large files takes a while):
+    exit 130 with one sentence saying nothing was sent, not typer's silent exit 130."""
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seam, interrupted)
+    close_this_threads_loop()
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(tmp_path / "bureau.toml")])
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.startswith(
+        "error: interrupted while checking the manifest's jobs; nothing was sent or written"
+    )
