@@ -285,7 +285,6 @@ async def _one(run: _Run, index: int, done: MemoryObjectSendStream[int]) -> None
             fault: BaseException = errors.local_fault(exc) if errors.is_local_fault(exc) else exc
             outcome = JobOutcome.from_error(label, job.job_id, fault, run_dir=run_dir)
         except Exception as exc:  # a bug in one job must not take the other organisations down
-            logging.getLogger(__name__).debug("job %s failed", label.describe(), exc_info=True)
             outcome = JobOutcome.from_error(label, job.job_id, exc, run_dir=run_dir)
         except BaseException:
             stopped = errors.RunInterrupted("stopped at once: requests in flight were cancelled")

@@ -117,8 +117,17 @@ def run(
     code = overall_exit_code(outcomes, interrupted=interrupted)
     if json_output:
         print(json.dumps(bureau_json(outcomes, code, interrupted=interrupted)), flush=True)
+    if debug:
+        _show_tracebacks(outcomes)
     _say_what_next(code, manifest)
     return code
+
+
+def _show_tracebacks(outcomes: Sequence[JobOutcome]) -> None:
+    """``--debug``: each failed job's (redacted) traceback, after the summary table."""
+    for outcome in outcomes:
+        if outcome.traceback is not None:
+            print(f"{outcome.label.describe()}:\n{outcome.traceback}", file=sys.stderr)
 
 
 def bureau_json(outcomes: Sequence[JobOutcome], code: int, *, interrupted: bool) -> dict[str, Any]:

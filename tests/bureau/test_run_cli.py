@@ -128,3 +128,34 @@ def test_ctrl_c_before_the_jobs_start_says_so(
     assert capsys.readouterr().err.startswith(
         "error: interrupted while checking the manifest's jobs; nothing was sent or written"
     )
+
+
+def test_debug_shows_a_failed_jobs_traceback_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug in one job says 're-run with --debug for details': with --debug its traceback is
+    shown, the token redacted from it and from the --json summary."""
+    (org,) = three_orgs()[:1]
+    people = tmp_path / "people.csv"
+    write_onboarding(people, 2, prefix=org.prefix)
+    manifest = write_manifest(tmp_path / "bureau.toml", [onboard_job(org, people)])
+    for name, value in {
+        org.token_env: org.token,
+        "FLEXPAY_BASE_URL": "https://127.0.0.1:9/v1/",
+        "FLEXPAY_STATE_DIR": str(tmp_path / "state"),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    async def bug(*_: object, **__: object) -> None:
+        raise RuntimeError(f"a bug holding the token {org.token}")
+
+    monkeypatch.setattr("flexpay_batch.bureau.local.run_bureau_job", bug)
+    close_this_threads_loop()
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(manifest), "--json", "--debug"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 70
+    assert json.loads(out)["jobs"][0]["error"].startswith("internal error (RuntimeError)")
+    assert "Traceback (most recent call last)" in err
+    assert "RuntimeError: a bug holding the token" in err
+    assert org.token not in out + err
