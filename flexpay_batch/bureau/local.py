@@ -199,7 +199,8 @@ async def run_local(
     handle_signals: bool = True,
 ) -> tuple[list[JobOutcome], bool]:
     """Run ``jobs`` (from ``prepare_jobs``) to their ends; return each one's outcome, in
-    manifest order, and whether the run was stopped (a signal or ``stop``).
+    manifest order, and whether the run was stopped (a signal or ``stop``) before some job
+    ended by itself.
 
     ``store`` shares every token's limits with other processes (``--limiter-url``).
     ``handle_signals``: watch SIGINT/SIGTERM/SIGHUP (only the main thread's loop can).
@@ -220,7 +221,8 @@ async def run_local(
         _not_started(run)
         outcomes = [run.outcomes[index] for index in range(len(jobs))]
         board.close(outcomes)
-    return outcomes, stop.requested
+    # A stop that came once every job had ended by itself cut nothing short.
+    return outcomes, stop.requested and any(outcome.exit_code == 130 for outcome in outcomes)
 
 
 async def _drive(run: _Run, schedule: Schedule, concurrency: int) -> None:

@@ -11,6 +11,7 @@ Module-level imports stay light: ``flexpay-batch --help`` imports this module.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +93,8 @@ def run(
         jobs = prepare_jobs(manifest, env, state_dir=state_dir)
     except KeyboardInterrupt:
         # Hashing large files takes a while; typer would make a Ctrl-C a silent exit 130.
+        # Nothing was written: a second Ctrl-C must not turn the message into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise errors.RunInterrupted(
             "interrupted while checking the manifest's jobs; nothing was sent or written",
             hint=f"Run `flexpay-batch run {manifest}` again.",

@@ -5,7 +5,10 @@ commits then drops about one write reply in ten. The real CLI is killed at seede
 moments (some blind, early; most once a random number of effects has reached the server) and
 the same command is run again until one invocation ends by itself. With
 ``FLEXPAY_KEY_SECRET`` set the state directory is also wiped after every kill: a host that takes
-over with none of the dead one's journals must replay what was sent, not repeat it.
+over with none of the dead one's journals must replay what was sent, not repeat it; and some
+invocations are stopped the way operators and supervisors do (SIGTERM, SIGHUP then SIGTERM,
+Ctrl-C three times), which must end in exit 130 (or the signal's own death before the jobs
+start) and never a traceback.
 """
 
 from __future__ import annotations
@@ -46,6 +49,15 @@ LIMITS = fast_limits(writes_per_second=120.0, write_burst=10)
 FAULTS = FaultConfig(seed=SEED, commit_drop_rate=0.1)
 INVOCATION_TIMEOUT = 60.0
 MAX_INVOCATIONS = 60
+#: How an invocation is stopped: SIGKILL, or the signals an operator or a supervisor sends
+#: (a graceful stop, a second one that cancels requests in flight, a third: everything).
+STOPS: tuple[tuple[signal.Signals, ...], ...] = (
+    (signal.SIGKILL,),
+    (signal.SIGKILL,),
+    (signal.SIGTERM,),
+    (signal.SIGHUP, signal.SIGTERM),
+    (signal.SIGINT, signal.SIGINT, signal.SIGINT),
+)
 SECRET = "k" * 16 + "e" * 16 + "y" * 8
 
 
@@ -83,9 +95,10 @@ def _setup(
 def test_killed_at_random_then_run_again_applies_every_effect_once(
     make_simulator_thread: MakeSimulatorThread, tmp_path: Path, takeover: bool
 ) -> None:
-    """SIGKILLed at random and run again (with the key secret, its state wiped each time):
-    every employee created once, every item added once, each organisation's run created and
-    submitted once, no idempotency key applied twice."""
+    """SIGKILLed at random and run again (with the key secret: its state wiped each time, and
+    stopped by SIGTERM, SIGHUP or up to three SIGINTs too): every employee created once,
+    every item added once, each organisation's run created and submitted once, no
+    idempotency key applied twice, never a traceback."""
     extra = {"FLEXPAY_KEY_SECRET": SECRET} if takeover else {}
     sim, orgs, manifest, env = _setup(make_simulator_thread, tmp_path, extra)
     total = 3 * (ROWS + ROWS + 2)
@@ -109,8 +122,21 @@ def test_killed_at_random_then_run_again_applies_every_effect_once(
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(rng.uniform(0.0, 0.03))
             if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.communicate(timeout=INVOCATION_TIMEOUT)
+                stops = rng.choice(STOPS) if takeover else (signal.SIGKILL,)
+                for number, stop in enumerate(stops):
+                    if number:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            proc.wait(rng.uniform(0.0, 0.05))
+                    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                        if proc.poll() is None:
+                            proc.send_signal(stop)
+                _, err = proc.communicate(timeout=INVOCATION_TIMEOUT)
+                if proc.returncode == 0:
+                    final = (0, "", err)
+                    break
+                # Before the jobs start no handler is installed: a stop is its default action.
+                assert proc.returncode in (130, *(-stop for stop in stops)), (proc.returncode, err)
+                assert "Traceback" not in err, err
                 kills += 1
                 if takeover:
                     shutil.rmtree(tmp_path / "state", ignore_errors=True)

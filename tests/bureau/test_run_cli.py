@@ -115,15 +115,22 @@ def test_ctrl_c_before_the_jobs_start_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seam: str
 ) -> None:
     """A Ctrl-C while the manifest's jobs are checked (hashing large files takes a while):
-    exit 130 with one sentence saying nothing was sent, not typer's silent exit 130."""
+    exit 130 with one sentence saying nothing was sent, not typer's silent exit 130, and a
+    second Ctrl-C ignored."""
 
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(seam, interrupted)
     close_this_threads_loop()
-    with pytest.raises(SystemExit) as exited:
-        main(["run", str(tmp_path / "bureau.toml")])
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["run", str(tmp_path / "bureau.toml")])
+        # A second Ctrl-C while the message is shown would have been a traceback.
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert exited.value.code == 130
     assert capsys.readouterr().err.startswith(
         "error: interrupted while checking the manifest's jobs; nothing was sent or written"
@@ -159,3 +166,19 @@ def test_debug_shows_a_failed_jobs_traceback_redacted(
     assert "Traceback (most recent call last)" in err
     assert "RuntimeError: a bug holding the token" in err
     assert org.token not in out + err
+
+
+def test_ctrl_c_while_the_command_line_is_built_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """typer builds the command from the annotations first (tens of milliseconds): a Ctrl-C
+    then is exit 130 and one sentence, not a KeyboardInterrupt traceback."""
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("typer.main.get_command", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "bureau.toml"])
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.startswith("error: interrupted\n")
