@@ -136,6 +136,21 @@ def _shared_token(job: LocalJob, owner: LocalJob) -> errors.ConfigError:
     )
 
 
+def shared_files(jobs: Sequence[LocalJob]) -> list[str]:
+    """A warning for each job whose file (by SHA-256) an earlier job of another organisation
+    has too: usually a copied ``[[jobs]]`` table whose ``file`` was not changed."""
+    origins: dict[str, LocalJob] = {}
+    warnings = []
+    for job in jobs:
+        origin = origins.setdefault(job.job.file_sha256, job)
+        if origin.job.org != job.job.org:
+            warnings.append(
+                f"{job.job.describe()}: file: the same content as {origin.job.describe()}'s "
+                f"file: {origin.job.org}'s rows are sent to {job.job.org} as well"
+            )
+    return warnings
+
+
 def _token_source(job: BureauJob) -> str:
     if job.token_env is not None:
         return f"token_env {job.token_env}"
@@ -211,6 +226,8 @@ async def run_local(
     run = _Run(jobs, env, state_dir, store, key_secret, board, stop)
     schedule = Schedule([Slot(job.job.org, job.lane) for job in jobs])
     board.open()
+    for warning in shared_files(jobs):
+        board.message(warning, logging.WARNING)
     try:
         async with anyio.create_task_group() as outer:
             if handle_signals:
@@ -330,4 +347,4 @@ async def _watch_signals(run: _Run, outer: TaskGroup) -> None:
                 return
 
 
-__all__ = ["DEFAULT_CONCURRENCY", "LocalJob", "prepare_jobs", "run_local"]
+__all__ = ["DEFAULT_CONCURRENCY", "LocalJob", "prepare_jobs", "run_local", "shared_files"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flexpay_batch.bureau.local import prepare_jobs
+from flexpay_batch.bureau.local import prepare_jobs, shared_files
 from flexpay_batch.core import errors
 from tests.bureau.kit import Org, TomlValue, onboard_job, payroll_job, write_manifest
 from tests.harness import write_onboarding
@@ -42,7 +42,8 @@ def _problem(
 def test_good_jobs_are_ready_with_one_lane_per_token(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
-    """Two organisations' jobs: checked, hashed, numbered; acme's two jobs share a lane."""
+    """Two organisations' jobs: checked, hashed, numbered; acme's two jobs share a lane; the
+    file both organisations onboard is warned about."""
     manifest = write_manifest(
         tmp_path / "bureau.toml",
         [
@@ -59,6 +60,11 @@ def test_good_jobs_are_ready_with_one_lane_per_token(
     ]
     assert jobs[0].lane == jobs[2].lane != jobs[1].lane
     assert ACME.token not in jobs[0].lane
+    # acme's people file copied into beta's job: run, but said at the start of the run.
+    assert shared_files(jobs) == [
+        "job 2 (beta, onboard): file: the same content as job 1 (acme, onboard)'s file: "
+        "acme's rows are sent to beta as well"
+    ]
 
 
 def test_a_missing_token_variable_names_the_job_and_key(
