@@ -92,6 +92,9 @@ class JobOutcome:
         """The job raised ``exc`` instead of returning a summary (70 unless ours)."""
         code = exc.exit_code if isinstance(exc, errors.FlexPayBatchError) else 70
         error, hint = _explain(exc, run_dir)
+        if error is not None:
+            # The board shows the job's name before its error: once is enough.
+            error = error.removeprefix(f"{label.describe()}: ")
         trace = format_exception_redacted(exc)
         return cls(label, "failed", code, job_id, run_dir, error=error, hint=hint, traceback=trace)
 
