@@ -11,6 +11,7 @@ Module-level imports stay light: ``flexpay-batch --help`` imports this module.
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -97,7 +98,7 @@ def run(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise errors.RunInterrupted(
             "interrupted while checking the manifest's jobs; nothing was sent or written",
-            hint=f"Run `flexpay-batch run {manifest}` again.",
+            hint=f"Run `flexpay-batch run {shlex.quote(str(manifest))}` again.",
         ) from None
     board = make_board([job.label for job in jobs], sys.stderr, json_logs=json_logs)
 
@@ -161,7 +162,7 @@ def bureau_json(outcomes: Sequence[JobOutcome], code: int, *, interrupted: bool)
 
 
 def _say_what_next(code: int, manifest: Path) -> None:
-    again = f"`flexpay-batch run {manifest}`"
+    again = f"`flexpay-batch run {shlex.quote(str(manifest))}`"  # pasted into a shell
     if code == 130:
         print(
             f"error: interrupted\n  What was journaled is kept: run {again} again to continue "

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from flexpay_batch.cli.app import main
+from flexpay_batch.cli.bureau import _say_what_next
 from flexpay_batch.sim import SimulatorThread
 from tests.bureau.kit import (
     Org,
@@ -182,3 +183,12 @@ def test_ctrl_c_while_the_command_line_is_built_is_one_sentence(
         main(["run", "bureau.toml"])
     assert exited.value.code == 130
     assert capsys.readouterr().err.startswith("error: interrupted\n")
+
+
+@pytest.mark.parametrize("code", [130, 4])
+def test_what_next_quotes_a_manifest_path_with_spaces(
+    capsys: pytest.CaptureFixture[str], code: int
+) -> None:
+    """The command to run again is pasted into a shell: a path with a space is quoted."""
+    _say_what_next(code, Path("/srv/bureau files/week 49.toml"))
+    assert "`flexpay-batch run '/srv/bureau files/week 49.toml'`" in capsys.readouterr().err
