@@ -216,6 +216,7 @@ def _payroll_parameters(job: ManifestJob, where: str) -> dict[str, Any]:
         submit=True if job.submit is None else job.submit,
         control=control,
         off_cycle=bool(job.off_cycle),
+        prune=bool(job.prune),
     )
 
 

@@ -51,7 +51,7 @@ from flexpay_batch.bureau.job import (
     job_token,
     run_bureau_job,
 )
-from flexpay_batch.bureau.manifest import load_manifest
+from flexpay_batch.bureau.manifest import in_manifest_words, load_manifest
 from flexpay_batch.bureau.outcome import JobLabel, JobOutcome
 from flexpay_batch.bureau.schedule import Schedule, Slot
 from flexpay_batch.core import errors
@@ -63,16 +63,6 @@ from flexpay_batch.jobs.registry import job_spec
 
 #: Jobs run at the same time by default (each of another organisation and token).
 DEFAULT_CONCURRENCY = 4
-#: Manifest keys that are settings, as ``load_settings`` names them in its messages.
-_SETTING_KEYS: tuple[str, ...] = (
-    "base_url",
-    "ca_bundle",
-    "workers",
-    "read_limit",
-    "read_burst",
-    "write_limit",
-    "write_burst",
-)
 
 
 @dataclass(frozen=True)
@@ -170,7 +160,7 @@ def _checked(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> LocalJo
         validate_base_url(settings.base_url)
     except errors.ConfigError as exc:
         raise errors.ConfigError(
-            f"{where}: {_manifest_words(exc.message)}", hint=exc.hint
+            f"{where}: {in_manifest_words(exc.message)}", hint=exc.hint
         ) from None
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise errors.ConfigError(
@@ -178,13 +168,6 @@ def _checked(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> LocalJo
             "(from the manifest or FLEXPAY_CA_BUNDLE)"
         )
     return LocalJob(job, lane=token_fingerprint(token))
-
-
-def _manifest_words(message: str) -> str:
-    """A settings message in the manifest's words: ``--write-limit`` → ``write_limit``."""
-    for key in _SETTING_KEYS:
-        message = message.replace("--" + key.replace("_", "-"), key)
-    return message
 
 
 @dataclass

@@ -15,7 +15,7 @@ The format (``[[jobs]]`` tables; unknown keys are refused, paths must be absolut
     token_env = "FLEXPAY_TOKEN_ACME"  # or: token_file = "/etc/flexpay/acme.token"
     # optional: base_url, ca_bundle, workers, read_limit, read_burst, write_limit, write_burst
     # payroll: pay_group, period_start, period_end, pay_date, expected_total, expected_count,
-    #          off_cycle, submit
+    #          off_cycle, submit, prune
 
 Every error is ``errors.ConfigError`` (exit 2) naming the manifest, the job (its number and
 organisation) and the key, so the operator can find the line. Checking that the files and
@@ -53,6 +53,16 @@ _PAYROLL_KEYS = (
     "expected_count",
     "off_cycle",
     "submit",
+    "prune",
+)
+#: What a job's run says in the command line's words, and the same in the manifest's: a
+#: bureau's operator changes the job's [[jobs]] table, not a command's flags.
+_ADVICE: tuple[tuple[str, str], ...] = (
+    ("run the payroll command with --off-cycle", "set off_cycle = true in its [[jobs]] table"),
+    ("run the command with --off-cycle", "set off_cycle = true in its [[jobs]] table"),
+    ("run the same payroll command without --no-submit", "remove its submit = false"),
+    ("--no-submit", "submit = false"),
+    ("--prune", "prune = true"),
 )
 
 
@@ -88,6 +98,8 @@ class ManifestJob(BaseModel):
     expected_count: int | None = Field(default=None, ge=0)
     off_cycle: bool | None = None
     submit: bool | None = None
+    #: Delete the run's items of employees the file does not have (``payroll --prune``).
+    prune: bool | None = None
 
     @field_validator("org")
     @classmethod
@@ -175,6 +187,16 @@ class Manifest(BaseModel):
     jobs: tuple[ManifestJob, ...] = Field(min_length=1)
 
 
+def in_manifest_words(text: str) -> str:
+    """``text`` (a message or hint of the engine) with command-line flags put as manifest
+    keys: ``--write-limit`` → ``write_limit``, ``with --off-cycle`` → ``off_cycle = true``."""
+    for flag, words in _ADVICE:
+        text = text.replace(flag, words)
+    for key in sorted(ManifestJob.model_fields, key=len, reverse=True):
+        text = text.replace("--" + key.replace("_", "-"), key)
+    return text
+
+
 def load_manifest(path: Path) -> Manifest:
     """Read and validate the manifest at ``path``; ``errors.ConfigError`` on any problem."""
     try:
@@ -241,4 +263,11 @@ def _first_problem(exc: ValidationError, data: Mapping[str, Any]) -> str:
     return f"job {index + 1} ({org}): {key + ': ' if key else ''}{message}"
 
 
-__all__ = ["ENGINE_KIND", "Manifest", "ManifestJob", "load_manifest", "parse_manifest"]
+__all__ = [
+    "ENGINE_KIND",
+    "Manifest",
+    "ManifestJob",
+    "in_manifest_words",
+    "load_manifest",
+    "parse_manifest",
+]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from flexpay_batch.bureau.manifest import in_manifest_words
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import format_exception_redacted, redact_text
 from flexpay_batch.engine.request import RunSummary
@@ -118,7 +119,7 @@ def _explain(exc: BaseException | None, run_dir: Path | None) -> tuple[str | Non
     hint = exc.hint.replace(_RESUME, f"the same `flexpay-batch run MANIFEST` (or {_RESUME})")
     if run_dir is not None:
         hint = hint.replace("RUN_DIR", shlex.quote(str(run_dir)))
-    return redact_text(exc.message), redact_text(hint)
+    return redact_text(in_manifest_words(exc.message)), redact_text(in_manifest_words(hint))
 
 
 def overall_exit_code(outcomes: Sequence[JobOutcome], *, interrupted: bool) -> int:

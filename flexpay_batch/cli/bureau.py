@@ -136,6 +136,7 @@ def _show_tracebacks(outcomes: Sequence[JobOutcome]) -> None:
 
 def bureau_json(outcomes: Sequence[JobOutcome], code: int, *, interrupted: bool) -> dict[str, Any]:
     """The ``--json`` object: the run's exit code and, per job, its outcome and summary."""
+    from flexpay_batch.bureau.manifest import in_manifest_words
     from flexpay_batch.cli.summary import summary_json
     from flexpay_batch.core.states import RowStatus
 
@@ -156,7 +157,7 @@ def bureau_json(outcomes: Sequence[JobOutcome], code: int, *, interrupted: bool)
             details = summary_json(outcome.summary)
             for key in ("this_invocation", "elapsed_seconds", "retries", "throttled_429"):
                 entry[key] = details[key]
-            entry["messages"] = details["messages"]
+            entry["messages"] = [in_manifest_words(text) for text in details["messages"]]
         jobs.append(entry)
     return {"exit_code": code, "interrupted": interrupted, "jobs": jobs}
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from flexpay_batch.bureau.manifest import load_manifest, parse_manifest
+from flexpay_batch.bureau.job import bureau_job
+from flexpay_batch.bureau.manifest import in_manifest_words, load_manifest, parse_manifest
 from flexpay_batch.core import errors
 
 ONBOARD: dict[str, Any] = {
@@ -84,6 +85,11 @@ def test_a_valid_manifest_reads_every_job() -> None:
             id="payroll-key-on-onboarding",
         ),
         pytest.param(
+            [{**ONBOARD, "prune": True}],
+            "job 1 (acme): prune: only payroll jobs take these keys",
+            id="prune-on-onboarding",
+        ),
+        pytest.param(
             [{**ONBOARD, "token_file": "/etc/flexpay/acme.token"}],
             "job 1 (acme): give exactly one of token_env and token_file",
             id="two-token-sources",
@@ -118,6 +124,46 @@ def test_a_bad_job_is_named_with_its_key(jobs: list[dict[str, Any]], expected: s
     message = _problem(*jobs)
     assert message.startswith("manifest bureau.toml: ")
     assert expected in message
+
+
+def test_a_payroll_job_can_prune(tmp_path: Path) -> None:
+    """prune = true reaches the payroll's parameters (its items of employees not in the file
+    are deleted) and makes it another job than without."""
+    pay = tmp_path / "pay.csv"
+    pay.write_text("employee_external_id,hours,gross_amount,currency\nE1,40,1.00,USD\n")
+    plain, pruning = parse_manifest(
+        {"jobs": [{**PAYROLL, "file": str(pay)}, {**PAYROLL, "file": str(pay), "prune": True}]},
+        source="m",
+    ).jobs
+    assert bureau_job(pruning, number=2).parameters["prune"] is True
+    assert bureau_job(plain, number=1).parameters["prune"] is False
+    assert bureau_job(plain, number=1).job_id != bureau_job(pruning, number=2).job_id
+
+
+@pytest.mark.parametrize(
+    ("said", "meant"),
+    [
+        (
+            "for a deliberate correction run, run the command with --off-cycle",
+            "for a deliberate correction run, set off_cycle = true in its [[jobs]] table",
+        ),
+        (
+            "to submit it, run the same payroll command without --no-submit",
+            "to submit it, remove its submit = false",
+        ),
+        ("--prune deletes the items of employees not in the file", "prune = true deletes"),
+        (
+            "the run's pay date is 2026-03-13, this command says 2026-03-12 (--pay-date)",
+            "(pay_date)",
+        ),
+        ("Check the base URL (--base-url or FLEXPAY_BASE_URL", "(base_url or FLEXPAY_BASE_URL"),
+    ],
+)
+def test_the_engines_advice_is_put_in_the_manifests_words(said: str, meant: str) -> None:
+    """A bureau's operator edits the job's [[jobs]] table: no advice names a flag `run`
+    does not have."""
+    assert meant in in_manifest_words(said)
+    assert "--" not in in_manifest_words(said)
 
 
 def test_no_jobs_at_all_is_an_error() -> None:
