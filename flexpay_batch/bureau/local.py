@@ -160,7 +160,7 @@ def _checked(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> LocalJo
         validate_base_url(settings.base_url)
     except errors.ConfigError as exc:
         raise errors.ConfigError(
-            f"{where}: {in_manifest_words(exc.message)}", hint=exc.hint
+            f"{where}: {in_manifest_words(exc.message)}", hint=in_manifest_words(exc.hint)
         ) from None
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise errors.ConfigError(

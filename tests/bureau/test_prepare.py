@@ -186,10 +186,15 @@ def test_bad_settings_are_named(
     tmp_path: Path, files: dict[str, Path], extra: dict[str, TomlValue], expected: str
 ) -> None:
     """A job's own settings are checked up front, in the manifest's words."""
-    message = _problem(tmp_path, [onboard_job(ACME, files["people"], **extra)])
+    manifest = write_manifest(
+        tmp_path / "bureau.toml", [onboard_job(ACME, files["people"], **extra)]
+    )
+    with pytest.raises(errors.ConfigError) as caught:
+        prepare_jobs(manifest, ENV, state_dir=tmp_path / "state")
+    message = caught.value.message
     assert message.startswith("job 1 (acme, onboard): ")
     assert expected in message
-    assert "--" not in message
+    assert "--" not in message + caught.value.hint
 
 
 def test_the_same_job_twice_is_refused(tmp_path: Path, files: dict[str, Path]) -> None:
