@@ -40,7 +40,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from flexpay_batch.api.client import validate_base_url
+from flexpay_batch.api.client import make_ssl_context, validate_base_url
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.bureau.board import Board
 from flexpay_batch.bureau.job import (
@@ -167,6 +167,10 @@ def _checked(job: BureauJob, env: Mapping[str, str], state_dir: Path) -> LocalJo
             f"{where}: ca_bundle: {settings.ca_bundle} is not a file "
             "(from the manifest or FLEXPAY_CA_BUNDLE)"
         )
+    try:
+        make_ssl_context(settings.ca_bundle)  # a file that is not PEM fails here, not mid-run
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(f"{where}: ca_bundle: {exc.message}", hint=exc.hint) from None
     return LocalJob(job, lane=token_fingerprint(token))
 
 

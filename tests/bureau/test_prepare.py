@@ -197,6 +197,15 @@ def test_bad_settings_are_named(
     assert "--" not in message + caught.value.hint
 
 
+def test_a_ca_bundle_that_is_not_pem_is_named(tmp_path: Path, files: dict[str, Path]) -> None:
+    """A CA bundle that is a file but no certificate (the people file, say): exit 2 before
+    anything is sent, not an internal error (70) once the job has begun."""
+    job = onboard_job(ACME, files["people"], ca_bundle=files["people"])
+    message = _problem(tmp_path, [job])
+    assert message.startswith("job 1 (acme, onboard): ca_bundle: CA bundle ")
+    assert "holds no usable certificate" in message
+
+
 def test_the_same_job_twice_is_refused(tmp_path: Path, files: dict[str, Path]) -> None:
     """Two identical jobs would share one run directory: refused, naming both."""
     job = onboard_job(ACME, files["people"])
