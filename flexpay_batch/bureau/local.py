@@ -185,6 +185,7 @@ class _Run:
     key_secret: bytes | None
     board: Board
     stop: StopControl
+    allow_token_change: bool = False
     outcomes: dict[int, JobOutcome] = field(default_factory=dict)
 
 
@@ -199,6 +200,7 @@ async def run_local(
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: StopControl | None = None,
     handle_signals: bool = True,
+    allow_token_change: bool = False,
 ) -> tuple[list[JobOutcome], bool]:
     """Run ``jobs`` (from ``prepare_jobs``) to their ends; return each one's outcome, in
     manifest order, and whether the run was stopped (a signal or ``stop``) before some job
@@ -206,11 +208,12 @@ async def run_local(
 
     ``store`` shares every token's limits with other processes (``--limiter-url``).
     ``handle_signals``: watch SIGINT/SIGTERM/SIGHUP (only the main thread's loop can).
+    ``allow_token_change``: jobs whose journals began with another token (rotated) go on.
     """
     if concurrency < 1:
         raise errors.UsageError("--concurrency must be at least 1")
     stop = stop or StopControl()
-    run = _Run(jobs, env, state_dir, store, key_secret, board, stop)
+    run = _Run(jobs, env, state_dir, store, key_secret, board, stop, allow_token_change)
     schedule = Schedule([Slot(job.job.org, job.lane) for job in jobs])
     board.open()
     for warning in shared_files(jobs):
@@ -283,6 +286,7 @@ async def _one(run: _Run, index: int, done: MemoryObjectSendStream[int]) -> None
                 key_secret_bytes=run.key_secret,
                 reporter=run.board.reporter(label),
                 stop=run.stop.child(),
+                allow_token_change=run.allow_token_change,
             )
             outcome = JobOutcome.from_summary(label, job.job_id, summary)
         except errors.FlexPayBatchError as exc:

@@ -63,6 +63,8 @@ _ADVICE: tuple[tuple[str, str], ...] = (
     ("run the same payroll command without --no-submit", "remove its submit = false"),
     ("--no-submit", "submit = false"),
     ("--prune", "prune = true"),
+    ("resume with --allow-token-change", "run the manifest again with --allow-token-change"),
+    ("; or pass --restart to begin a new job", ""),
 )
 
 

@@ -58,6 +58,14 @@ def run(
             metavar="URL",
         ),
     ] = None,
+    allow_token_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-token-change",
+            help="Continue jobs whose journals began with another token of the same "
+            "organisation (rotated or revoked): their idempotency keys still replay.",
+        ),
+    ] = False,
     json_logs: Annotated[
         bool,
         typer.Option("--json-logs", help="Progress as one JSON object per line on stderr instead."),
@@ -115,6 +123,7 @@ def run(
                 store=store,
                 key_secret=secret,
                 concurrency=concurrency,
+                allow_token_change=allow_token_change,
             )
 
     outcomes, interrupted = anyio.run(run_all)

@@ -192,3 +192,29 @@ def test_what_next_quotes_a_manifest_path_with_spaces(
     """The command to run again is pasted into a shell: a path with a space is quoted."""
     _say_what_next(code, Path("/srv/bureau files/week 49.toml"))
     assert "`flexpay-batch run '/srv/bureau files/week 49.toml'`" in capsys.readouterr().err
+
+
+def test_a_rotated_token_goes_on_with_allow_token_change(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """acme's token rotated after its job ran: the journal refuses the new one (exit 2) with
+    advice `run` can follow (no `--restart`, which it has not); with --allow-token-change the
+    job goes on and nothing is created twice."""
+    orgs = three_orgs()[:1]
+    rotated = Org("acme", orgs[0].token + "_rotated", orgs[0].org_id, orgs[0].prefix)
+    sim = make_simulator_thread(tokens=sim_tokens([*orgs, rotated]), limits=LIMITS)
+    people = tmp_path / "people.csv"
+    write_onboarding(people, 5, prefix=rotated.prefix)
+    manifest = write_manifest(tmp_path / "bureau.toml", [onboard_job(rotated, people)])
+    extra = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **limit_env(LIMITS)}
+    env = cli_env(sim, extra={**extra, **token_env(orgs)})
+    assert run_cli(["run", str(manifest)], env=env, cwd=tmp_path).returncode == 0
+
+    env.update(token_env([rotated]))
+    refused = run_cli(["run", str(manifest)], env=env, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "run the manifest again with --allow-token-change" in refused.stderr
+    assert "--restart" not in refused.stderr
+    again = run_cli(["run", str(manifest), "--allow-token-change"], env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert list(created_per_prefix(sim.effects(), rotated.prefix).values()) == [1] * 5
