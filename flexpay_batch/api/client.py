@@ -99,7 +99,13 @@ def make_ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
     """A verifying TLS context; with ``ca_bundle``, that file's CAs are trusted instead."""
     if ca_bundle is not None and not ca_bundle.is_file():
         raise errors.ConfigError(f"CA bundle {ca_bundle} does not exist or is not a file")
-    return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    except ssl.SSLError as exc:  # not PEM at all: a configuration error, not a bug (70)
+        raise errors.ConfigError(
+            f"CA bundle {ca_bundle} holds no usable certificate ({exc.reason or 'SSLError'})",
+            hint="It should be the PEM file of the CA that signed the API's certificate.",
+        ) from None
 
 
 class FlexPayClient:

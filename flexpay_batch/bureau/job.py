@@ -217,6 +217,7 @@ def _payroll_parameters(job: ManifestJob, where: str) -> dict[str, Any]:
         submit=True if job.submit is None else job.submit,
         control=control,
         off_cycle=bool(job.off_cycle),
+        prune=bool(job.prune),
     )
 
 
@@ -324,6 +325,7 @@ async def run_bureau_job(
     key_secret_bytes: bytes | None = None,
     reporter: Reporter | None = None,
     stop: StopControl | None = None,
+    allow_token_change: bool = False,
 ) -> RunSummary:
     """Run ``job`` to its end on this host and return its summary.
 
@@ -332,6 +334,8 @@ async def run_bureau_job(
     worker restarted on the same host); otherwise the job begins anew under the derived
     secret, so whatever a dead worker sent replays. ``stop``: see ``engine.run.run_job``
     (a host of several jobs passes each its own ``StopControl.child()``).
+    ``allow_token_change``: continue a journal begun with another token (rotated), as
+    ``resume --allow-token-change``.
     """
     # Hashing a large file takes a while: off the event loop, where other jobs may be running.
     await anyio.to_thread.run_sync(verify_file, job)
@@ -352,6 +356,7 @@ async def run_bureau_job(
         run_dir=run_dir,
         parameters=job.engine_parameters(),
         job_secret=secret,
+        allow_token_change=allow_token_change,
     )
     return await run_job(
         request,

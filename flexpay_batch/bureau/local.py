@@ -40,7 +40,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from flexpay_batch.api.client import validate_base_url
+from flexpay_batch.api.client import make_ssl_context, validate_base_url
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.bureau.board import Board
 from flexpay_batch.bureau.job import (
@@ -51,7 +51,7 @@ from flexpay_batch.bureau.job import (
     job_token,
     run_bureau_job,
 )
-from flexpay_batch.bureau.manifest import load_manifest
+from flexpay_batch.bureau.manifest import in_manifest_words, load_manifest
 from flexpay_batch.bureau.outcome import JobLabel, JobOutcome
 from flexpay_batch.bureau.schedule import Schedule, Slot
 from flexpay_batch.core import errors
@@ -64,16 +64,6 @@ from flexpay_batch.jobs.registry import job_spec
 
 #: Jobs run at the same time by default (each of another organisation and token).
 DEFAULT_CONCURRENCY = 4
-#: Manifest keys that are settings, as ``load_settings`` names them in its messages.
-_SETTING_KEYS: tuple[str, ...] = (
-    "base_url",
-    "ca_bundle",
-    "workers",
-    "read_limit",
-    "read_burst",
-    "write_limit",
-    "write_burst",
-)
 
 
 @dataclass(frozen=True)
@@ -107,6 +97,7 @@ def prepare_jobs(
     problems: list[errors.FlexPayBatchError] = []
     jobs: list[LocalJob] = []
     seen: dict[str, int] = {}
+    owners: dict[str, LocalJob] = {}
     for number, entry in enumerate(entries, start=1):
         try:
             job = _checked(
@@ -123,11 +114,46 @@ def prepare_jobs(
                     "file and parameters): it would run twice into one run directory"
                 )
             )
+        owner = owners.setdefault(job.lane, job)
+        if owner.job.org != job.job.org:
+            problems.append(_shared_token(job, owner))
         jobs.append(job)
     if problems:
         more = "".join(f"\n  also: {problem.message}" for problem in problems[1:])
         raise errors.ConfigError(problems[0].message + more, hint=problems[0].hint)
     return jobs
+
+
+def _shared_token(job: LocalJob, owner: LocalJob) -> errors.ConfigError:
+    """Two organisations, one token: one of them would be written into the other's books."""
+    source = _token_source(job.job)
+    return errors.ConfigError(
+        f"{job.job.describe()}: {source} holds the same token as {owner.job.describe()}'s "
+        f"{_token_source(owner.job)}: a token belongs to one organisation, so "
+        f"{job.job.org}'s rows would be sent to {owner.job.org}'s",
+        hint="Put each organisation's own token in its variable (or file), then run again.",
+    )
+
+
+def shared_files(jobs: Sequence[LocalJob]) -> list[str]:
+    """A warning for each job whose file (by SHA-256) an earlier job of another organisation
+    has too: usually a copied ``[[jobs]]`` table whose ``file`` was not changed."""
+    origins: dict[str, LocalJob] = {}
+    warnings = []
+    for job in jobs:
+        origin = origins.setdefault(job.job.file_sha256, job)
+        if origin.job.org != job.job.org:
+            warnings.append(
+                f"{job.job.describe()}: file: the same content as {origin.job.describe()}'s "
+                f"file: {origin.job.org}'s rows are sent to {job.job.org} as well"
+            )
+    return warnings
+
+
+def _token_source(job: BureauJob) -> str:
+    if job.token_env is not None:
+        return f"token_env {job.token_env}"
+    return f"token_file {job.token_file}"
 
 
 def _checked(
@@ -149,6 +175,10 @@ def _checked(
             f"{where}: ca_bundle: {settings.ca_bundle} is not a file "
             "(from the manifest or FLEXPAY_CA_BUNDLE)"
         )
+    try:
+        make_ssl_context(settings.ca_bundle)  # a file that is not PEM fails here, not mid-run
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(f"{where}: ca_bundle: {exc.message}", hint=exc.hint) from None
     return LocalJob(job, lane=token_fingerprint(token))
 
 
@@ -159,16 +189,10 @@ def _checked_settings(job: BureauJob, env: Mapping[str, str], state_dir: Path) -
         validate_base_url(settings.base_url)
     except errors.ConfigError as exc:
         raise errors.ConfigError(
-            f"{job.describe()}: {_manifest_words(exc.message)}", hint=exc.hint
+            f"{job.describe()}: {in_manifest_words(exc.message)}",
+            hint=in_manifest_words(exc.hint),
         ) from None
     return settings
-
-
-def _manifest_words(message: str) -> str:
-    """A settings message in the manifest's words: ``--write-limit`` → ``write_limit``."""
-    for key in _SETTING_KEYS:
-        message = message.replace("--" + key.replace("_", "-"), key)
-    return message
 
 
 @dataclass
@@ -182,6 +206,7 @@ class _Run:
     key_secret: bytes | None
     board: Board
     stop: StopControl
+    allow_token_change: bool = False
     outcomes: dict[int, JobOutcome] = field(default_factory=dict)
 
 
@@ -196,19 +221,24 @@ async def run_local(
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: StopControl | None = None,
     handle_signals: bool = True,
+    allow_token_change: bool = False,
 ) -> tuple[list[JobOutcome], bool]:
     """Run ``jobs`` (from ``prepare_jobs``) to their ends; return each one's outcome, in
-    manifest order, and whether the run was stopped (a signal or ``stop``).
+    manifest order, and whether the run was stopped (a signal or ``stop``) before some job
+    ended by itself.
 
     ``store`` shares every token's limits with other processes (``--limiter-url``).
     ``handle_signals``: watch SIGINT/SIGTERM/SIGHUP (only the main thread's loop can).
+    ``allow_token_change``: jobs whose journals began with another token (rotated) go on.
     """
     if concurrency < 1:
         raise errors.UsageError("--concurrency must be at least 1")
     stop = stop or StopControl()
-    run = _Run(jobs, env, state_dir, store, key_secret, board, stop)
+    run = _Run(jobs, env, state_dir, store, key_secret, board, stop, allow_token_change)
     schedule = Schedule([Slot(job.job.org, job.lane) for job in jobs])
     board.open()
+    for warning in shared_files(jobs):
+        board.message(warning, logging.WARNING)
     try:
         async with anyio.create_task_group() as outer:
             if handle_signals:
@@ -219,7 +249,8 @@ async def run_local(
         _not_started(run)
         outcomes = [run.outcomes[index] for index in range(len(jobs))]
         board.close(outcomes)
-    return outcomes, stop.requested
+    # A stop that came once every job had ended by itself cut nothing short.
+    return outcomes, stop.requested and any(outcome.exit_code == 130 for outcome in outcomes)
 
 
 async def _drive(run: _Run, schedule: Schedule, concurrency: int) -> None:
@@ -276,6 +307,7 @@ async def _one(run: _Run, index: int, done: MemoryObjectSendStream[int]) -> None
                 key_secret_bytes=run.key_secret,
                 reporter=run.board.reporter(label),
                 stop=run.stop.child(),
+                allow_token_change=run.allow_token_change,
             )
             outcome = JobOutcome.from_summary(label, job.job_id, summary)
         except errors.FlexPayBatchError as exc:
@@ -284,7 +316,6 @@ async def _one(run: _Run, index: int, done: MemoryObjectSendStream[int]) -> None
             fault: BaseException = errors.local_fault(exc) if errors.is_local_fault(exc) else exc
             outcome = JobOutcome.from_error(label, job.job_id, fault, run_dir=run_dir)
         except Exception as exc:  # a bug in one job must not take the other organisations down
-            logging.getLogger(__name__).debug("job %s failed", label.describe(), exc_info=True)
             outcome = JobOutcome.from_error(label, job.job_id, exc, run_dir=run_dir)
         except BaseException:
             stopped = errors.RunInterrupted("stopped at once: requests in flight were cancelled")
@@ -328,4 +359,4 @@ async def _watch_signals(run: _Run, outer: TaskGroup) -> None:
                 return
 
 
-__all__ = ["DEFAULT_CONCURRENCY", "LocalJob", "prepare_jobs", "run_local"]
+__all__ = ["DEFAULT_CONCURRENCY", "LocalJob", "prepare_jobs", "run_local", "shared_files"]

@@ -15,7 +15,7 @@ The format (``[[jobs]]`` tables; unknown keys are refused, paths must be absolut
     token_env = "FLEXPAY_TOKEN_ACME"  # or: token_file = "/etc/flexpay/acme.token"
     # optional: base_url, ca_bundle, workers, read_limit, read_burst, write_limit, write_burst
     # payroll: pay_group, period_start, period_end, pay_date, expected_total, expected_count,
-    #          off_cycle, submit
+    #          off_cycle, submit, prune
 
 Every error is ``errors.ConfigError`` (exit 2) naming the manifest, the job (its number and
 organisation) and the key, so the operator can find the line. Checking that the files and
@@ -41,7 +41,9 @@ from flexpay_batch.core import errors
 ENGINE_KIND: Mapping[str, str] = {"onboard": "onboarding", "payroll": "payroll"}
 
 _ORG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Capitals only: a pasted token (mixed case) is refused here rather than echoed as a
+# variable name in "the variable … is not set".
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _PAYROLL_KEYS = (
     "pay_group",
     "period_start",
@@ -51,6 +53,18 @@ _PAYROLL_KEYS = (
     "expected_count",
     "off_cycle",
     "submit",
+    "prune",
+)
+#: What a job's run says in the command line's words, and the same in the manifest's: a
+#: bureau's operator changes the job's [[jobs]] table, not a command's flags.
+_ADVICE: tuple[tuple[str, str], ...] = (
+    ("run the payroll command with --off-cycle", "set off_cycle = true in its [[jobs]] table"),
+    ("run the command with --off-cycle", "set off_cycle = true in its [[jobs]] table"),
+    ("run the same payroll command without --no-submit", "remove its submit = false"),
+    ("--no-submit", "submit = false"),
+    ("--prune", "prune = true"),
+    ("resume with --allow-token-change", "run the manifest again with --allow-token-change"),
+    ("; or pass --restart to begin a new job", ""),
 )
 
 
@@ -86,6 +100,8 @@ class ManifestJob(BaseModel):
     expected_count: int | None = Field(default=None, ge=0)
     off_cycle: bool | None = None
     submit: bool | None = None
+    #: Delete the run's items of employees the file does not have (``payroll --prune``).
+    prune: bool | None = None
 
     @field_validator("org")
     @classmethod
@@ -102,7 +118,8 @@ class ManifestJob(BaseModel):
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.match(value):
             raise ValueError(
-                "token_env must be the NAME of an environment variable (not the token itself)"
+                "token_env must be the NAME of an environment variable, in capitals, digits "
+                "and '_' (e.g. FLEXPAY_TOKEN_ACME), never the token itself"
             )
         return value
 
@@ -172,10 +189,21 @@ class Manifest(BaseModel):
     jobs: tuple[ManifestJob, ...] = Field(min_length=1)
 
 
+def in_manifest_words(text: str) -> str:
+    """``text`` (a message or hint of the engine) with command-line flags put as manifest
+    keys: ``--write-limit`` → ``write_limit``, ``with --off-cycle`` → ``off_cycle = true``."""
+    for flag, words in _ADVICE:
+        text = text.replace(flag, words)
+    for key in sorted(ManifestJob.model_fields, key=len, reverse=True):
+        text = text.replace("--" + key.replace("_", "-"), key)
+    return text
+
+
 def load_manifest(path: Path) -> Manifest:
     """Read and validate the manifest at ``path``; ``errors.ConfigError`` on any problem."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a manifest saved by Windows Notepad begins with a byte order mark.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise errors.ConfigError(f"manifest {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -187,6 +215,13 @@ def load_manifest(path: Path) -> Manifest:
 
 def parse_manifest(data: Mapping[str, Any], *, source: str) -> Manifest:
     """Validate manifest ``data`` (parsed TOML); ``source`` names it in errors."""
+    shape = _shape_problem(data)
+    if shape is not None:
+        raise errors.ConfigError(
+            f"manifest {source}: {shape}",
+            hint="Begin each job with a line [[jobs]] (two brackets): see README "
+            "'Running a bureau' or samples/bureau.toml.",
+        )
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
@@ -195,6 +230,20 @@ def parse_manifest(data: Mapping[str, Any], *, source: str) -> Manifest:
             hint="Each [[jobs]] table needs org, kind, file (absolute) and one of token_env "
             "or token_file; see README 'Running a bureau'.",
         ) from None
+
+
+def _shape_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with the manifest's outline (no ``[[jobs]]`` array), in TOML's words."""
+    jobs = data.get("jobs")
+    others = sorted(key for key in data if key != "jobs")
+    if jobs is None:
+        found = f" (found {', '.join(repr(k) for k in others)})" if others else ""
+        return f"no [[jobs]] tables{found}"
+    if isinstance(jobs, Mapping):
+        return "jobs is one [jobs] table; each job must be a [[jobs]] table (two brackets)"
+    if others:
+        return f"{others[0]}: unknown key at the top level (only [[jobs]] tables belong there)"
+    return None
 
 
 def _first_problem(exc: ValidationError, data: Mapping[str, Any]) -> str:
@@ -216,4 +265,11 @@ def _first_problem(exc: ValidationError, data: Mapping[str, Any]) -> str:
     return f"job {index + 1} ({org}): {key + ': ' if key else ''}{message}"
 
 
-__all__ = ["ENGINE_KIND", "Manifest", "ManifestJob", "load_manifest", "parse_manifest"]
+__all__ = [
+    "ENGINE_KIND",
+    "Manifest",
+    "ManifestJob",
+    "in_manifest_words",
+    "load_manifest",
+    "parse_manifest",
+]

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from flexpay_batch.bureau.manifest import in_manifest_words
 from flexpay_batch.core import errors
-from flexpay_batch.core.redact import redact_text
+from flexpay_batch.core.redact import format_exception_redacted, redact_text
 from flexpay_batch.engine.request import RunSummary
 
 #: Exit codes from the gravest down. 130: the operator stopped the run. 3: a job aborted
@@ -65,6 +66,8 @@ class JobOutcome:
     #: The (redacted) sentence saying why the job stopped or failed, and what to do.
     error: str | None = None
     hint: str = ""
+    #: The (redacted) traceback of the exception a failed job raised, for ``--debug``.
+    traceback: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_summary(cls, label: JobLabel, job_id: str, summary: RunSummary) -> JobOutcome:
@@ -90,7 +93,11 @@ class JobOutcome:
         """The job raised ``exc`` instead of returning a summary (70 unless ours)."""
         code = exc.exit_code if isinstance(exc, errors.FlexPayBatchError) else 70
         error, hint = _explain(exc, run_dir)
-        return cls(label, "failed", code, job_id, run_dir, error=error, hint=hint)
+        if error is not None:
+            # The board shows the job's name before its error: once is enough.
+            error = error.removeprefix(f"{label.describe()}: ")
+        trace = format_exception_redacted(exc)
+        return cls(label, "failed", code, job_id, run_dir, error=error, hint=hint, traceback=trace)
 
     @classmethod
     def not_run(cls, label: JobLabel, job_id: str, state: State, why: str) -> JobOutcome:
@@ -112,7 +119,7 @@ def _explain(exc: BaseException | None, run_dir: Path | None) -> tuple[str | Non
     hint = exc.hint.replace(_RESUME, f"the same `flexpay-batch run MANIFEST` (or {_RESUME})")
     if run_dir is not None:
         hint = hint.replace("RUN_DIR", shlex.quote(str(run_dir)))
-    return redact_text(exc.message), redact_text(hint)
+    return redact_text(in_manifest_words(exc.message)), redact_text(in_manifest_words(hint))
 
 
 def overall_exit_code(outcomes: Sequence[JobOutcome], *, interrupted: bool) -> int:

@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the command, map errors to one message and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    command = typer.main.get_command(app)
     try:
+        # Inside the try: building the command takes a moment in which a Ctrl-C lands too.
+        command = typer.main.get_command(app)
         code = command.main(args=args, prog_name="flexpay-batch", standalone_mode=False)
     except _CLICK_EXIT as exc:
         code = exc.exit_code

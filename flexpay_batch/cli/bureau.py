@@ -11,6 +11,8 @@ Module-level imports stay light: ``flexpay-batch --help`` imports this module.
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +58,14 @@ def run(
             metavar="URL",
         ),
     ] = None,
+    allow_token_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-token-change",
+            help="Continue jobs whose journals began with another token of the same "
+            "organisation (rotated or revoked): their idempotency keys still replay.",
+        ),
+    ] = False,
     json_logs: Annotated[
         bool,
         typer.Option("--json-logs", help="Progress as one JSON object per line on stderr instead."),
@@ -81,13 +91,23 @@ def run(
     from flexpay_batch.bureau.local import prepare_jobs
     from flexpay_batch.bureau.outcome import overall_exit_code
     from flexpay_batch.cli.bureau_progress import make_board
+    from flexpay_batch.core import errors
     from flexpay_batch.core.settings import environment, load_settings
 
-    env = environment()
-    settings = load_settings(flags={"limiter_url": limiter_url}, env=env)
-    secret = key_secret(env, required=False)
-    state_dir = state_root(env)
-    jobs = prepare_jobs(manifest, env, state_dir=state_dir)
+    try:
+        env = environment()
+        settings = load_settings(flags={"limiter_url": limiter_url}, env=env)
+        secret = key_secret(env, required=False)
+        state_dir = state_root(env)
+        jobs = prepare_jobs(manifest, env, state_dir=state_dir)
+    except KeyboardInterrupt:
+        # Hashing large files takes a while; typer would make a Ctrl-C a silent exit 130.
+        # Nothing was written: a second Ctrl-C must not turn the message into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise errors.RunInterrupted(
+            "interrupted while checking the manifest's jobs; nothing was sent or written",
+            hint=f"Run `flexpay-batch run {shlex.quote(str(manifest))}` again.",
+        ) from None
     board = make_board([job.label for job in jobs], sys.stderr, json_logs=json_logs)
 
     async def run_all() -> tuple[list[JobOutcome], bool]:
@@ -103,18 +123,29 @@ def run(
                 store=store,
                 key_secret=secret,
                 concurrency=concurrency,
+                allow_token_change=allow_token_change,
             )
 
     outcomes, interrupted = anyio.run(run_all)
     code = overall_exit_code(outcomes, interrupted=interrupted)
     if json_output:
         print(json.dumps(bureau_json(outcomes, code, interrupted=interrupted)), flush=True)
+    if debug:
+        _show_tracebacks(outcomes)
     _say_what_next(code, manifest)
     return code
 
 
+def _show_tracebacks(outcomes: Sequence[JobOutcome]) -> None:
+    """``--debug``: each failed job's (redacted) traceback, after the summary table."""
+    for outcome in outcomes:
+        if outcome.traceback is not None:
+            print(f"{outcome.label.describe()}:\n{outcome.traceback}", file=sys.stderr)
+
+
 def bureau_json(outcomes: Sequence[JobOutcome], code: int, *, interrupted: bool) -> dict[str, Any]:
     """The ``--json`` object: the run's exit code and, per job, its outcome and summary."""
+    from flexpay_batch.bureau.manifest import in_manifest_words
     from flexpay_batch.cli.summary import summary_json
     from flexpay_batch.core.states import RowStatus
 
@@ -135,13 +166,13 @@ def bureau_json(outcomes: Sequence[JobOutcome], code: int, *, interrupted: bool)
             details = summary_json(outcome.summary)
             for key in ("this_invocation", "elapsed_seconds", "retries", "throttled_429"):
                 entry[key] = details[key]
-            entry["messages"] = details["messages"]
+            entry["messages"] = [in_manifest_words(text) for text in details["messages"]]
         jobs.append(entry)
     return {"exit_code": code, "interrupted": interrupted, "jobs": jobs}
 
 
 def _say_what_next(code: int, manifest: Path) -> None:
-    again = f"`flexpay-batch run {manifest}`"
+    again = f"`flexpay-batch run {shlex.quote(str(manifest))}`"  # pasted into a shell
     if code == 130:
         print(
             f"error: interrupted\n  What was journaled is kept: run {again} again to continue "

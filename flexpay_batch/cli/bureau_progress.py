@@ -36,6 +36,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flexpay_batch.bureau.board import Board
+from flexpay_batch.bureau.manifest import in_manifest_words
 from flexpay_batch.bureau.outcome import JobLabel, JobOutcome, State
 from flexpay_batch.cli.progress_base import Clock, estimate_eta
 from flexpay_batch.core.formatting import format_duration, format_rate, summary_rows
@@ -128,7 +129,7 @@ class JobReporter:
         self._board.changed(self._progress)
 
     def message(self, text: str, level: int = logging.INFO) -> None:
-        self._board.job_message(self._progress.label, text, level)
+        self._board.job_message(self._progress.label, in_manifest_words(text), level)
 
     def finish(self, summary: Mapping[str, int]) -> None:
         """The board shows the job's end when the bureau knows its outcome (``ended``)."""

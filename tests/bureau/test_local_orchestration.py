@@ -18,6 +18,7 @@ from flexpay_batch.bureau.outcome import overall_exit_code
 from flexpay_batch.cli.bureau_progress import PlainBoard
 from flexpay_batch.core import errors
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.pipeline import StopControl
 from flexpay_batch.engine.request import RunSummary
 
 
@@ -127,3 +128,30 @@ async def test_a_failing_and_a_crashing_job_stop_alone(
     assert "job 2 (beta, onboard): the token was revoked" in shown
     assert "job 3 (chi, onboard): internal error (KeyError)" in shown
     assert "job 4 (beta, onboard): skipped" in shown
+
+
+async def test_a_stop_after_every_job_ended_by_itself_is_not_an_interruption(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A SIGTERM as the last job returns (its outcome decided): exit of the jobs (0), not 130
+    telling the operator to run again for nothing."""
+    jobs = [_job(1, "acme", "a"), _job(2, "beta", "b")]
+    stop = StopControl()
+    fake = FakeJobs()
+
+    async def then_stop(job: BureauJob, **options: Any) -> RunSummary:
+        summary = await fake(job, **options)
+        if job.org == "beta":
+            stop.request(errors.RunInterrupted("stopped by SIGTERM"))
+        return summary
+
+    fake.jobs = {job.job.job_id: job for job in jobs}
+    monkeypatch.setattr(local, "run_bureau_job", then_stop)
+    board = PlainBoard([job.label for job in jobs], io.StringIO())
+    outcomes, interrupted = await run_local(
+        jobs, env={}, state_dir=tmp_path, board=board, stop=stop, handle_signals=False
+    )
+    assert stop.requested
+    assert [o.state for o in outcomes] == ["done", "done"]
+    assert not interrupted
+    assert overall_exit_code(outcomes, interrupted=interrupted) == 0

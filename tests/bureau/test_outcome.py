@@ -32,3 +32,12 @@ def test_a_stopped_jobs_hint_says_run_the_manifest_again(tmp_path: Path) -> None
     assert outcome.exit_code == 4
     assert "the same `flexpay-batch run MANIFEST`" in outcome.hint
     assert f"`flexpay-batch resume {tmp_path}`" in outcome.hint
+
+
+def test_a_failed_jobs_error_does_not_repeat_its_name() -> None:
+    """verify_file's and job_token's messages begin with the job's name, which the board
+    shows before the error already: 'job 2 (acme, payroll): job 2 (acme, payroll): …' no more."""
+    label = JobLabel(2, "acme", "payroll")
+    exc = errors.InputFileError("job 2 (acme, payroll): the file /srv/pay.csv changed")
+    outcome = JobOutcome.from_error(label, "acme-payroll-1", exc)
+    assert outcome.error == "the file /srv/pay.csv changed"

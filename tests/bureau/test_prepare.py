@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flexpay_batch.bureau.local import prepare_jobs
+from flexpay_batch.bureau.local import prepare_jobs, shared_files
 from flexpay_batch.core import errors
 from tests.bureau.kit import Org, TomlValue, onboard_job, payroll_job, write_manifest
 from tests.harness import write_onboarding
@@ -42,7 +42,8 @@ def _problem(
 def test_good_jobs_are_ready_with_one_lane_per_token(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
-    """Two organisations' jobs: checked, hashed, numbered; acme's two jobs share a lane."""
+    """Two organisations' jobs: checked, hashed, numbered; acme's two jobs share a lane; the
+    file both organisations onboard is warned about."""
     manifest = write_manifest(
         tmp_path / "bureau.toml",
         [
@@ -59,6 +60,11 @@ def test_good_jobs_are_ready_with_one_lane_per_token(
     ]
     assert jobs[0].lane == jobs[2].lane != jobs[1].lane
     assert ACME.token not in jobs[0].lane
+    # acme's people file copied into beta's job: run, but said at the start of the run.
+    assert shared_files(jobs) == [
+        "job 2 (beta, onboard): file: the same content as job 1 (acme, onboard)'s file: "
+        "acme's rows are sent to beta as well"
+    ]
 
 
 def test_a_missing_token_variable_names_the_job_and_key(
@@ -180,10 +186,24 @@ def test_bad_settings_are_named(
     tmp_path: Path, files: dict[str, Path], extra: dict[str, TomlValue], expected: str
 ) -> None:
     """A job's own settings are checked up front, in the manifest's words."""
-    message = _problem(tmp_path, [onboard_job(ACME, files["people"], **extra)])
+    manifest = write_manifest(
+        tmp_path / "bureau.toml", [onboard_job(ACME, files["people"], **extra)]
+    )
+    with pytest.raises(errors.ConfigError) as caught:
+        prepare_jobs(manifest, ENV, state_dir=tmp_path / "state")
+    message = caught.value.message
     assert message.startswith("job 1 (acme, onboard): ")
     assert expected in message
-    assert "--" not in message
+    assert "--" not in message + caught.value.hint
+
+
+def test_a_ca_bundle_that_is_not_pem_is_named(tmp_path: Path, files: dict[str, Path]) -> None:
+    """A CA bundle that is a file but no certificate (the people file, say): exit 2 before
+    anything is sent, not an internal error (70) once the job has begun."""
+    job = onboard_job(ACME, files["people"], ca_bundle=files["people"])
+    message = _problem(tmp_path, [job])
+    assert message.startswith("job 1 (acme, onboard): ca_bundle: CA bundle ")
+    assert "holds no usable certificate" in message
 
 
 def test_the_same_job_twice_is_refused(tmp_path: Path, files: dict[str, Path]) -> None:
@@ -191,6 +211,30 @@ def test_the_same_job_twice_is_refused(tmp_path: Path, files: dict[str, Path]) -
     job = onboard_job(ACME, files["people"])
     message = _problem(tmp_path, [job, job])
     assert message.startswith("job 2 (acme, onboard): the same job as job 1")
+
+
+@pytest.mark.parametrize("org", ["beta", "acme"], ids=["two-orgs", "one-org-two-variables"])
+def test_one_token_for_two_organisations_is_refused(
+    tmp_path: Path, files: dict[str, Path], org: str
+) -> None:
+    """beta's variable holding acme's token would write beta's people into acme's books:
+    refused naming both jobs and variables, never the token. The same token under two
+    variables of one organisation is fine."""
+    others = tmp_path / "others.csv"
+    write_onboarding(others, 2, prefix="OT")
+    third = {**onboard_job(ACME, others), "org": org, "token_env": "OTHER_TOKEN"}
+    jobs = [onboard_job(ACME, files["people"]), payroll_job(ACME, files["pay"]), third]
+    env = {**ENV, "OTHER_TOKEN": ACME.token}
+    if org == "acme":
+        manifest = write_manifest(tmp_path / "bureau.toml", jobs)
+        assert len(prepare_jobs(manifest, env, state_dir=tmp_path / "state")) == 3
+        return
+    message = _problem(tmp_path, jobs, env=env)
+    assert message.startswith(
+        "job 3 (beta, onboard): token_env OTHER_TOKEN holds the same token as "
+        "job 1 (acme, onboard)'s token_env FLEXPAY_TOKEN_ACME"
+    )
+    assert ACME.token not in message
 
 
 def test_a_token_file_others_can_read_is_named(tmp_path: Path, files: dict[str, Path]) -> None:

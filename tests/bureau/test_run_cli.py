@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from flexpay_batch.cli.app import main
+from flexpay_batch.cli.bureau import _say_what_next
 from flexpay_batch.sim import SimulatorThread
 from tests.bureau.kit import (
     Org,
@@ -22,7 +24,7 @@ from tests.bureau.kit import (
     token_env,
     write_manifest,
 )
-from tests.conftest import MakeSimulatorThread
+from tests.conftest import MakeSimulatorThread, close_this_threads_loop
 from tests.harness import cli_env, fast_limits, run_cli, start_cli, write_onboarding
 
 pytestmark = pytest.mark.slow
@@ -111,3 +113,114 @@ def test_sigterm_mid_run_then_run_again_finishes_every_row_once(
         ("beta", "finished"),
         ("chi", "finished"),
     ]
+
+
+@pytest.mark.parametrize(
+    "seam", ["flexpay_batch.bureau.local.prepare_jobs", "flexpay_batch.bureau.job.state_root"]
+)
+def test_ctrl_c_before_the_jobs_start_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seam: str
+) -> None:
+    """A Ctrl-C while the manifest's jobs are checked (hashing large files takes a while):
+    exit 130 with one sentence saying nothing was sent, not typer's silent exit 130, and a
+    second Ctrl-C ignored."""
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seam, interrupted)
+    close_this_threads_loop()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["run", str(tmp_path / "bureau.toml")])
+        # A second Ctrl-C while the message is shown would have been a traceback.
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.startswith(
+        "error: interrupted while checking the manifest's jobs; nothing was sent or written"
+    )
+
+
+def test_debug_shows_a_failed_jobs_traceback_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug in one job says 're-run with --debug for details': with --debug its traceback is
+    shown, the token redacted from it and from the --json summary."""
+    (org,) = three_orgs()[:1]
+    people = tmp_path / "people.csv"
+    write_onboarding(people, 2, prefix=org.prefix)
+    manifest = write_manifest(tmp_path / "bureau.toml", [onboard_job(org, people)])
+    for name, value in {
+        org.token_env: org.token,
+        "FLEXPAY_BASE_URL": "https://127.0.0.1:9/v1/",
+        "FLEXPAY_STATE_DIR": str(tmp_path / "state"),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    async def bug(*_: object, **__: object) -> None:
+        raise RuntimeError(f"a bug holding the token {org.token}")
+
+    monkeypatch.setattr("flexpay_batch.bureau.local.run_bureau_job", bug)
+    close_this_threads_loop()
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(manifest), "--json", "--debug"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 70
+    assert json.loads(out)["jobs"][0]["error"].startswith("internal error (RuntimeError)")
+    assert "Traceback (most recent call last)" in err
+    assert "RuntimeError: a bug holding the token" in err
+    assert org.token not in out + err
+
+
+def test_ctrl_c_while_the_command_line_is_built_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """typer builds the command from the annotations first (tens of milliseconds): a Ctrl-C
+    then is exit 130 and one sentence, not a KeyboardInterrupt traceback."""
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("typer.main.get_command", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "bureau.toml"])
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.startswith("error: interrupted\n")
+
+
+@pytest.mark.parametrize("code", [130, 4])
+def test_what_next_quotes_a_manifest_path_with_spaces(
+    capsys: pytest.CaptureFixture[str], code: int
+) -> None:
+    """The command to run again is pasted into a shell: a path with a space is quoted."""
+    _say_what_next(code, Path("/srv/bureau files/week 49.toml"))
+    assert "`flexpay-batch run '/srv/bureau files/week 49.toml'`" in capsys.readouterr().err
+
+
+def test_a_rotated_token_goes_on_with_allow_token_change(
+    make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> None:
+    """acme's token rotated after its job ran: the journal refuses the new one (exit 2) with
+    advice `run` can follow (no `--restart`, which it has not); with --allow-token-change the
+    job goes on and nothing is created twice."""
+    orgs = three_orgs()[:1]
+    rotated = Org("acme", orgs[0].token + "_rotated", orgs[0].org_id, orgs[0].prefix)
+    sim = make_simulator_thread(tokens=sim_tokens([*orgs, rotated]), limits=LIMITS)
+    people = tmp_path / "people.csv"
+    write_onboarding(people, 5, prefix=rotated.prefix)
+    manifest = write_manifest(tmp_path / "bureau.toml", [onboard_job(rotated, people)])
+    extra = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **limit_env(LIMITS)}
+    env = cli_env(sim, extra={**extra, **token_env(orgs)})
+    assert run_cli(["run", str(manifest)], env=env, cwd=tmp_path).returncode == 0
+
+    env.update(token_env([rotated]))
+    refused = run_cli(["run", str(manifest)], env=env, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "run the manifest again with --allow-token-change" in refused.stderr
+    assert "--restart" not in refused.stderr
+    again = run_cli(["run", str(manifest), "--allow-token-change"], env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert list(created_per_prefix(sim.effects(), rotated.prefix).values()) == [1] * 5
