@@ -7,12 +7,15 @@
         await worker.run()                  # until worker.request_stop(...) and jobs settle
 
 The loop is ours, the queue is saq's (``bureau.queue``): ``concurrency`` slots each block on
-saq's ``dequeue`` (an atomic BLMOVE from the queued to the active list), and one upkeep task
-runs saq's ``sweep`` every ``sweep_interval`` seconds (saq's lock makes it one sweep per
-interval across all workers). Beside each running job a heartbeat task, every third of the
-job's ``heartbeat`` and at least every ``PROGRESS_INTERVAL`` seconds:
+saq's ``dequeue`` (an atomic BLMOVE from the queued to the active list) and at once take a
+hold on the job (``bureau.sweep``), and one upkeep task runs the sweep every
+``sweep_interval`` seconds (saq's lock makes it one sweep per interval across all workers): it
+hands on the jobs nobody holds, on Redis's clock, not the hosts'. Beside each running job a
+heartbeat task, every third of the job's ``heartbeat`` and at least every
+``PROGRESS_INTERVAL`` seconds:
 
-1. refreshes the token's lease (``bureau.lease``): one running job per token, across workers;
+1. refreshes the token's lease (``bureau.lease``): one running job per token, across workers,
+   and the job's hold;
 2. checks that saq still records the job as running here (not swept and handed on);
 3. writes the progress (``bureau.result``: rows done/total) to the job's ``meta``, which
    touches it for saq.
@@ -53,6 +56,7 @@ from flexpay_batch.bureau.job import BureauJob, job_token, run_bureau_job
 from flexpay_batch.bureau.lease import TokenLeases
 from flexpay_batch.bureau.queue import DEFAULT_SWEEP, SKIPPED, now_ms, open_queue
 from flexpay_batch.bureau.result import JobProgress, Outcome, Say
+from flexpay_batch.bureau.sweep import EntryMoves, job_holds, sweep, unclaimed_key
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.redact import format_exception_redacted
@@ -63,9 +67,6 @@ from flexpay_batch.engine.pipeline import StopControl
 DEQUEUE_WAIT: Final = 1.0
 #: Seconds a slot pauses once every job it sees is of a busy token (it went round the queue).
 BUSY_PAUSE: Final = 1.0
-#: Seconds the sweep waits for a live worker to settle a job it aborts, before re-queueing it
-#: (ours never settles a job it lost; the token's lease keeps the two runs apart).
-SWEEP_ABORT_WAIT: Final = 1.0
 #: Seconds between two progress writes at most (the heartbeat may be longer): what
 #: `runs --queue` and `enqueue --wait` show is never older than this.
 PROGRESS_INTERVAL: Final = 2.0
@@ -119,6 +120,10 @@ class BureauWorker:
         self.store = store
         self.config = config
         self.leases = TokenLeases(queue.redis)
+        #: This worker's hold on each job it dequeued (``bureau.sweep``): while it lasts, no
+        #: sweep hands the job on, whatever the hosts' clocks say.
+        self.holds = job_holds(queue.redis)
+        self._moves = EntryMoves(queue)
         self._say = say
         self._stopping = anyio.Event()
         self._at_once = False
@@ -158,7 +163,7 @@ class BureauWorker:
         interval = self.config.sweep_interval
         while True:
             try:
-                swept = await self.queue.sweep(lock=interval, abort=SWEEP_ABORT_WAIT)
+                swept = await sweep(self.queue, self.holds, lock=interval)
             except RedisError as exc:
                 self._queue_down(exc)
             except Exception as exc:  # upkeep must not take the worker down (saq's own doesn't)
@@ -182,7 +187,9 @@ class BureauWorker:
             if job is None:
                 continue
             if self._stopping.is_set():
-                await self._put_back(job, error=None)
+                # Not held: only the entry goes back (it may be a copy of a running job).
+                with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
+                    await self._moves.back_to_queue(job.id)
                 return
             try:
                 taken = await self.take(job)
@@ -211,14 +218,39 @@ class BureauWorker:
             self._say("the queue answers again")
 
     async def take(self, job: Job) -> Taken:
-        """Take ``job``'s token lease, mark it running here and run it; or put it back.
+        """Hold ``job``, take its token's lease, mark it running here and run it; or put it
+        back.
 
-        An entry whose job is not queued (running elsewhere, or finished) is a stale copy
-        (saq's sweep can re-queue a job it caught between dequeue and start): it is dropped.
-        A job whose token is busy goes back to the end of the queue, its attempts unchanged.
+        The hold (``bureau.sweep``) comes first, right after the dequeue: a job held by
+        another worker (it is running or starting it, or putting it back) is a copy, put back
+        at the end of the queue untouched. An entry whose job is finished is dropped; one
+        whose job is recorded running but held by nobody is left to the sweep. A job whose
+        token is busy goes back to the end of the queue, its attempts unchanged.
         """
+        holder = f"{self.id}/{job.key}"
+        if not await self.holds.acquire(job.key, holder, ttl=_lease_ttl(job)):
+            await self._moves.back_to_queue(job.id)
+            return Taken.DEFERRED
+        try:
+            await self.queue.redis.delete(unclaimed_key(job.key))
+            return await self._take_held(job, holder)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
+                await self.holds.release(job.key, holder)
+
+    async def _take_held(self, job: Job, holder: str) -> Taken:
+        # What the queue records now, not what the dequeued entry said a moment ago.
+        stored = await self.queue.job(job.key)
+        if stored is None:
+            await self._moves.drop(job.id)
+            return Taken.STALE
+        job = stored
+        if job.status in TERMINAL_STATUSES:
+            await self._moves.drop(job.id)
+            return Taken.STALE
         if job.status not in (Status.NEW, Status.QUEUED):
-            await self.queue.redis.lrem(self.queue.namespace("active"), 1, job.id)
+            # Recorded running, held by nobody: its worker died; the sweep hands it on (this
+            # entry keeps it on the active list, where the sweep looks).
             return Taken.STALE
         job.worker_id = self.id
         try:
@@ -237,7 +269,6 @@ class BureauWorker:
                 await self._put_back(job, error=None)
             return waiting
         scope = token_fingerprint(token)
-        holder = f"{self.id}/{job.key}"
         if not await self.leases.acquire(scope, holder, ttl=_lease_ttl(job)):
             await self._put_back(job, error=None)
             return Taken.DEFERRED
@@ -310,8 +341,9 @@ class BureauWorker:
 
     async def _settle(self, running: _Running, outcome: Outcome) -> None:
         job = running.job
-        if running.lost or not await self._still_mine(job):
-            self._say(f"{job.key}: stopped; another worker has it now")
+        gone = "another worker has it now" if running.lost else await self._not_mine(job)
+        if gone is not None:
+            self._say(f"{job.key}: stopped; {gone}")
             return
         if outcome.interrupted and self._stopping.is_set():
             job.attempts -= 1  # a shutdown is not the job's failure
@@ -332,14 +364,21 @@ class BureauWorker:
         with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
             await self.queue.retry(job, error=error)
 
-    async def _still_mine(self, job: Job) -> bool:
+    async def _not_mine(self, job: Job) -> str | None:
+        """None while the queue records ``job`` as this run's; else why not."""
         stored = await self.queue.job(job.key)
-        return (
-            stored is not None
-            and stored.worker_id == self.id
+        if stored is None:
+            return (
+                "the queue no longer holds this job (did Redis restart without its data?); "
+                "enqueue the manifest again to finish it: rows already sent replay, none repeats"
+            )
+        if (
+            stored.worker_id == self.id
             and stored.status == Status.ACTIVE
             and stored.started == job.started
-        )
+        ):
+            return None
+        return "another worker has it now"
 
     async def _heartbeat(self, running: _Running, scope: str, holder: str) -> None:
         """Every third of the heartbeat (or ``PROGRESS_INTERVAL``): the lease refreshed, the
@@ -353,12 +392,16 @@ class BureauWorker:
                 if not await self.leases.refresh(scope, holder, ttl=ttl):
                     self._lose(running, "its token's lease expired")
                     return
+                if not running.lost and not await self.holds.refresh(job.key, holder, ttl=ttl):
+                    # Keep the token's lease until this run has stopped: the next worker waits.
+                    self._lose(running, "its hold on the job expired")
                 if not running.lost:
-                    if await self._still_mine(job):
+                    gone = await self._not_mine(job)
+                    if gone is None:
                         await job.update(meta={**job.meta, **running.progress.meta()})
                     else:
                         # Keep the lease until this run has stopped: the next worker waits.
-                        self._lose(running, "it was handed to another worker")
+                        self._lose(running, gone)
                 last_ok = time.monotonic()
             except RedisError as exc:
                 if time.monotonic() - last_ok > ttl:

@@ -1,0 +1,92 @@
+"""The queue under attack, with a real redis-server, real worker processes and the simulator
+(``queue_support``): hosts whose clocks disagree, a Redis that loses its data mid-run.
+
+Times are bounded generously (a loaded two-core machine); what is asserted is who ran a job,
+how many attempts it took, and the simulator's effects ledger: every row applied once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from flexpay_batch.sim import SimulatorThread
+from tests.bureau.queue_support import Bureau, finished, rows_done
+from tests.bureau.test_queue import HEARTBEAT, SWEEP, _assert_each_row_once, _enqueue, _taken_over
+from tests.harness import project_pythonpath
+from tests.redisserver import RedisServer
+
+pytestmark = pytest.mark.slow
+
+#: ``flexpay-batch`` with the process's wall clock (``time.time``, which saq's ``now`` reads)
+#: moved by ``sys.argv[1]`` seconds: a host whose clock is wrong.
+_SKEWED = """
+import sys, time
+skew = float(sys.argv.pop(1))
+real = time.time
+time.time = lambda: real() + skew
+from flexpay_batch.entry import main
+sys.argv[0] = "flexpay-batch"
+main()
+"""
+
+
+@pytest.fixture
+def bureau(
+    redis_server: RedisServer,
+    make_simulator_thread: Callable[..., SimulatorThread],
+    tmp_path: Path,
+) -> Iterator[Bureau]:
+    made = Bureau.start(redis_server, make_simulator_thread, tmp_path)
+    yield made
+    logs = made.close()
+    for name, text in logs.items():
+        print(f"--- worker {name} ---\n{text[-3000:]}")
+
+
+def _skewed_worker(bureau: Bureau, name: str, skew: float, *args: str) -> None:
+    env = bureau.env(state=f"state-{name}")
+    env["PYTHONPATH"] = os.pathsep.join([project_pythonpath(), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-c", _SKEWED, str(skew), "worker", "--queue", bureau.url, *args]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    bureau.workers[name] = process  # type: ignore[assignment]  # Popen has what close() uses
+
+
+@pytest.mark.parametrize("skew", [60.0, -60.0], ids=["ahead", "behind"])
+def test_a_worker_with_a_wrong_clock_neither_sweeps_live_jobs_nor_delays_takeover(
+    bureau: Bureau, skew: float
+) -> None:
+    """A second worker whose clock is a minute ahead (or behind) sweeps every second while
+    the first runs a job: the job is not taken from its live worker (saq's own check,
+    ``now() - touched > heartbeat`` across two hosts' clocks, took it at every sweep when
+    ahead). Then the first is SIGKILLed: the skewed worker takes the job over within
+    heartbeat + sweep (behind, saq's check waited a minute more) and every row applies once."""
+    manifest = bureau.manifest({"acme": 300})
+    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    first = bureau.worker("first", "--concurrency", "1", "--sweep-interval", str(SWEEP))
+    bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 10, timeout=60)
+    _skewed_worker(bureau, "skewed", skew, "--concurrency", "1", "--sweep-interval", str(SWEEP))
+    bureau.wait_idle_workers(1)  # the skewed worker's slot (the first's runs the job)
+    time.sleep(HEARTBEAT + 3 * SWEEP)  # many sweeps by the skewed worker
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "active", job
+    assert (bureau.worker_of(job), job["attempts"]) == ("first", 1), job
+    first.kill()
+    killed = time.monotonic()
+    bureau.wait_for(_taken_over(bureau, job_id, "skewed"), timeout=60)
+    takeover = time.monotonic() - killed
+    print(f"takeover by a worker {skew:+.0f} s off: {takeover:.1f} s")
+    assert takeover < HEARTBEAT + 2 * SWEEP + 6
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=90)
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "complete", job
+    assert job["attempts"] == 2
+    _assert_each_row_once(bureau, ["acme"])
