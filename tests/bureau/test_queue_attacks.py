@@ -19,7 +19,7 @@ import pytest
 from flexpay_batch.sim import SimulatorThread
 from tests.bureau.queue_support import Bureau, finished, rows_done
 from tests.bureau.test_queue import HEARTBEAT, SWEEP, _assert_each_row_once, _enqueue, _taken_over
-from tests.harness import project_pythonpath
+from tests.harness import project_pythonpath, start_cli
 from tests.redisserver import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -90,3 +90,48 @@ def test_a_worker_with_a_wrong_clock_neither_sweeps_live_jobs_nor_delays_takeove
     assert job["status"] == "complete", job
     assert job["attempts"] == 2
     _assert_each_row_once(bureau, ["acme"])
+
+
+def _big_onboarding(path: Path, rows: int) -> None:
+    """An onboarding file of ``rows`` rows, written fast (tens of MB)."""
+    header = (
+        "external_id,first_name,last_name,email,hire_date,pay_group_id,employment_type,"
+        "compensation_type,compensation_amount,currency,tax_id,bank_routing_number,"
+        "bank_account_number\n"
+    )
+    line = (
+        "BG{n:07d},Annika,Muller,annika.{n}@example.com,2025-01-01,pg_weekly,part_time,"
+        "hourly,44.28,USD,991004153,036282766,0822019866\n"
+    )
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(header)
+        handle.writelines(line.format(n=n) for n in range(rows))
+
+
+def test_a_job_whose_large_file_takes_longer_to_count_than_a_heartbeat_is_not_swept(
+    bureau: Bureau,
+) -> None:
+    """Counting a large file's rows takes longer than the heartbeat here (a loaded machine,
+    tens of MB): done on the worker's event loop it starved the heartbeat, so the job was
+    swept from its live worker, retaken, swept again… (a large job could never finish).
+    Off the loop, the job keeps its worker: the run goes on to its first request (the token
+    is refused here, to end the job there) on attempt 1."""
+    path = bureau.tmp / "large.csv"
+    _big_onboarding(path, 400_000)
+    manifest = bureau.tmp / "large.toml"
+    manifest.write_text(
+        "[[jobs]]\n"
+        'org = "acme"\nkind = "onboard"\n'
+        f'file = "{path}"\n'
+        'token_env = "FLEXPAY_TOKEN_ACME"\n',
+        encoding="utf-8",
+    )
+    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    env = bureau.env(state="state-only") | {"FLEXPAY_TOKEN_ACME": "fps_refused_" + "0" * 32}
+    process = start_cli(["worker", "--queue", bureau.url, "--sweep-interval", str(SWEEP)], env=env)
+    bureau.workers["only"] = process
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=120)
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "failed", job
+    assert job["result"]["stopped"] == "AuthenticationFailed", job["result"]
+    assert job["attempts"] == 1, job
