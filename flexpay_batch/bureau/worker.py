@@ -52,7 +52,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
-from flexpay_batch.bureau.job import BureauJob, job_token, run_bureau_job
+from flexpay_batch.bureau.job import BureauJob, job_run_dir, job_token, run_bureau_job
 from flexpay_batch.bureau.lease import TokenLeases
 from flexpay_batch.bureau.queue import DEFAULT_SWEEP, SKIPPED, now_ms, open_queue
 from flexpay_batch.bureau.result import JobProgress, Outcome, Say
@@ -62,6 +62,7 @@ from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.redact import format_exception_redacted
 from flexpay_batch.engine.limiting import limiter_store_at
 from flexpay_batch.engine.pipeline import StopControl
+from flexpay_batch.journal.files import JOURNAL_NAME, WriterLock
 
 #: Seconds one ``dequeue`` blocks before the slot looks at the stop flag again.
 DEQUEUE_WAIT: Final = 1.0
@@ -163,7 +164,14 @@ class BureauWorker:
         interval = self.config.sweep_interval
         while True:
             try:
+                # Again at every sweep: a Redis restarted without its data forgot the check
+                # value, and a worker with another secret must not be the one to set it.
+                await check_key_secret(self.queue, self.config.key_secret)
                 swept = await sweep(self.queue, self.holds, lock=interval)
+            except errors.ConfigError as exc:
+                self._say(f"{exc.message}: taking no more jobs ({exc.hint})")
+                self.request_stop("the key secret is not the queue's")
+                return
             except RedisError as exc:
                 self._queue_down(exc)
             except Exception as exc:  # upkeep must not take the worker down (saq's own doesn't)
@@ -268,6 +276,13 @@ class BureauWorker:
             if waiting is Taken.DEFERRED:
                 await self._put_back(job, error=None)
             return waiting
+        journal = job_run_dir(bureau_job, self.config.state_dir) / JOURNAL_NAME
+        if await anyio.to_thread.run_sync(WriterLock.is_held, journal):
+            # A run of this job on this host is still stopping (its queue record was lost,
+            # e.g. Redis restarted empty, and the job enqueued again): wait for it, rather
+            # than fail on its journal's lock.
+            await self._put_back(job, error=None)
+            return Taken.DEFERRED
         scope = token_fingerprint(token)
         if not await self.leases.acquire(scope, holder, ttl=_lease_ttl(job)):
             await self._put_back(job, error=None)
@@ -341,9 +356,9 @@ class BureauWorker:
 
     async def _settle(self, running: _Running, outcome: Outcome) -> None:
         job = running.job
-        gone = "another worker has it now" if running.lost else await self._not_mine(job)
-        if gone is not None:
-            self._say(f"{job.key}: stopped; {gone}")
+        gone = await self._not_mine(job)
+        if running.lost or gone is not None:
+            self._say(f"{job.key}: stopped; {gone or 'another worker has it now'}")
             return
         if outcome.interrupted and self._stopping.is_set():
             job.attempts -= 1  # a shutdown is not the job's failure

@@ -8,6 +8,7 @@ how many attempts it took, and the simulator's effects ledger: every row applied
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from flexpay_batch.bureau.worker import KEY_CHECK_KEY, key_check
 from flexpay_batch.sim import SimulatorThread
 from tests.bureau.queue_support import Bureau, finished, rows_done
 from tests.bureau.test_queue import HEARTBEAT, SWEEP, _assert_each_row_once, _enqueue, _taken_over
@@ -135,3 +138,35 @@ def test_a_job_whose_large_file_takes_longer_to_count_than_a_heartbeat_is_not_sw
     assert job["status"] == "failed", job
     assert job["result"]["stopped"] == "AuthenticationFailed", job["result"]
     assert job["attempts"] == 1, job
+
+
+def test_redis_restarted_empty_mid_run_the_worker_says_so_and_a_new_enqueue_finishes_once(
+    bureau: Bureau,
+) -> None:
+    """Redis dies mid-job and comes back empty (no persistence). The worker stays up, stops
+    the run and puts its key secret's check value back. Enqueued again at once, the job
+    waits on the queue while the stopping run still holds its journal on this host (it
+    failed with "another process is using the journal" before), then finishes on the same
+    worker, continuing the journal; every row applies once."""
+    manifest = bureau.manifest({"globex": 150})
+    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    worker = bureau.worker("only", "--sweep-interval", str(SWEEP))
+    bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
+    bureau.redis_server.kill()
+    time.sleep(1)
+    bureau.redis_server.restart()
+    assert _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT)) == [job_id]
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=90)
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "complete", job.get("result")
+    _assert_each_row_once(bureau, ["globex"])
+    client = redis.Redis.from_url(bureau.url)
+    assert client.get(KEY_CHECK_KEY) == key_check(bureau.key_secret.encode()).encode()
+    client.close()
+    assert worker.poll() is None
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=30)
+    # Its run stopped on losing its lease; by then the job was enqueued again (or not yet:
+    # then the worker said to enqueue it again). Either way: no internal error.
+    assert "stopping: its token's lease expired" in stderr, stderr
+    assert "internal error" not in stderr
