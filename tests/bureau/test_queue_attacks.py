@@ -170,3 +170,54 @@ def test_redis_restarted_empty_mid_run_the_worker_says_so_and_a_new_enqueue_fini
     # then the worker said to enqueue it again). Either way: no internal error.
     assert "stopping: its token's lease expired" in stderr, stderr
     assert "internal error" not in stderr
+
+
+def test_an_organisation_enqueued_behind_fifty_jobs_of_another_does_not_wait_for_them(
+    bureau: Bureau,
+) -> None:
+    """Fifty small jobs of one organisation on the queue (they run one after another), then
+    one job of another organisation enqueued behind all of them, two workers: the other
+    organisation's job is done while the first organisation has done only a few of its
+    fifty (its queued jobs go back to the end while their turn has not come)."""
+    many = bureau.manifest([("acme", 1)] * 50, name="acme.toml")
+    one = bureau.manifest({"globex": 5}, name="globex.toml")
+    acme_ids = _enqueue(bureau, many)
+    (globex_id,) = _enqueue(bureau, one)
+    for name in ("w1", "w2"):
+        bureau.worker(name, "--concurrency", "2")
+    job = bureau.wait_for(
+        lambda jobs: jobs[globex_id]["status"] == "complete" and jobs[globex_id], timeout=60
+    )
+    acme_done = sum(bureau.jobs()[key]["status"] == "complete" for key in acme_ids)
+    print(f"globex done after {acme_done} of acme's 50 jobs")
+    assert acme_done < 25
+    assert job["attempts"] == 1
+
+
+@pytest.mark.parametrize("at_row", [30, 75], ids=["mid-items", "near-submit"])
+def test_a_payroll_job_whose_worker_is_killed_is_submitted_once_by_its_successor(
+    bureau: Bureau, at_row: int
+) -> None:
+    """SIGKILL during an organisation's payroll (its items, or close to its submit): the
+    other worker (another state dir: no journal) takes it over and finishes it; the period
+    is submitted exactly once, each employee has one item, every key applies once."""
+    manifest = bureau.manifest({"acme": 80}, payroll=["acme"])
+    _onboarding, payroll = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    first = bureau.worker("first", "--concurrency", "1", "--sweep-interval", str(SWEEP))
+    bureau.wait_for(
+        lambda jobs: jobs[payroll]["status"] == "active" and rows_done(jobs[payroll]) >= at_row,
+        timeout=90,
+    )
+    bureau.worker("second", "--concurrency", "1", "--sweep-interval", str(SWEEP))
+    first.kill()
+    bureau.wait_for(lambda jobs: finished(jobs, 2), timeout=90)
+    jobs = bureau.jobs()
+    assert jobs[payroll]["status"] == "complete", jobs[payroll].get("result")
+    effects = bureau.sim.effects()
+    assert list(effects["runs_submitted_by_period"].values()) == [1]
+    assert set(effects["runs_submitted"].values()) == {1}
+    items = effects["payroll_items"]["by_run_and_employee"]
+    assert len(items) == 80
+    assert set(items.values()) == {1}
+    assert all(count == 1 for count in effects["by_idempotency_key"].values())
+    _assert_each_row_once(bureau, ["acme"])
