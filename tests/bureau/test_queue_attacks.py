@@ -221,3 +221,32 @@ def test_a_payroll_job_whose_worker_is_killed_is_submitted_once_by_its_successor
     assert set(items.values()) == {1}
     assert all(count == 1 for count in effects["by_idempotency_key"].values())
     _assert_each_row_once(bureau, ["acme"])
+
+
+@pytest.mark.parametrize("frozen", [1.0, 3 * HEARTBEAT], ids=["short", "past-heartbeat"])
+def test_a_frozen_redis_neither_hangs_the_worker_nor_repeats_a_row(
+    bureau: Bureau, frozen: float
+) -> None:
+    """Redis stops answering without closing its connections (SIGSTOP: what a network cut
+    looks like) for less than a heartbeat, or for several. Shorter: the job goes on with its
+    worker (attempt 1). Longer: the job's hold expires on Redis's clock, the worker stops its
+    run when Redis answers again, the job is handed on (here to the same worker, which
+    continues its journal); it finishes, the worker is still up, every row applies once."""
+    manifest = bureau.manifest({"initech": 150})
+    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    worker = bureau.worker("only", "--sweep-interval", str(SWEEP))
+    bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
+    process = bureau.redis_server.process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(frozen)
+    finally:
+        process.send_signal(signal.SIGCONT)
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=90)
+    job = bureau.jobs()[job_id]
+    assert job["status"] == "complete", job.get("result")
+    if frozen < HEARTBEAT:
+        assert job["attempts"] == 1
+    _assert_each_row_once(bureau, ["initech"])
+    assert worker.poll() is None
