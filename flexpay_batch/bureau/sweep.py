@@ -20,7 +20,8 @@ Per job id on saq's active list (each id once, however many entries it has):
 - finished (complete, failed, aborted): a leftover entry, removed; the job is never re-queued;
 - held: its worker is alive (running it, starting it or putting it back): left alone;
 - queued but on the active list and not held: a worker between its dequeue and its hold (a
-  few milliseconds) or one that died there; left for one sweep (a mark), swept at the next;
+  few milliseconds) or one that died there; looked at again ``UNCLAIMED_GRACE`` later in the
+  same sweep and re-queued if still so;
 - otherwise (running or aborting, not held: its worker died or lost Redis for a heartbeat):
   put back on the queue once (saq's ``retry``), or finished ``ABORTED`` past its retries.
   Its worker, if alive, sees its hold gone or the record no longer its own, and stops.
@@ -30,16 +31,18 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import anyio
 import redis.asyncio as aioredis
-from saq.job import TERMINAL_STATUSES, Status
+from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from flexpay_batch.bureau.lease import TokenLeases
 
 #: The namespace of the per-job holds: ``flexpay-batch:running:<job key>`` = worker/job.
 HOLD_NAMESPACE: Final = "flexpay-batch:running"
-#: The namespace of the sweep's marks on a dequeued job nobody holds yet.
-UNCLAIMED_NAMESPACE: Final = "flexpay-batch:unclaimed"
+#: Seconds the sweep gives a dequeued job nobody holds yet before it re-queues it: a live
+#: worker takes its hold milliseconds after its dequeue.
+UNCLAIMED_GRACE: Final = 1.0
 #: The error saq records on a swept job (its own default).
 SWEPT: Final = "swept"
 
@@ -55,10 +58,6 @@ return 0
 def job_holds(client: aioredis.Redis) -> TokenLeases:
     """The per-job holds (a lease per job key) in ``client``'s Redis."""
     return TokenLeases(client, namespace=HOLD_NAMESPACE)
-
-
-def unclaimed_key(job_key: str) -> str:
-    return f"{UNCLAIMED_NAMESPACE}:{job_key}"
 
 
 class EntryMoves:
@@ -87,6 +86,7 @@ async def sweep(queue: RedisQueue, holds: TokenLeases, *, lock: int) -> list[str
         return []
     entries = await redis.lrange(queue.namespace("active"), 0, -1)
     swept: list[str] = []
+    unclaimed: list[Job] = []
     for raw in dict.fromkeys(entries):
         job_id = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
         job = await queue._get_job_by_id(job_id)
@@ -103,30 +103,46 @@ async def sweep(queue: RedisQueue, holds: TokenLeases, *, lock: int) -> list[str
         if await holds.holder(job.key) is not None:
             continue
         if job.status in (Status.NEW, Status.QUEUED):
-            marked = await redis.set(unclaimed_key(job.key), 1, nx=True, px=3000 * max(1, lock))
-            if marked:
-                continue  # perhaps a worker between its dequeue and its hold: next sweep
-        await redis.delete(unclaimed_key(job.key))
+            unclaimed.append(job)  # perhaps a worker between its dequeue and its hold
+            continue
+        await _hand_on(queue, job)
         swept.append(job_id)
-        async with redis.pipeline(transaction=True) as pipe:
-            # Every entry of it, so it is queued exactly once (saq's abort would finish a
-            # job that also has an entry on the queued list as aborted).
-            pipe.lrem(queue.namespace("active"), 0, job_id)
-            pipe.lrem(queue.namespace("queued"), 0, job_id)
-            await pipe.execute()
-        if job.retryable:
-            await queue.retry(job, error=SWEPT)
-        else:
-            await queue.finish(job, Status.ABORTED, error=SWEPT)
+    if unclaimed:
+        await anyio.sleep(UNCLAIMED_GRACE)
+        active = set(await redis.lrange(queue.namespace("active"), 0, -1))
+        for job in unclaimed:
+            stored = await queue.job(job.key)
+            if (
+                stored is None
+                or stored.status not in (Status.NEW, Status.QUEUED)
+                or job.id.encode() not in active
+                or await holds.holder(job.key) is not None
+            ):
+                continue  # its worker held it in time, or it moved on
+            await _hand_on(queue, stored)
+            swept.append(job.id)
     return swept
+
+
+async def _hand_on(queue: RedisQueue, job: Job) -> None:
+    """``job`` queued once more (or given up past its retries)."""
+    async with queue.redis.pipeline(transaction=True) as pipe:
+        # Every entry of it, so it is queued exactly once (saq's abort would finish a job
+        # that also has an entry on the queued list as aborted).
+        pipe.lrem(queue.namespace("active"), 0, job.id)
+        pipe.lrem(queue.namespace("queued"), 0, job.id)
+        await pipe.execute()
+    if job.retryable:
+        await queue.retry(job, error=SWEPT)
+    else:
+        await queue.finish(job, Status.ABORTED, error=SWEPT)
 
 
 __all__ = [
     "HOLD_NAMESPACE",
     "SWEPT",
-    "UNCLAIMED_NAMESPACE",
+    "UNCLAIMED_GRACE",
     "EntryMoves",
     "job_holds",
     "sweep",
-    "unclaimed_key",
 ]

@@ -56,7 +56,7 @@ from flexpay_batch.bureau.job import BureauJob, job_run_dir, job_token, run_bure
 from flexpay_batch.bureau.lease import TokenLeases
 from flexpay_batch.bureau.queue import DEFAULT_SWEEP, SKIPPED, now_ms, open_queue
 from flexpay_batch.bureau.result import JobProgress, Outcome, Say
-from flexpay_batch.bureau.sweep import EntryMoves, job_holds, sweep, unclaimed_key
+from flexpay_batch.bureau.sweep import EntryMoves, job_holds, sweep
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.redact import format_exception_redacted
@@ -240,7 +240,6 @@ class BureauWorker:
             await self._moves.back_to_queue(job.id)
             return Taken.DEFERRED
         try:
-            await self.queue.redis.delete(unclaimed_key(job.key))
             return await self._take_held(job, holder)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):

@@ -8,6 +8,7 @@ worker, a sweep between a dequeue and its hold) are played out step by step.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from saq.queue.redis import RedisQueue
 
 from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.bureau.queue import open_queue, saq_job
-from flexpay_batch.bureau.sweep import job_holds, sweep
+from flexpay_batch.bureau.sweep import UNCLAIMED_GRACE, job_holds, sweep
 from flexpay_batch.bureau.worker import BureauWorker, Taken, WorkerConfig
 from tests.redisserver import RedisServer
 
@@ -117,14 +118,26 @@ async def test_a_finished_jobs_leftover_entry_is_removed_and_never_requeued(
     assert await _entries(queue, "queued", job_id) == 0
 
 
-async def test_a_dequeued_job_nobody_holds_gets_one_sweep_of_grace(queue: RedisQueue) -> None:
+async def test_a_dequeued_job_nobody_holds_gets_a_moment_to_be_held(queue: RedisQueue) -> None:
     """Between its dequeue and its hold a worker has a few milliseconds; a sweep that falls
-    there leaves the job (a mark); the next one re-queues it (its worker died there)."""
+    there looks again a moment later and leaves the job to the worker that held it; a job
+    nobody holds by then (its worker died there) is re-queued in that same sweep."""
     job_id = await _put(queue, Status.QUEUED, touched=_now_ms(), lists={"active": 1})
-    assert await _sweep_now(queue) == []
+    key = queue.job_key_from_id(job_id)
+    holds = job_holds(queue.redis)
+
+    async def hold_soon() -> None:
+        await asyncio.sleep(UNCLAIMED_GRACE / 4)
+        assert await holds.acquire(key, "host-b-2-abcd/" + key, ttl=30)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(hold_soon())
+        assert await _sweep_now(queue) == []
     assert await _entries(queue, "active", job_id) == 1
+    await holds.release(key, "host-b-2-abcd/" + key)  # that worker died before starting it
     assert await _sweep_now(queue) == [job_id]
     assert await _entries(queue, "queued", job_id) == 1
+    assert await _entries(queue, "active", job_id) == 0
 
 
 async def test_a_copy_of_a_job_another_worker_holds_stays_findable(
