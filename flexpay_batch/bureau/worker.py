@@ -130,6 +130,8 @@ class BureauWorker:
         self._at_once = False
         self._queue_lost = False
         self._running: set[_Running] = set()
+        #: Why this worker stopped taking jobs on its own (the queue's key check changed).
+        self.refused: errors.ConfigError | None = None
 
     @property
     def id(self) -> str:
@@ -169,8 +171,11 @@ class BureauWorker:
                 await check_key_secret(self.queue, self.config.key_secret)
                 swept = await sweep(self.queue, self.holds, lock=interval)
             except errors.ConfigError as exc:
-                self._say(f"{exc.message}: taking no more jobs ({exc.hint})")
-                self.request_stop("the key secret is not the queue's")
+                # Which secret is right is not known here: take no more jobs, but finish the
+                # running ones rather than hand them to a worker that may have the other.
+                self._say(f"{exc.message}: taking no more jobs; finishing the running ones")
+                self.refused = exc
+                self._stopping.set()
                 return
             except RedisError as exc:
                 self._queue_down(exc)
@@ -276,7 +281,7 @@ class BureauWorker:
                 await self._put_back(job, error=None)
             return waiting
         journal = job_run_dir(bureau_job, self.config.state_dir) / JOURNAL_NAME
-        if await anyio.to_thread.run_sync(WriterLock.is_held, journal):
+        if await anyio.to_thread.run_sync(_journal_held, journal):
             # A run of this job on this host is still stopping (its queue record was lost,
             # e.g. Redis restarted empty, and the job enqueued again): wait for it, rather
             # than fail on its journal's lock.
@@ -428,6 +433,15 @@ class BureauWorker:
         running.stop.request(errors.RunInterrupted(f"stopped: {why}"))
 
 
+def _journal_held(journal: Path) -> bool:
+    """Whether a run on this host holds ``journal`` now (an unreadable one: no; the run
+    itself then says what is wrong with it)."""
+    try:
+        return WriterLock.is_held(journal)
+    except OSError:
+        return False
+
+
 def _lease_ttl(job: Job) -> float:
     """The lease lasts as long as the job may go without a heartbeat."""
     return float(max(job.heartbeat, 1))
@@ -486,6 +500,8 @@ async def serve(queue_url: str, *, limiter_url: str | None, config: WorkerConfig
                 await worker.run()
                 tg.cancel_scope.cancel()
         say(f"worker {worker.id}: stopped")
+    if worker.refused is not None:
+        raise worker.refused
     if len(received) > 1:
         raise errors.RunInterrupted(
             f"stopped at once by {received[1]}: requests in flight were cancelled",

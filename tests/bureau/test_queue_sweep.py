@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from saq.job import Status
 from saq.queue.redis import RedisQueue
@@ -20,7 +21,7 @@ from saq.queue.redis import RedisQueue
 from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.bureau.queue import open_queue, saq_job
 from flexpay_batch.bureau.sweep import UNCLAIMED_GRACE, job_holds, sweep
-from flexpay_batch.bureau.worker import BureauWorker, Taken, WorkerConfig
+from flexpay_batch.bureau.worker import KEY_CHECK_KEY, BureauWorker, Taken, WorkerConfig, key_check
 from tests.redisserver import RedisServer
 
 HOUR_MS = 3600 * 1000
@@ -174,3 +175,21 @@ async def test_a_copy_of_a_job_another_worker_holds_stays_findable(
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def test_a_worker_that_finds_another_key_check_stops_taking_jobs(
+    queue: RedisQueue, tmp_path: Path
+) -> None:
+    """A Redis restarted empty forgets the key secret's check value; if a worker with
+    another secret set it first, the workers already running see it at their next sweep:
+    they take no more jobs (and would finish, not hand on, the ones they run) and say why."""
+    said: list[str] = []
+    config = WorkerConfig(
+        env={}, state_dir=tmp_path, key_secret=b"k" * 32, concurrency=1, sweep_interval=1
+    )
+    worker = BureauWorker(queue, None, config, say=said.append)
+    await queue.redis.set(KEY_CHECK_KEY, key_check(b"another secret, another bureau, 0123"))
+    with anyio.fail_after(20):
+        await worker.run()
+    assert worker.refused is not None
+    assert any("taking no more jobs" in line for line in said), said
