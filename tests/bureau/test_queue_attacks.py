@@ -8,6 +8,7 @@ how many attempts it took, and the simulator's effects ledger: every row applied
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,6 +62,23 @@ def _skewed_worker(bureau: Bureau, name: str, skew: float, *args: str) -> None:
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     bureau.workers[name] = process  # type: ignore[assignment]  # Popen has what close() uses
+
+
+def _assert_nothing_secret_in_redis(bureau: Bureau) -> None:
+    """No token, key secret, name, email, tax id, account number or amount in any key or
+    value of the Redis (as ``test_queue``'s scan, after an attack)."""
+    haystack = bureau.everything_in_redis()
+    assert "flexpay-bureau" in haystack  # the scan saw the queue
+    needles = [*bureau.tokens.values(), bureau.key_secret]
+    for rows in bureau.rows.values():
+        for row in rows:
+            needles += [row["first_name"], row["last_name"], row["email"], row["tax_id"]]
+            needles += [row["bank_account_number"]]
+    found = sorted({needle for needle in needles if needle in haystack})
+    assert not found, f"found in Redis: {found[:5]}"
+    for amount in set(bureau.amounts):
+        pattern = rf"(?<![\d.]){re.escape(amount)}(?![\d])"
+        assert not re.search(pattern, haystack), f"amount {amount} found in Redis"
 
 
 @pytest.mark.parametrize("skew", [60.0, -60.0], ids=["ahead", "behind"])
@@ -160,6 +178,7 @@ def test_redis_restarted_empty_mid_run_the_worker_says_so_and_a_new_enqueue_fini
     job = bureau.jobs()[job_id]
     assert job["status"] == "complete", job.get("result")
     _assert_each_row_once(bureau, ["globex"])
+    _assert_nothing_secret_in_redis(bureau)
     client = redis.Redis.from_url(bureau.url)
     assert client.get(KEY_CHECK_KEY) == key_check(bureau.key_secret.encode()).encode()
     client.close()
@@ -221,6 +240,7 @@ def test_a_payroll_job_whose_worker_is_killed_is_submitted_once_by_its_successor
     assert set(items.values()) == {1}
     assert all(count == 1 for count in effects["by_idempotency_key"].values())
     _assert_each_row_once(bureau, ["acme"])
+    _assert_nothing_secret_in_redis(bureau)
 
 
 @pytest.mark.parametrize("frozen", [1.0, 3 * HEARTBEAT], ids=["short", "past-heartbeat"])
