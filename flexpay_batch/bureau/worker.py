@@ -267,13 +267,20 @@ class BureauWorker:
         job.worker_id = self.id
         try:
             bureau_job = BureauJob.from_json(str((job.kwargs or {})["job"]))
-            token = job_token(bureau_job, self.config.env)
         except errors.FlexPayBatchError as exc:
             await self._finish(job, Outcome.failed(exc), JobProgress(job.key, self._say))
             return Taken.RAN
         except (KeyError, TypeError, ValueError):
             malformed = errors.UsageError(f"{job.key}: the queued job is not a bureau job")
             await self._finish(job, Outcome.failed(malformed), JobProgress(job.key, self._say))
+            return Taken.RAN
+        try:
+            token = job_token(bureau_job, self.config.env)
+        except errors.FlexPayBatchError as exc:
+            given_up = await self._no_token_here(job, exc)
+            if given_up is None:
+                return Taken.DEFERRED
+            await self._finish(job, Outcome.failed(given_up), JobProgress(job.key, self._say))
             return Taken.RAN
         waiting = await self._earlier_job(job, bureau_job)
         if waiting is not None:
@@ -300,6 +307,30 @@ class BureauWorker:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
                 await self.leases.release(scope, holder)
         return Taken.RAN
+
+    async def _no_token_here(
+        self, job: Job, exc: errors.FlexPayBatchError
+    ) -> errors.FlexPayBatchError | None:
+        """This host lacks the job's token (a host-specific fault): None once the job is put
+        back for a worker that has it; the error to fail the job with once workers lacking
+        it have held it back for a whole heartbeat (timed on Redis's clock)."""
+        meta = job.meta or {}
+        now, _ = await self.queue.redis.time()
+        since = int(meta.get("no_token_since") or now)
+        lacking = [str(worker) for worker in meta.get("no_token_on", [])]
+        if now - since >= max(job.heartbeat, 1):
+            hosts = ", ".join(sorted({*lacking, self.id}))
+            return errors.ConfigError(
+                f"{exc.message} (nor on the other workers that took it in {job.heartbeat} s: "
+                f"{hosts})",
+                hint=exc.hint,
+            )
+        if self.id not in lacking:
+            self._say(f"{job.key}: {exc.message}; put back for a worker that has it")
+            lacking = [*lacking, self.id][-20:]
+        job.meta = {**meta, "no_token_since": since, "no_token_on": lacking}
+        await self._put_back(job, error=None)
+        return None
 
     async def _earlier_job(self, job: Job, bureau_job: BureauJob) -> Taken | None:
         """``DEFERRED`` while the organisation's job before this one (``meta["after"]``) has

@@ -270,3 +270,36 @@ def test_a_frozen_redis_neither_hangs_the_worker_nor_repeats_a_row(
         assert job["attempts"] == 1
     _assert_each_row_once(bureau, ["initech"])
     assert worker.poll() is None
+
+
+def test_a_worker_without_the_organisations_token_leaves_the_job_to_one_that_has_it(
+    bureau: Bureau,
+) -> None:
+    """A worker lacking FLEXPAY_TOKEN_GLOBEX and FLEXPAY_TOKEN_INITECH (a host not yet
+    given a new organisation's token) takes globex's job first: it puts it back instead of
+    failing it for everyone, and a worker with the token runs it (attempt 1). With no such
+    worker up, initech's job fails after a heartbeat, naming the variable and the workers
+    that lack it."""
+    env = bureau.env(state="state-lacking")
+    for org in ("globex", "initech"):
+        del env[f"FLEXPAY_TOKEN_{org.upper()}"]
+    lacking = start_cli(["worker", "--queue", bureau.url, "--concurrency", "1"], env=env)
+    bureau.workers["lacking"] = lacking
+    bureau.wait_idle_workers(1)
+    (globex,) = _enqueue(bureau, bureau.manifest({"globex": 10}, name="globex.toml"))
+    bureau.wait_for(lambda jobs: jobs[globex].get("meta", {}).get("no_token_on"), timeout=30)
+    having = bureau.worker("having", "--concurrency", "1")
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=60)
+    job = bureau.jobs()[globex]
+    assert job["status"] == "complete", job.get("result")
+    assert (bureau.worker_of(job), job["attempts"]) == ("having", 1)
+    having.kill()
+    manifest = bureau.manifest({"initech": 5}, name="initech.toml")
+    (initech,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    bureau.wait_for(lambda jobs: finished(jobs, 2), timeout=60)
+    job = bureau.jobs()[initech]
+    assert job["status"] == "failed"
+    assert job["result"]["exit_code"] == 2
+    message = job["result"]["message"]
+    assert "FLEXPAY_TOKEN_INITECH is not set" in message
+    assert "nor on the other workers" in message
