@@ -303,3 +303,26 @@ def test_a_worker_without_the_organisations_token_leaves_the_job_to_one_that_has
     message = job["result"]["message"]
     assert "FLEXPAY_TOKEN_INITECH is not set" in message
     assert "nor on the other workers" in message
+
+
+def test_the_same_manifest_enqueued_twice_at_once_and_again_mid_job_runs_each_job_once(
+    bureau: Bureau,
+) -> None:
+    """Two `enqueue`s of one manifest at the same moment, and a third while the worker is
+    mid-job: one copy of the job is queued, it runs once (attempt 1), every row once."""
+    manifest = bureau.manifest({"acme": 60})
+    args = ["enqueue", str(manifest), "--queue", bureau.url]
+    racing = [bureau.start_cli(args) for _ in range(2)]
+    outputs = [process.communicate(timeout=60) for process in racing]
+    assert [process.returncode for process in racing] == [0, 0], outputs
+    (job_id,) = {stdout.strip() for stdout, _ in outputs}
+    assert sum("already queued" in stderr for _, stderr in outputs) == 1
+    bureau.worker("only", "--concurrency", "2")
+    bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 10, timeout=60)
+    again = bureau.cli(args)
+    assert again.returncode == 0, again.stderr
+    assert "already queued or running" in again.stderr
+    bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=60)
+    job = bureau.jobs()[job_id]
+    assert (job["status"], job["attempts"]) == ("complete", 1)
+    _assert_each_row_once(bureau, ["acme"])
