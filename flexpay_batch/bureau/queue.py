@@ -6,11 +6,12 @@
         added = await enqueue_jobs(queue, jobs, heartbeat=30)    # [(job id, newly added?)]
         views = await list_jobs(queue)                            # every job, for `runs`
 
-Why saq and how its semantics are used is in docs/bureau.md ("Why saq"). In short: a saq job
-whose ``heartbeat`` (seconds) passes without a ``job.update()`` is "stuck", and the ``sweep``
-that any worker runs every few seconds aborts it and puts it back on the queue; the worker's
-own heartbeat task (``bureau.worker``) touches the job every ``heartbeat / 3`` seconds while it
-runs, so only a dead (or cut-off) worker's job is taken over.
+Why saq and how its semantics are used is in docs/bureau.md ("Why saq"). In short: a worker
+holds each job it dequeued by a key that expires ``heartbeat`` seconds after its last refresh
+(on Redis's clock, ``bureau.sweep``), and the sweep that any worker runs every few seconds puts
+a job nobody holds back on the queue; the worker's heartbeat task (``bureau.worker``) refreshes
+the hold every ``heartbeat / 3`` seconds while it runs, so only a dead (or cut-off) worker's
+job is taken over.
 
 A saq job's ``key`` is the ``BureauJob.job_id`` (deterministic), so the same manifest enqueued
 twice while its jobs are queued or running adds nothing (saq's enqueue script refuses a key

@@ -7,12 +7,15 @@
         await worker.run()                  # until worker.request_stop(...) and jobs settle
 
 The loop is ours, the queue is saq's (``bureau.queue``): ``concurrency`` slots each block on
-saq's ``dequeue`` (an atomic BLMOVE from the queued to the active list), and one upkeep task
-runs saq's ``sweep`` every ``sweep_interval`` seconds (saq's lock makes it one sweep per
-interval across all workers). Beside each running job a heartbeat task, every third of the
-job's ``heartbeat`` and at least every ``PROGRESS_INTERVAL`` seconds:
+saq's ``dequeue`` (an atomic BLMOVE from the queued to the active list) and at once take a
+hold on the job (``bureau.sweep``), and one upkeep task runs the sweep every
+``sweep_interval`` seconds (saq's lock makes it one sweep per interval across all workers): it
+hands on the jobs nobody holds, on Redis's clock, not the hosts'. Beside each running job a
+heartbeat task, every third of the job's ``heartbeat`` and at least every
+``PROGRESS_INTERVAL`` seconds:
 
-1. refreshes the token's lease (``bureau.lease``): one running job per token, across workers;
+1. refreshes the token's lease (``bureau.lease``): one running job per token, across workers,
+   and the job's hold;
 2. checks that saq still records the job as running here (not swept and handed on);
 3. writes the progress (``bureau.result``: rows done/total) to the job's ``meta``, which
    touches it for saq.
@@ -49,23 +52,22 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from flexpay_batch.api.ratelimit.redis_store import RedisStore
-from flexpay_batch.bureau.job import BureauJob, job_token, run_bureau_job
+from flexpay_batch.bureau.job import BureauJob, job_run_dir, job_token, run_bureau_job
 from flexpay_batch.bureau.lease import TokenLeases
 from flexpay_batch.bureau.queue import DEFAULT_SWEEP, SKIPPED, now_ms, open_queue
 from flexpay_batch.bureau.result import JobProgress, Outcome, Say
+from flexpay_batch.bureau.sweep import EntryMoves, job_holds, sweep
 from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.redact import format_exception_redacted
 from flexpay_batch.engine.limiting import limiter_store_at
 from flexpay_batch.engine.pipeline import StopControl
+from flexpay_batch.journal.files import JOURNAL_NAME, WriterLock
 
 #: Seconds one ``dequeue`` blocks before the slot looks at the stop flag again.
 DEQUEUE_WAIT: Final = 1.0
 #: Seconds a slot pauses once every job it sees is of a busy token (it went round the queue).
 BUSY_PAUSE: Final = 1.0
-#: Seconds the sweep waits for a live worker to settle a job it aborts, before re-queueing it
-#: (ours never settles a job it lost; the token's lease keeps the two runs apart).
-SWEEP_ABORT_WAIT: Final = 1.0
 #: Seconds between two progress writes at most (the heartbeat may be longer): what
 #: `runs --queue` and `enqueue --wait` show is never older than this.
 PROGRESS_INTERVAL: Final = 2.0
@@ -119,11 +121,17 @@ class BureauWorker:
         self.store = store
         self.config = config
         self.leases = TokenLeases(queue.redis)
+        #: This worker's hold on each job it dequeued (``bureau.sweep``): while it lasts, no
+        #: sweep hands the job on, whatever the hosts' clocks say.
+        self.holds = job_holds(queue.redis)
+        self._moves = EntryMoves(queue)
         self._say = say
         self._stopping = anyio.Event()
         self._at_once = False
         self._queue_lost = False
         self._running: set[_Running] = set()
+        #: Why this worker stopped taking jobs on its own (the queue's key check changed).
+        self.refused: errors.ConfigError | None = None
 
     @property
     def id(self) -> str:
@@ -158,7 +166,17 @@ class BureauWorker:
         interval = self.config.sweep_interval
         while True:
             try:
-                swept = await self.queue.sweep(lock=interval, abort=SWEEP_ABORT_WAIT)
+                # Again at every sweep: a Redis restarted without its data forgot the check
+                # value, and a worker with another secret must not be the one to set it.
+                await check_key_secret(self.queue, self.config.key_secret)
+                swept = await sweep(self.queue, self.holds, lock=interval)
+            except errors.ConfigError as exc:
+                # Which secret is right is not known here: take no more jobs, but finish the
+                # running ones rather than hand them to a worker that may have the other.
+                self._say(f"{exc.message}: taking no more jobs; finishing the running ones")
+                self.refused = exc
+                self._stopping.set()
+                return
             except RedisError as exc:
                 self._queue_down(exc)
             except Exception as exc:  # upkeep must not take the worker down (saq's own doesn't)
@@ -182,7 +200,9 @@ class BureauWorker:
             if job is None:
                 continue
             if self._stopping.is_set():
-                await self._put_back(job, error=None)
+                # Not held: only the entry goes back (it may be a copy of a running job).
+                with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
+                    await self._moves.back_to_queue(job.id)
                 return
             try:
                 taken = await self.take(job)
@@ -211,19 +231,42 @@ class BureauWorker:
             self._say("the queue answers again")
 
     async def take(self, job: Job) -> Taken:
-        """Take ``job``'s token lease, mark it running here and run it; or put it back.
+        """Hold ``job``, take its token's lease, mark it running here and run it; or put it
+        back.
 
-        An entry whose job is not queued (running elsewhere, or finished) is a stale copy
-        (saq's sweep can re-queue a job it caught between dequeue and start): it is dropped.
-        A job whose token is busy goes back to the end of the queue, its attempts unchanged.
+        The hold (``bureau.sweep``) comes first, right after the dequeue: a job held by
+        another worker (it is running or starting it, or putting it back) is a copy, put back
+        at the end of the queue untouched. An entry whose job is finished is dropped; one
+        whose job is recorded running but held by nobody is left to the sweep. A job whose
+        token is busy goes back to the end of the queue, its attempts unchanged.
         """
+        holder = f"{self.id}/{job.key}"
+        if not await self.holds.acquire(job.key, holder, ttl=_lease_ttl(job)):
+            await self._moves.back_to_queue(job.id)
+            return Taken.DEFERRED
+        try:
+            return await self._take_held(job, holder)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
+                await self.holds.release(job.key, holder)
+
+    async def _take_held(self, job: Job, holder: str) -> Taken:
+        # What the queue records now, not what the dequeued entry said a moment ago.
+        stored = await self.queue.job(job.key)
+        if stored is None:
+            await self._moves.drop(job.id)
+            return Taken.STALE
+        job = stored
+        if job.status in TERMINAL_STATUSES:
+            await self._moves.drop(job.id)
+            return Taken.STALE
         if job.status not in (Status.NEW, Status.QUEUED):
-            await self.queue.redis.lrem(self.queue.namespace("active"), 1, job.id)
+            # Recorded running, held by nobody: its worker died; the sweep hands it on (this
+            # entry keeps it on the active list, where the sweep looks).
             return Taken.STALE
         job.worker_id = self.id
         try:
             bureau_job = BureauJob.from_json(str((job.kwargs or {})["job"]))
-            token = job_token(bureau_job, self.config.env)
         except errors.FlexPayBatchError as exc:
             await self._finish(job, Outcome.failed(exc), JobProgress(job.key, self._say))
             return Taken.RAN
@@ -231,13 +274,27 @@ class BureauWorker:
             malformed = errors.UsageError(f"{job.key}: the queued job is not a bureau job")
             await self._finish(job, Outcome.failed(malformed), JobProgress(job.key, self._say))
             return Taken.RAN
+        try:
+            token = job_token(bureau_job, self.config.env)
+        except errors.FlexPayBatchError as exc:
+            given_up = await self._no_token_here(job, exc)
+            if given_up is None:
+                return Taken.DEFERRED
+            await self._finish(job, Outcome.failed(given_up), JobProgress(job.key, self._say))
+            return Taken.RAN
         waiting = await self._earlier_job(job, bureau_job)
         if waiting is not None:
             if waiting is Taken.DEFERRED:
                 await self._put_back(job, error=None)
             return waiting
+        journal = job_run_dir(bureau_job, self.config.state_dir) / JOURNAL_NAME
+        if await anyio.to_thread.run_sync(_journal_held, journal):
+            # A run of this job on this host is still stopping (its queue record was lost,
+            # e.g. Redis restarted empty, and the job enqueued again): wait for it, rather
+            # than fail on its journal's lock.
+            await self._put_back(job, error=None)
+            return Taken.DEFERRED
         scope = token_fingerprint(token)
-        holder = f"{self.id}/{job.key}"
         if not await self.leases.acquire(scope, holder, ttl=_lease_ttl(job)):
             await self._put_back(job, error=None)
             return Taken.DEFERRED
@@ -250,6 +307,30 @@ class BureauWorker:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
                 await self.leases.release(scope, holder)
         return Taken.RAN
+
+    async def _no_token_here(
+        self, job: Job, exc: errors.FlexPayBatchError
+    ) -> errors.FlexPayBatchError | None:
+        """This host lacks the job's token (a host-specific fault): None once the job is put
+        back for a worker that has it; the error to fail the job with once workers lacking
+        it have held it back for a whole heartbeat (timed on Redis's clock)."""
+        meta = job.meta or {}
+        now, _ = await self.queue.redis.time()
+        since = int(meta.get("no_token_since") or now)
+        lacking = [str(worker) for worker in meta.get("no_token_on", [])]
+        if now - since >= max(job.heartbeat, 1):
+            hosts = ", ".join(sorted({*lacking, self.id}))
+            return errors.ConfigError(
+                f"{exc.message} (nor on the other workers that took it in {job.heartbeat} s: "
+                f"{hosts})",
+                hint=exc.hint,
+            )
+        if self.id not in lacking:
+            self._say(f"{job.key}: {exc.message}; put back for a worker that has it")
+            lacking = [*lacking, self.id][-20:]
+        job.meta = {**meta, "no_token_since": since, "no_token_on": lacking}
+        await self._put_back(job, error=None)
+        return None
 
     async def _earlier_job(self, job: Job, bureau_job: BureauJob) -> Taken | None:
         """``DEFERRED`` while the organisation's job before this one (``meta["after"]``) has
@@ -310,8 +391,9 @@ class BureauWorker:
 
     async def _settle(self, running: _Running, outcome: Outcome) -> None:
         job = running.job
-        if running.lost or not await self._still_mine(job):
-            self._say(f"{job.key}: stopped; another worker has it now")
+        gone = await self._not_mine(job)
+        if running.lost or gone is not None:
+            self._say(f"{job.key}: stopped; {gone or 'another worker has it now'}")
             return
         if outcome.interrupted and self._stopping.is_set():
             job.attempts -= 1  # a shutdown is not the job's failure
@@ -332,14 +414,21 @@ class BureauWorker:
         with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_TIMEOUT):
             await self.queue.retry(job, error=error)
 
-    async def _still_mine(self, job: Job) -> bool:
+    async def _not_mine(self, job: Job) -> str | None:
+        """None while the queue records ``job`` as this run's; else why not."""
         stored = await self.queue.job(job.key)
-        return (
-            stored is not None
-            and stored.worker_id == self.id
+        if stored is None:
+            return (
+                "the queue no longer holds this job (did Redis restart without its data?); "
+                "enqueue the manifest again to finish it: rows already sent replay, none repeats"
+            )
+        if (
+            stored.worker_id == self.id
             and stored.status == Status.ACTIVE
             and stored.started == job.started
-        )
+        ):
+            return None
+        return "another worker has it now"
 
     async def _heartbeat(self, running: _Running, scope: str, holder: str) -> None:
         """Every third of the heartbeat (or ``PROGRESS_INTERVAL``): the lease refreshed, the
@@ -353,12 +442,16 @@ class BureauWorker:
                 if not await self.leases.refresh(scope, holder, ttl=ttl):
                     self._lose(running, "its token's lease expired")
                     return
+                if not running.lost and not await self.holds.refresh(job.key, holder, ttl=ttl):
+                    # Keep the token's lease until this run has stopped: the next worker waits.
+                    self._lose(running, "its hold on the job expired")
                 if not running.lost:
-                    if await self._still_mine(job):
+                    gone = await self._not_mine(job)
+                    if gone is None:
                         await job.update(meta={**job.meta, **running.progress.meta()})
                     else:
                         # Keep the lease until this run has stopped: the next worker waits.
-                        self._lose(running, "it was handed to another worker")
+                        self._lose(running, gone)
                 last_ok = time.monotonic()
             except RedisError as exc:
                 if time.monotonic() - last_ok > ttl:
@@ -369,6 +462,15 @@ class BureauWorker:
         running.lost = True
         self._say(f"{running.job.key}: stopping: {why}")
         running.stop.request(errors.RunInterrupted(f"stopped: {why}"))
+
+
+def _journal_held(journal: Path) -> bool:
+    """Whether a run on this host holds ``journal`` now (an unreadable one: no; the run
+    itself then says what is wrong with it)."""
+    try:
+        return WriterLock.is_held(journal)
+    except OSError:
+        return False
 
 
 def _lease_ttl(job: Job) -> float:
@@ -429,6 +531,8 @@ async def serve(queue_url: str, *, limiter_url: str | None, config: WorkerConfig
                 await worker.run()
                 tg.cancel_scope.cancel()
         say(f"worker {worker.id}: stopped")
+    if worker.refused is not None:
+        raise worker.refused
     if len(received) > 1:
         raise errors.RunInterrupted(
             f"stopped at once by {received[1]}: requests in flight were cancelled",

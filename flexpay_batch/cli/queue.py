@@ -181,13 +181,33 @@ def _no_password_in_argv(url: str | None, flag: str, variable: str) -> None:
 async def _wait(url: str, ids: Sequence[str]) -> int:
     """Poll the jobs until each is done or failed, showing one combined progress line."""
     import anyio
+    from redis.exceptions import RedisError
 
+    from flexpay_batch.api.ratelimit.redis_store import store_address
     from flexpay_batch.bureau.queue import job_views, open_queue
 
     last_line, last_shown = "", 0.0
+    lost = False
     async with open_queue(url) as queue:
         while True:
-            views = await job_views(queue, ids)
+            try:
+                views = await job_views(queue, ids)
+            except (RedisError, OSError) as exc:
+                # The jobs go on on the workers: wait for the queue, and say so once.
+                if not lost:
+                    print(
+                        f"the job queue at {store_address(url)} does not answer "
+                        f"({type(exc).__name__}); waiting for it (the workers go on with "
+                        "their jobs; Ctrl-C stops waiting)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    lost = True
+                await anyio.sleep(POLL_SECONDS)
+                continue
+            if lost:
+                print("the job queue answers again", file=sys.stderr, flush=True)
+                lost = False
             line = _progress_line(views)
             now = time.monotonic()
             ended = all(view is None or view.state in ("done", "failed") for view in views)
@@ -240,7 +260,8 @@ def _job_error(job_id: str, view: JobView | None) -> errors.FlexPayBatchError | 
 
     if view is None:
         return errors.ServiceUnhealthy(
-            f"{job_id}: the queue no longer holds this job",
+            f"{job_id}: the queue no longer holds this job (did its Redis restart without "
+            "its data?)",
             hint="Enqueue the manifest again; finished rows replay, they are not repeated.",
         )
     if view.state != "failed" or view.stopped == SKIPPED:

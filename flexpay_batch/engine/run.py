@@ -174,7 +174,9 @@ async def run_job(
     (``Reporter.close``) when the run ends.
     """
     started = time.monotonic()
-    input_sha = input_sha256(request.input_path)
+    # Hashing and counting a large file take seconds to minutes: off the event loop, where a
+    # bureau worker's heartbeats (and other jobs) run; a blocked loop loses the job's hold.
+    input_sha = await anyio.to_thread.run_sync(input_sha256, request.input_path)
     wanted = job_info(request, input_sha=input_sha, base_url=base_url, token=token)
     run_dir = request.run_dir or request.settings.run_dir or default_run_dir(request, input_sha)
     summary = RunSummary(run_dir=run_dir)
@@ -307,7 +309,9 @@ async def _run_rows(
 ) -> None:
     base_url, ca_bundle, token, store = where.base_url, where.ca_bundle, where.token, where.store
     settings = request.settings
-    total = count_rows(request.input_path, encoding=request.encoding)
+    total = await anyio.to_thread.run_sync(
+        partial(count_rows, request.input_path, encoding=request.encoding)
+    )
     journal.set_meta(META_INPUT_ROWS, str(total))
     settled = journal.settled_rows()
     write_rate = settings.limits.write.rate.per_second

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from flexpay_batch.bureau.worker import KEY_CHECK_KEY, key_check
 from flexpay_batch.cli import queue as queue_cli
 from flexpay_batch.cli.queue import _exit_code
 from flexpay_batch.core import errors
-from tests.harness import run_cli, write_onboarding
+from tests.harness import run_cli, start_cli, write_onboarding
 from tests.redisserver import RedisServer
 
 _JOB = BureauJob(
@@ -211,3 +212,34 @@ def test_a_queue_url_with_a_password_is_refused_on_the_command_line(command: str
     assert done.returncode == 2, done.stderr
     assert "--queue must not hold a password" in done.stderr
     assert "hunter2" not in done.stderr
+
+
+def test_enqueue_wait_waits_out_a_dead_queue_and_says_to_enqueue_again_when_it_lost_the_jobs(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Redis dies while `enqueue --wait` watches (no worker here): it says the queue does
+    not answer and waits, instead of stopping with an internal error; Redis comes back
+    empty (no persistence): it names the jobs the queue no longer holds and says to enqueue
+    the manifest again (exit 4)."""
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 2)
+    manifest = _manifest(tmp_path, [source])
+    waiting = start_cli(["enqueue", str(manifest), "--queue", redis_server.url, "--wait"], env={})
+    client = redis.Redis.from_url(redis_server.url)
+    deadline = time.monotonic() + 30
+    while not list(client.scan_iter(match="saq:job:*")):
+        assert time.monotonic() < deadline, "the job was not enqueued"
+        time.sleep(0.1)
+    client.close()
+    redis_server.kill()
+    time.sleep(3)  # several polls against a dead queue
+    assert waiting.poll() is None, waiting.communicate(timeout=10)
+    redis_server.restart()  # the same port, empty
+    stdout, stderr = waiting.communicate(timeout=30)
+    assert waiting.returncode == 4, stderr
+    assert "does not answer" in stderr
+    assert "waiting for it" in stderr
+    assert "no longer holds this job" in stderr
+    assert "Enqueue the manifest again" in stderr
+    assert "internal error" not in stderr.lower()
+    assert stdout.startswith("org1-onboard-")
