@@ -67,9 +67,11 @@ def run_suite(
             figure = FIGURES[name](suite)
             seconds = time.perf_counter() - figure_started
             # The machine is shared: say how busy it was while this figure was measured.
+            reused = " (it reuses runs an earlier figure made)" if seconds < 1 else ""
             figure.notes.append(
-                f"Measured in {seconds:.0f} s; load average (1 min) {load_before:.2f} before "
-                f"this figure, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} cores."
+                f"Ran in {seconds:.0f} s{reused}; load average (1 min) {load_before:.2f} "
+                f"before this figure, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} "
+                "cores."
             )
             figures.append(figure)
             if echo:
