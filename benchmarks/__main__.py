@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 import time
@@ -62,9 +63,20 @@ def run_suite(
         suite = Suite(scale=scale, server=server, workdir=Path(tmp), out_dir=out_dir)
         for name in names:
             figure_started = time.perf_counter()
-            figures.append(FIGURES[name](suite))
+            load_before = os.getloadavg()[0]
+            figure = FIGURES[name](suite)
+            seconds = time.perf_counter() - figure_started
+            # The machine is shared: say how busy it was while this figure was measured.
+            reused = " (it reuses runs an earlier figure made)" if seconds < 1 else ""
+            figure.notes.append(
+                f"Ran in {seconds:.0f} s{reused}; load average (1 min) {load_before:.2f} "
+                f"before this figure, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} "
+                "cores."
+            )
+            figures.append(figure)
             if echo:
-                _echo(figures[-1], time.perf_counter() - figure_started)
+                _echo(figure, seconds)
+    facts["load average at end (1, 5, 15 min)"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     analysis_path = out_dir / ANALYSIS_FILE
     analysis = analysis_path.read_text(encoding="utf-8") if analysis_path.is_file() else ""
     text = render(

@@ -209,7 +209,7 @@ def figure_bureau(suite: Suite) -> FigureResult:
     )
     return FigureResult(
         key="bureau",
-        title="A bureau on the job queue: N organisations on 1, 2 and 4 workers",
+        title="8. A bureau on the job queue: N organisations on 1, 2 and 4 workers",
         method=__doc__ or "",
         header=["workers", "total s", "ideal s", "total / ideal", "ceil(N / W)"],
         rows=rows_table,

@@ -261,7 +261,8 @@ class _DistantStore(RedisStore):
 
     async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
         await asyncio.sleep(REMOTE_DELAY)
-        return await super()._eval(redis_key, argv)
+        reply: list[Any] = await super()._eval(redis_key, argv)
+        return reply
 
 
 async def _distant_utilisation(url: str, seconds: float) -> float:
@@ -357,7 +358,7 @@ def figure_shared(suite: Suite) -> FigureResult:
         )
     )
     plot = bar_figure(
-        suite.out_dir / "shared_limit.png",
+        suite.out_dir / "fig7_shared.png",
         f"K processes on one token at {suite.scale.rate:g}/s, burst {suite.scale.burst}: "
         "KL in-process limiter, KR shared Redis",
         {
@@ -376,7 +377,7 @@ def figure_shared(suite: Suite) -> FigureResult:
     )
     return FigureResult(
         key="shared",
-        title="Several processes on one token: in-process limiter vs the shared Redis store",
+        title="7. Several processes on one token: in-process limiter vs the shared Redis store",
         method=__doc__ or "",
         header=[
             "K",

@@ -140,3 +140,13 @@ def test_default_output_is_scratch_and_a_miss_exits_0(
     assert "targets missed (1): a speed ratio" in capsys.readouterr().err
     assert cli.main(["--size", "smoke", "--only", "memory", "--out", str(out)]) == 0
     assert written[-1] == out
+
+
+def test_memory_figure_measured_a_real_onboard(smoke_run: tuple[Path, dict[str, Any]]) -> None:
+    """Figure 5 ran ``flexpay-batch onboard`` as a subprocess (every row created, or the figure
+    would have raised) and read its peak RSS beside validate's."""
+    _out, results = smoke_run
+    (figure,) = [f for f in results["figures"] if f["key"] == "memory"]
+    assert figure["data"]["onboard_rows"] > 0
+    assert figure["data"]["onboard_rss"] > 0
+    assert any(c["label"].startswith("onboard peak RSS") for c in figure["checks"])
