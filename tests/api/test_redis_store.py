@@ -282,19 +282,25 @@ async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
         await store.aclose()
 
 
+class _Counting(RedisStore):
+    """A store that notes which script each round trip to Redis ran (``argv[0]``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+        self.calls.append(argv[0])
+        return await super()._eval(redis_key, argv)
+
+
 async def test_the_success_streak_costs_no_round_trip(shared_redis: RedisServer) -> None:
     """A success that only lengthens the streak is not sent to Redis; the increase it leads
     to is."""
     from flexpay_batch.api.ratelimit.aimd import AimdSettings
 
-    calls: list[str] = []
-
-    class Counting(RedisStore):
-        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
-            calls.append(argv[0])
-            return await super()._eval(redis_key, argv)
-
-    store = await Counting.connect(shared_redis.url)
+    store = await _Counting.connect(shared_redis.url)
+    calls = store.calls
     policy = AimdSettings(increase_after=3)
     try:
         store.register("tok:write", BucketSpec(BURST, RATE), AimdState(RATE, RATE / 2, RATE, RATE))
@@ -623,14 +629,8 @@ async def test_a_flush_racing_the_reload_is_retried(redis_server: RedisServer) -
 async def test_one_round_trip_serves_every_queued_waiter(redis_server: RedisServer) -> None:
     """Waiters queued together are granted in one script run, as many as the bucket holds,
     all at one Redis time: a process is not held to one grant per round trip."""
-    calls: list[str] = []
-
-    class Counting(RedisStore):
-        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
-            calls.append(argv[0])
-            return await super()._eval(redis_key, argv)
-
-    store = await Counting.connect(redis_server.url)
+    store = await _Counting.connect(redis_server.url)
+    calls = store.calls
     try:
         store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
         calls.clear()
