@@ -282,6 +282,18 @@ async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
         await store.aclose()
 
 
+async def _parked_until_unavailable(store: RedisStore) -> asyncio.Task[float]:
+    """A waiter for ``tok:write``, returned once the store says Redis is unavailable: it is
+    still waiting (neither granted nor failed)."""
+    waiter = asyncio.create_task(store.acquire("tok:write"))
+    async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
+        while not store.unavailable:
+            assert not waiter.done(), waiter.exception()
+            await asyncio.sleep(0.01)
+    assert not waiter.done()
+    return waiter
+
+
 class _Counting(RedisStore):
     """A store that notes which script each round trip to Redis ran (``argv[0]``)."""
 
@@ -369,12 +381,7 @@ async def test_out_of_memory_mid_run_waits_says_why_and_carries_on(
             ("CONFIG", "SET", "maxmemory-policy", "noeviction"),
             ("CONFIG", "SET", "maxmemory", "1"),
         )
-        waiter = asyncio.create_task(store.acquire("tok:write"))
-        async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
-            while not store.unavailable:
-                assert not waiter.done(), waiter.exception()
-                await asyncio.sleep(0.01)
-        assert not waiter.done()
+        waiter = await _parked_until_unavailable(store)
         await _admin(redis_server.url, ("CONFIG", "SET", "maxmemory", "0"))
         async with asyncio.timeout(10):
             await waiter
@@ -475,12 +482,7 @@ async def test_a_primary_demoted_mid_run_waits_says_why_and_carries_on(
             silent.listen()
             port = str(silent.getsockname()[1])
             await _admin(redis_server.url, ("REPLICAOF", "127.0.0.1", port))
-            waiter = asyncio.create_task(store.acquire("tok:write"))
-            async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
-                while not store.unavailable:
-                    assert not waiter.done(), waiter.exception()
-                    await asyncio.sleep(0.01)
-            assert not waiter.done()
+            waiter = await _parked_until_unavailable(store)
             await _admin(redis_server.url, ("REPLICAOF", "NO", "ONE"))
         async with asyncio.timeout(10):
             await waiter
