@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,18 +36,23 @@ sys.stdout.write("\\nMODULES " + json.dumps(sorted(sys.modules)))
 """
 
 
-def _modules_after(args: list[str], tmp_path: Path) -> set[str]:
+def _probe(script: str, label: str, args: list[str], tmp_path: Path) -> Any:
+    """Run ``script`` with ``args`` in a fresh interpreter; the JSON it wrote after ``label``."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", script, *args],
         cwd=tmp_path,
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    marker = done.stdout.rfind("\nMODULES ")
+    marker = done.stdout.rfind(f"\n{label} ")
     assert marker >= 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return set(json.loads(done.stdout[marker + len("\nMODULES ") :]))
+    return json.loads(done.stdout[marker + len(f"\n{label} ") :])
+
+
+def _modules_after(args: list[str], tmp_path: Path) -> set[str]:
+    return set(_probe(PROBE, "MODULES", args, tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -99,15 +105,5 @@ sys.stdout.write("\\nBUILT " + json.dumps(built))
 def test_validate_builds_only_the_model_it_uses(tmp_path: Path) -> None:
     """Row models build their pydantic validators on first use (``defer_build``): validating
     an onboarding file never pays for the payroll model (issue 16)."""
-    done = subprocess.run(
-        [sys.executable, "-c", PYDANTIC_BUILT, "validate", str(SAMPLE)],
-        cwd=tmp_path,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    marker = done.stdout.rfind("\nBUILT ")
-    assert marker >= 0, done.stdout[-2000:] + done.stderr[-2000:]
-    built = json.loads(done.stdout[marker + len("\nBUILT ") :])
+    built = _probe(PYDANTIC_BUILT, "BUILT", ["validate", str(SAMPLE)], tmp_path)
     assert built == {"OnboardingRow": True, "PayrollRow": False}

@@ -30,7 +30,6 @@ a queue's workers.
 from __future__ import annotations
 
 import logging
-import signal
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ from flexpay_batch.core import errors
 from flexpay_batch.core.keys import token_fingerprint
 from flexpay_batch.core.redact import install_redaction
 from flexpay_batch.core.settings import Settings
-from flexpay_batch.engine.pipeline import STOP_SIGNALS, StopControl, signal_receiver
+from flexpay_batch.engine.pipeline import StopControl, watch_stop_signals
 from flexpay_batch.jobs.header import check_header
 from flexpay_batch.jobs.registry import job_spec
 
@@ -329,34 +328,34 @@ async def _one(run: _Run, index: int, done: MemoryObjectSendStream[int]) -> None
 async def _watch_signals(run: _Run, outer: TaskGroup) -> None:
     """First SIGINT/SIGTERM/SIGHUP: every job stops gracefully. A second: requests in flight
     are cancelled (what arrived is journaled, outputs written). A third: everything at once."""
-    with signal_receiver(*STOP_SIGNALS) as received:
-        count = 0
-        async for signum in received:
-            count += 1
-            name = signal.Signals(signum).name
-            if count == 1:
-                run.board.message(
-                    f"{name}: stopping every job… letting requests in flight finish "
-                    "(Ctrl-C again to stop at once)",
-                    logging.WARNING,
+
+    def react(count: int, name: str) -> bool:
+        if count == 1:
+            run.board.message(
+                f"{name}: stopping every job… letting requests in flight finish "
+                "(Ctrl-C again to stop at once)",
+                logging.WARNING,
+            )
+            run.stop.request(
+                errors.RunInterrupted(
+                    f"stopped by {name}: requests in flight were allowed to finish"
                 )
-                run.stop.request(
-                    errors.RunInterrupted(
-                        f"stopped by {name}: requests in flight were allowed to finish"
-                    )
-                )
-            elif count == 2:
-                run.stop.request(
-                    errors.RunInterrupted(
-                        f"stopped by a second {name}: requests in flight were cancelled; "
-                        "their rows stay open and running the manifest again re-sends them "
-                        "under the same idempotency key"
-                    ),
-                    at_once=True,
-                )
-            else:
-                outer.cancel_scope.cancel()
-                return
+            )
+        elif count == 2:
+            run.stop.request(
+                errors.RunInterrupted(
+                    f"stopped by a second {name}: requests in flight were cancelled; "
+                    "their rows stay open and running the manifest again re-sends them "
+                    "under the same idempotency key"
+                ),
+                at_once=True,
+            )
+        else:
+            outer.cancel_scope.cancel()
+            return False
+        return True
+
+    await watch_stop_signals(react)
 
 
 __all__ = ["DEFAULT_CONCURRENCY", "LocalJob", "prepare_jobs", "run_local", "shared_files"]

@@ -228,7 +228,32 @@ def _end_sentence(outcome: JobOutcome, *, error: bool = True) -> str:
     return text
 
 
-class PlainBoard(_BoardBase):
+class _StreamBoard(_BoardBase):
+    """A board that writes lines to a stream: a job's progress at most once per ``interval``
+    seconds, counted from its start or its last progress line."""
+
+    def __init__(
+        self, labels: Sequence[JobLabel], stream: TextIO, *, interval: float, clock: Clock
+    ) -> None:
+        super().__init__(labels, clock=clock)
+        self._stream = stream
+        self._interval = interval
+        self._last: dict[int, float] = {}
+
+    def _restart_interval(self, progress: JobProgress) -> None:
+        self._last[progress.label.number] = self._clock()
+
+    def _progress_due(self, progress: JobProgress) -> bool:
+        """True (and the interval restarts) once ``interval`` seconds have passed."""
+        now = self._clock()
+        number = progress.label.number
+        if now - self._last.get(number, now) < self._interval:
+            return False
+        self._last[number] = now
+        return True
+
+
+class PlainBoard(_StreamBoard):
     """Plain lines for logs and pipes: a job's start and end at once, its progress at most
     once per ``interval`` seconds, the overall line with each job's end."""
 
@@ -240,16 +265,13 @@ class PlainBoard(_BoardBase):
         interval: float = 5.0,
         clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(labels, clock=clock)
-        self._stream = stream
-        self._interval = interval
-        self._last: dict[int, float] = {}
+        super().__init__(labels, stream, interval=interval, clock=clock)
 
     def _line(self, text: str) -> None:
         _write_best_effort(self._stream, text + "\n")
 
     def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
-        self._last[progress.label.number] = self._clock()
+        self._restart_interval(progress)
         total = "an unknown number of" if progress.total is None else str(progress.total)
         earlier = f" ({progress.earlier} already settled)" if progress.earlier else ""
         self._line(
@@ -258,10 +280,7 @@ class PlainBoard(_BoardBase):
         )
 
     def changed(self, progress: JobProgress) -> None:
-        now = self._clock()
-        number = progress.label.number
-        if now - self._last.get(number, now) >= self._interval:
-            self._last[number] = now
+        if self._progress_due(progress):
             self._line("progress: " + progress.line())
 
     def _show_end(self, progress: JobProgress, outcome: JobOutcome) -> None:
@@ -385,7 +404,7 @@ def outcome_table(outcomes: Sequence[JobOutcome]) -> Table:
     return table
 
 
-class JsonBoard(_BoardBase):
+class JsonBoard(_StreamBoard):
     """``--json-logs``: one JSON object per line, each with ``ts`` (UTC ISO 8601), ``event``
     and, for a job's events, ``job`` (number, org, kind).
 
@@ -405,11 +424,8 @@ class JsonBoard(_BoardBase):
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
     ) -> None:
-        super().__init__(labels, clock=clock)
-        self._stream = stream
-        self._interval = interval
+        super().__init__(labels, stream, interval=interval, clock=clock)
         self._wall_clock = wall_clock
-        self._last: dict[int, float] = {}
 
     def _emit(self, event: str, label: JobLabel | None = None, **fields: object) -> None:
         moment = datetime.fromtimestamp(self._wall_clock(), UTC)
@@ -423,7 +439,7 @@ class JsonBoard(_BoardBase):
         _write_best_effort(self._stream, json.dumps(record, ensure_ascii=False) + "\n")
 
     def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
-        self._last[progress.label.number] = self._clock()
+        self._restart_interval(progress)
         self._emit(
             "start",
             progress.label,
@@ -434,11 +450,8 @@ class JsonBoard(_BoardBase):
         )
 
     def changed(self, progress: JobProgress) -> None:
-        now = self._clock()
-        number = progress.label.number
-        if now - self._last.get(number, now) < self._interval:
+        if not self._progress_due(progress):
             return
-        self._last[number] = now
         self._emit(
             "progress",
             progress.label,

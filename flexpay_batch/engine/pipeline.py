@@ -332,24 +332,34 @@ def signal_receiver(*signals: signal.Signals) -> Iterator[AsyncIterator[int]]:
                 signal.signal(sig, handler)
 
 
-async def _watch_signals(stop: StopControl, outer: TaskGroup) -> None:
-    """First SIGINT/SIGTERM/SIGHUP: stop gracefully. A second one: cancel at once."""
+async def watch_stop_signals(react: Callable[[int, str], bool]) -> None:
+    """Count the ``STOP_SIGNALS`` as they arrive and call ``react(count, name)`` for each
+    (``count`` 1 for the first, whatever the signal); stop watching once it returns False."""
     with signal_receiver(*STOP_SIGNALS) as received:
         count = 0
         async for signum in received:
             count += 1
-            name = signal.Signals(signum).name
-            if count == 1:
-                stop.request(
-                    errors.RunInterrupted(
-                        f"stopped by {name}: requests in flight were allowed to finish"
-                    )
-                )
-            else:
-                # The first message promised in-flight requests could finish; they were not.
-                stop.reason = errors.RunInterrupted(
-                    f"stopped by a second {name}: requests in flight were cancelled; their "
-                    "rows stay open and resume re-sends them under the same idempotency key"
-                )
-                outer.cancel_scope.cancel()
+            if not react(count, signal.Signals(signum).name):
                 return
+
+
+async def _watch_signals(stop: StopControl, outer: TaskGroup) -> None:
+    """First SIGINT/SIGTERM/SIGHUP: stop gracefully. A second one: cancel at once."""
+
+    def react(count: int, name: str) -> bool:
+        if count == 1:
+            stop.request(
+                errors.RunInterrupted(
+                    f"stopped by {name}: requests in flight were allowed to finish"
+                )
+            )
+            return True
+        # The first message promised in-flight requests could finish; they were not.
+        stop.reason = errors.RunInterrupted(
+            f"stopped by a second {name}: requests in flight were cancelled; their "
+            "rows stay open and resume re-sends them under the same idempotency key"
+        )
+        outer.cancel_scope.cancel()
+        return False
+
+    await watch_stop_signals(react)

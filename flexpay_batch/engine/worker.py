@@ -131,17 +131,7 @@ class RowWorker:
             return _unverified(
                 task, f"{what} with the id already recorded for row {owner}", request_id, attempts
             )
-        return RowOutcome(
-            task.row,
-            status,
-            server_id=server_id,
-            request_id=request_id,
-            attempts=attempts.count,
-            row_key=task.row_key,
-            body_hash=task.body_hash or None,
-            idempotency_key=task.idempotency_key or None,
-            sent_at=attempts.sent_at,
-        )
+        return _outcome(task, attempts, status, server_id=server_id, request_id=request_id)
 
 
 def _outcome(

@@ -282,19 +282,37 @@ async def test_an_emptied_redis_restarts_each_bucket_full_not_empty(
         await store.aclose()
 
 
+async def _parked_until_unavailable(store: RedisStore) -> asyncio.Task[float]:
+    """A waiter for ``tok:write``, returned once the store says Redis is unavailable: it is
+    still waiting (neither granted nor failed)."""
+    waiter = asyncio.create_task(store.acquire("tok:write"))
+    async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
+        while not store.unavailable:
+            assert not waiter.done(), waiter.exception()
+            await asyncio.sleep(0.01)
+    assert not waiter.done()
+    return waiter
+
+
+class _Counting(RedisStore):
+    """A store that notes which script each round trip to Redis ran (``argv[0]``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
+        self.calls.append(argv[0])
+        return await super()._eval(redis_key, argv)
+
+
 async def test_the_success_streak_costs_no_round_trip(shared_redis: RedisServer) -> None:
     """A success that only lengthens the streak is not sent to Redis; the increase it leads
     to is."""
     from flexpay_batch.api.ratelimit.aimd import AimdSettings
 
-    calls: list[str] = []
-
-    class Counting(RedisStore):
-        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
-            calls.append(argv[0])
-            return await super()._eval(redis_key, argv)
-
-    store = await Counting.connect(shared_redis.url)
+    store = await _Counting.connect(shared_redis.url)
+    calls = store.calls
     policy = AimdSettings(increase_after=3)
     try:
         store.register("tok:write", BucketSpec(BURST, RATE), AimdState(RATE, RATE / 2, RATE, RATE))
@@ -363,12 +381,7 @@ async def test_out_of_memory_mid_run_waits_says_why_and_carries_on(
             ("CONFIG", "SET", "maxmemory-policy", "noeviction"),
             ("CONFIG", "SET", "maxmemory", "1"),
         )
-        waiter = asyncio.create_task(store.acquire("tok:write"))
-        async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
-            while not store.unavailable:
-                assert not waiter.done(), waiter.exception()
-                await asyncio.sleep(0.01)
-        assert not waiter.done()
+        waiter = await _parked_until_unavailable(store)
         await _admin(redis_server.url, ("CONFIG", "SET", "maxmemory", "0"))
         async with asyncio.timeout(10):
             await waiter
@@ -469,12 +482,7 @@ async def test_a_primary_demoted_mid_run_waits_says_why_and_carries_on(
             silent.listen()
             port = str(silent.getsockname()[1])
             await _admin(redis_server.url, ("REPLICAOF", "127.0.0.1", port))
-            waiter = asyncio.create_task(store.acquire("tok:write"))
-            async with asyncio.timeout(10):  # a hang guard: the state is polled, not timed
-                while not store.unavailable:
-                    assert not waiter.done(), waiter.exception()
-                    await asyncio.sleep(0.01)
-            assert not waiter.done()
+            waiter = await _parked_until_unavailable(store)
             await _admin(redis_server.url, ("REPLICAOF", "NO", "ONE"))
         async with asyncio.timeout(10):
             await waiter
@@ -623,14 +631,8 @@ async def test_a_flush_racing_the_reload_is_retried(redis_server: RedisServer) -
 async def test_one_round_trip_serves_every_queued_waiter(redis_server: RedisServer) -> None:
     """Waiters queued together are granted in one script run, as many as the bucket holds,
     all at one Redis time: a process is not held to one grant per round trip."""
-    calls: list[str] = []
-
-    class Counting(RedisStore):
-        async def _eval(self, redis_key: str, argv: list[str]) -> list[Any]:
-            calls.append(argv[0])
-            return await super()._eval(redis_key, argv)
-
-    store = await Counting.connect(redis_server.url)
+    store = await _Counting.connect(redis_server.url)
+    calls = store.calls
     try:
         store.register("tok:write", BucketSpec(BURST, RATE), AimdState.initial(RATE))
         calls.clear()

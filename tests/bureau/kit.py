@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.core.limitspec import LimitSettings
 from flexpay_batch.journal.files import JOURNAL_NAME
 from flexpay_batch.sim.config import ALL_SCOPES, TokenSpec
-from tests.harness import PERIOD_FLAGS
+from tests.harness import PERIOD_FLAGS, write_onboarding
 
 TomlValue = str | int | bool | date | Path
 
@@ -46,6 +47,18 @@ def three_orgs() -> list[Org]:
     ]
 
 
+#: One prepared job, for the queue's parts that only carry it (``dataclasses.replace`` for more).
+A_JOB = BureauJob(
+    org="acme",
+    kind="onboard",
+    engine_kind="onboarding",
+    file="/srv/acme.csv",
+    file_sha256="0" * 64,
+    token_env="FLEXPAY_TOKEN_ACME",
+    token_file=None,
+)
+
+
 def sim_tokens(orgs: Sequence[Org]) -> tuple[TokenSpec, ...]:
     """The simulator's tokens: one per organisation, every scope."""
     return tuple(TokenSpec(org.token, ALL_SCOPES, org.org_id, name=org.name) for org in orgs)
@@ -64,6 +77,22 @@ def limit_env(limits: LimitSettings) -> dict[str, str]:
         "FLEXPAY_WRITE_LIMIT": str(limits.write.rate),
         "FLEXPAY_WRITE_BURST": str(limits.write.burst),
     }
+
+
+def jobs_env(orgs: Sequence[Org], limits: LimitSettings) -> dict[str, str]:
+    """What every job of ``orgs`` needs: its organisation's token, and ``limits``."""
+    return {**limit_env(limits), **token_env(orgs)}
+
+
+def onboard_jobs(folder: Path, orgs: Sequence[Org], rows: int) -> list[dict[str, TomlValue]]:
+    """One onboarding job per organisation: ``folder/<org>.csv``, ``rows`` new employees
+    whose external ids start with the organisation's prefix."""
+    jobs = []
+    for org in orgs:
+        people = folder / f"{org.name}.csv"
+        write_onboarding(people, rows, prefix=org.prefix)
+        jobs.append(onboard_job(org, people))
+    return jobs
 
 
 def onboard_job(org: Org, file: Path, **extra: TomlValue) -> dict[str, TomlValue]:

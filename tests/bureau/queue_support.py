@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -38,6 +39,9 @@ ORGS = ("acme", "globex", "initech")
 WRITES_PER_SECOND = 20.0
 WRITE_BURST = 5
 JOB_PREFIX = "saq:job:flexpay-bureau:"
+#: Short takeover settings for the tests (seconds): saq's heartbeat and the sweep interval.
+HEARTBEAT = 3
+SWEEP = 1
 
 Jobs = dict[str, dict[str, Any]]
 
@@ -144,6 +148,12 @@ class Bureau:
             f"expected_count = {len(self.rows[org])}",
         )
 
+    def enqueue(self, manifest: Path, *args: str) -> list[str]:
+        """``enqueue MANIFEST ARGS…``, which must succeed: the job ids it printed."""
+        done = self.cli(["enqueue", str(manifest), "--queue", self.url, *args])
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
     def cli(self, args: list[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a command to its end (``enqueue``, ``runs``) with a worker's environment."""
         return run_cli(args, env=self.env(), timeout=timeout)
@@ -212,6 +222,43 @@ class Bureau:
             if pid == [str(process.pid)]:
                 return name
         return None
+
+    def taken_over(self, job_id: str, by: str) -> Callable[[Jobs], bool]:
+        """A ``wait_for`` condition: the job is active on the worker named ``by``."""
+
+        def check(jobs: Jobs) -> bool:
+            job = jobs.get(job_id, {})
+            return job.get("status") == "active" and self.worker_of(job) == by
+
+        return check
+
+    def assert_each_row_once(self, orgs: list[str]) -> None:
+        """The simulator created each of these organisations' employees once, and applied
+        every idempotency key once."""
+        effects = self.sim.effects()
+        created = effects["employees"]["by_external_id"]
+        expected = {row["external_id"] for org in orgs for row in self.rows[org]}
+        assert set(created) == expected
+        assert set(created.values()) == {1}
+        assert all(count == 1 for count in effects["by_idempotency_key"].values())
+
+    def assert_nothing_secret_in_redis(self) -> str:
+        """No token, key secret, name, email, tax id, account number or amount in any key or
+        value of the Redis; the text scanned, for further checks."""
+        haystack = self.everything_in_redis()
+        assert "flexpay-bureau" in haystack  # the scan saw the queue
+        needles = [*self.tokens.values(), self.key_secret]
+        for rows in self.rows.values():
+            for row in rows:
+                needles += [row["first_name"], row["last_name"], row["email"], row["tax_id"]]
+                needles += [row["bank_account_number"]]
+        found = sorted({needle for needle in needles if needle in haystack})
+        assert not found, f"found in Redis: {found[:5]}"
+        for amount in set(self.amounts):
+            # Whole numbers only: "2150.00" inside a float such as 1796201452150.0012 is chance.
+            pattern = rf"(?<![\d.]){re.escape(amount)}(?![\d])"
+            assert not re.search(pattern, haystack), f"amount {amount} found in Redis"
+        return haystack
 
     def everything_in_redis(self) -> str:
         """Every key and every value (of any type) in the Redis, one text."""

@@ -28,12 +28,11 @@ from flexpay_batch.sim import FaultConfig
 from tests.bureau.kit import (
     Org,
     created_per_prefix,
-    limit_env,
+    jobs_env,
     onboard_job,
     payroll_job,
     sim_tokens,
     three_orgs,
-    token_env,
     write_manifest,
 )
 from tests.cli.test_crash_resume import write_payroll
@@ -87,7 +86,7 @@ def _setup(
         onboarding.append(onboard_job(org, people))
         payroll.append(payroll_job(org, pay, expected_total=f"{total:.2f}", expected_count=ROWS))
     manifest = write_manifest(folder / "week 49.toml", onboarding + payroll)
-    env = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **limit_env(LIMITS), **token_env(orgs)}
+    env = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **jobs_env(orgs, LIMITS)}
     return sim, orgs, manifest, cli_env(sim, extra={**env, **extra})
 
 

@@ -25,17 +25,16 @@ from tests.bureau.kit import (
     Org,
     active_interval,
     created_per_prefix,
+    jobs_env,
     journal_secret,
-    limit_env,
-    onboard_job,
+    onboard_jobs,
     payroll_job,
     sim_tokens,
     three_orgs,
-    token_env,
     write_manifest,
 )
 from tests.conftest import MakeSimulator
-from tests.harness import fast_limits, write_onboarding
+from tests.harness import fast_limits
 from tests.jobs.test_payroll_reconcile import pay, write_pay
 from tests.redisserver import RedisServer
 
@@ -50,8 +49,7 @@ def _env(sim: Simulator, orgs: list[Org]) -> dict[str, str]:
     return {
         "FLEXPAY_BASE_URL": sim.base_url,
         "FLEXPAY_CA_BUNDLE": str(sim.ca_path),
-        **limit_env(LIMITS),
-        **token_env(orgs),
+        **jobs_env(orgs, LIMITS),
     }
 
 
@@ -72,11 +70,7 @@ async def _run(
 
 
 def _manifest(tmp_path: Path, orgs: list[Org], *, payroll: bool = True) -> Path:
-    jobs = []
-    for org in orgs:
-        people = tmp_path / f"{org.name}.csv"
-        write_onboarding(people, ROWS, prefix=org.prefix)
-        jobs.append(onboard_job(org, people))
+    jobs = onboard_jobs(tmp_path, orgs, ROWS)
     if payroll:
         first = orgs[0]
         ids = [f"{first.prefix}{n:05d}" for n in range(1, 6)]

@@ -9,74 +9,28 @@ is bounded (``Bureau.wait_for``, ``communicate``), so no test can hang.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from flexpay_batch.sim import SimulatorThread
-from tests.bureau.queue_support import Bureau, Jobs, finished, rows_done
-from tests.redisserver import RedisServer
+from tests.bureau.queue_support import HEARTBEAT, SWEEP, Bureau, Jobs, finished, rows_done
 
 pytestmark = pytest.mark.slow
-
-#: Short takeover settings for the tests (seconds): saq's heartbeat and the sweep interval.
-HEARTBEAT = 3
-SWEEP = 1
-
-
-@pytest.fixture
-def bureau(
-    redis_server: RedisServer,
-    make_simulator_thread: Callable[..., SimulatorThread],
-    tmp_path: Path,
-) -> Iterator[Bureau]:
-    made = Bureau.start(redis_server, make_simulator_thread, tmp_path)
-    yield made
-    logs = made.close()
-    for name, text in logs.items():
-        print(f"--- worker {name} ---\n{text[-3000:]}")
-
-
-def _enqueue(bureau: Bureau, manifest: Path, *args: str) -> list[str]:
-    done = bureau.cli(["enqueue", str(manifest), "--queue", bureau.url, *args])
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
-
-
-def _assert_each_row_once(bureau: Bureau, orgs: list[str]) -> None:
-    effects = bureau.sim.effects()
-    created = effects["employees"]["by_external_id"]
-    expected = {row["external_id"] for org in orgs for row in bureau.rows[org]}
-    assert set(created) == expected
-    assert set(created.values()) == {1}
-    assert all(count == 1 for count in effects["by_idempotency_key"].values())
-
-
-def _taken_over(bureau: Bureau, job_id: str, by: str) -> Callable[[Jobs], Any]:
-    def check(jobs: Jobs) -> Any:
-        job = jobs.get(job_id, {})
-        return job.get("status") == "active" and bureau.worker_of(job) == by
-
-    return check
 
 
 def test_a_killed_workers_job_is_finished_by_another_within_the_takeover(bureau: Bureau) -> None:
     """SIGKILL mid-job: another worker (another state dir, so a fresh journal) takes the job
     over within heartbeat + sweep and finishes it; every employee is created exactly once."""
     manifest = bureau.manifest({"acme": 80})
-    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    (job_id,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     first = bureau.worker("first", "--sweep-interval", str(SWEEP))
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
     second = bureau.worker("second", "--sweep-interval", str(SWEEP))
     bureau.wait_idle_workers(7)  # the second worker's four slots and the first's three idle
     first.kill()
     killed = time.monotonic()
-    bureau.wait_for(_taken_over(bureau, job_id, "second"), timeout=60)
+    bureau.wait_for(bureau.taken_over(job_id, "second"), timeout=60)
     takeover = time.monotonic() - killed
     print(f"takeover after SIGKILL: {takeover:.1f} s")
     # Stuck after HEARTBEAT s without a touch, found by the next sweep, put back after the
@@ -87,7 +41,7 @@ def test_a_killed_workers_job_is_finished_by_another_within_the_takeover(bureau:
     assert job["status"] == "complete", job
     assert job["result"]["exit_code"] == 0
     assert job["result"]["counts"].get("replayed", 0) >= 1  # the first worker's rows replayed
-    _assert_each_row_once(bureau, ["acme"])
+    bureau.assert_each_row_once(["acme"])
     assert second.poll() is None
 
 
@@ -99,7 +53,7 @@ def test_three_organisations_run_in_parallel_on_three_workers(bureau: Bureau) ->
     for name in ("w1", "w2", "w3"):
         bureau.worker(name, "--concurrency", "1")
     bureau.wait_idle_workers(3)  # so no job waits for a worker's start-up
-    ids = _enqueue(bureau, manifest)
+    ids = bureau.enqueue(manifest)
     bureau.wait_for(lambda jobs: finished(jobs, 3), timeout=90)
     jobs = bureau.jobs()
     assert {jobs[i]["status"] for i in ids} == {"complete"}
@@ -111,7 +65,7 @@ def test_three_organisations_run_in_parallel_on_three_workers(bureau: Bureau) ->
     print(f"three organisations: {max(ends) - min(starts):.1f} s, longest alone {longest:.1f} s")
     assert ratio < 1.8, f"three jobs took {ratio:.2f} x the longest one"
     assert len({jobs[i]["worker_id"] for i in ids}) == 3
-    _assert_each_row_once(bureau, ["acme", "globex", "initech"])
+    bureau.assert_each_row_once(["acme", "globex", "initech"])
     again = bureau.cli(["enqueue", str(manifest), "--queue", bureau.url])
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("done already") == 3  # a finished job is not run again
@@ -165,7 +119,7 @@ def test_sigterm_hands_the_running_job_to_another_worker_at_once(
     it in seconds (the heartbeat is 30 s: no timeout involved); each row is sent once. A
     second SIGTERM cancels the requests in flight instead of waiting for them (exit 130)."""
     manifest = bureau.manifest({"globex": 120})
-    (job_id,) = _enqueue(bureau, manifest)
+    (job_id,) = bureau.enqueue(manifest)
     first = bureau.worker("first", state="shared")
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
     bureau.worker("second", state="shared")
@@ -174,7 +128,7 @@ def test_sigterm_hands_the_running_job_to_another_worker_at_once(
         first.send_signal(signal.SIGTERM)
         time.sleep(0.2)  # two signals at once would be one
     stopped = time.monotonic()
-    bureau.wait_for(_taken_over(bureau, job_id, "second"), timeout=60)
+    bureau.wait_for(bureau.taken_over(job_id, "second"), timeout=60)
     handover = time.monotonic() - stopped
     print(f"handover after SIGTERM x{signals}: {handover:.1f} s")
     assert handover < 15  # a heartbeat timeout would take 30 s + a sweep
@@ -183,7 +137,7 @@ def test_sigterm_hands_the_running_job_to_another_worker_at_once(
     job = bureau.jobs()[job_id]
     assert job["status"] == "complete", job
     assert job["attempts"] == 1  # the hand-over did not spend an attempt
-    _assert_each_row_once(bureau, ["globex"])
+    bureau.assert_each_row_once(["globex"])
     if signals == 1:
         # Same host, same state dir: the second worker continued the journal, whose rows
         # had all settled (requests in flight finished first): nothing was sent again.
@@ -195,7 +149,7 @@ def test_a_worker_that_lost_its_job_stops_and_leaves_it_to_the_next(bureau: Bure
     leaves): its worker stops the run gracefully and writes nothing more to the record;
     the sweep hands the job on after its heartbeat and it finishes, every row once."""
     manifest = bureau.manifest({"initech": 100})
-    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    (job_id,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     bureau.worker("only", "--sweep-interval", str(SWEEP))
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
 
@@ -214,7 +168,7 @@ def test_a_worker_that_lost_its_job_stops_and_leaves_it_to_the_next(bureau: Bure
     assert job["status"] == "complete", job
     assert job["attempts"] == 2  # swept once, taken again
     assert bureau.worker_of(job) == "only"
-    _assert_each_row_once(bureau, ["initech"])
+    bureau.assert_each_row_once(["initech"])
 
 
 def test_one_organisation_runs_one_job_at_a_time_while_others_run_beside_it(
@@ -224,7 +178,7 @@ def test_one_organisation_runs_one_job_at_a_time_while_others_run_beside_it(
     (put back while the token is busy, spending no attempt); the other organisation's job
     runs beside the first."""
     manifest = bureau.manifest([("acme", 40), ("acme", 20), ("globex", 40)])
-    first, globex, second = _enqueue(bureau, manifest)  # org-interleaved order
+    first, globex, second = bureau.enqueue(manifest)  # org-interleaved order
     bureau.worker("w1", "--concurrency", "3")
     bureau.wait_for(lambda jobs: finished(jobs, 3), timeout=60)
     jobs = bureau.jobs()
@@ -232,7 +186,7 @@ def test_one_organisation_runs_one_job_at_a_time_while_others_run_beside_it(
     assert jobs[globex]["started"] < jobs[first]["completed"]
     assert jobs[first]["started"] < jobs[globex]["completed"]
     assert [jobs[key]["attempts"] for key in (first, globex, second)] == [1, 1, 1]
-    _assert_each_row_once(bureau, ["acme", "globex"])
+    bureau.assert_each_row_once(["acme", "globex"])
 
 
 def test_nothing_secret_or_personal_is_left_in_redis(bureau: Bureau) -> None:
@@ -241,7 +195,7 @@ def test_nothing_secret_or_personal_is_left_in_redis(bureau: Bureau) -> None:
     token, the key secret, a name, an email, a tax id, a bank account or an amount from the
     files or the manifest (the worker re-reads the control total)."""
     manifest = bureau.manifest({"acme": 15, "globex": 15, "initech": 15}, payroll=["acme"])
-    ids = _enqueue(bureau, manifest)
+    ids = bureau.enqueue(manifest)
     bureau.worker("w1", "--concurrency", "3")
     bureau.wait_for(lambda jobs: finished(jobs, 4), timeout=60)
     jobs = bureau.jobs()
@@ -249,18 +203,6 @@ def test_nothing_secret_or_personal_is_left_in_redis(bureau: Bureau) -> None:
     onboarding, payroll = sorted((k for k in ids if k.startswith("acme")), key=lambda k: "pay" in k)
     assert jobs[payroll]["started"] >= jobs[onboarding]["completed"]
     assert bureau.sim.effects()["runs_submitted_by_period"]  # the total matched: submitted
-    haystack = bureau.everything_in_redis()
-    assert "flexpay-bureau" in haystack  # the scan saw the queue
-    assert "flexpay-batch:limiter" in haystack  # and the shared limits
-    needles = [*bureau.tokens.values(), bureau.key_secret]
-    for rows in bureau.rows.values():
-        for row in rows:
-            needles += [row["first_name"], row["last_name"], row["email"], row["tax_id"]]
-            needles += [row["bank_account_number"]]
-    found = sorted({needle for needle in needles if needle in haystack})
-    assert not found, f"found in Redis: {found[:5]}"
-    assert f"{bureau.totals['acme']:.2f}" in bureau.amounts
-    for amount in set(bureau.amounts):
-        # Whole numbers only: "2150.00" inside a float such as 1796201452150.0012 is chance.
-        pattern = rf"(?<![\d.]){re.escape(amount)}(?![\d])"
-        assert not re.search(pattern, haystack), f"amount {amount} found in Redis"
+    assert f"{bureau.totals['acme']:.2f}" in bureau.amounts  # the scan looks for the total
+    haystack = bureau.assert_nothing_secret_in_redis()
+    assert "flexpay-batch:limiter" in haystack  # and it saw the shared limits

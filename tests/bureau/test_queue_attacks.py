@@ -8,23 +8,18 @@ how many attempts it took, and the simulator's effects ledger: every row applied
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from flexpay_batch.bureau.worker import KEY_CHECK_KEY, key_check
-from flexpay_batch.sim import SimulatorThread
-from tests.bureau.queue_support import Bureau, finished, rows_done
-from tests.bureau.test_queue import HEARTBEAT, SWEEP, _assert_each_row_once, _enqueue, _taken_over
+from tests.bureau.queue_support import HEARTBEAT, SWEEP, Bureau, finished, rows_done
 from tests.harness import project_pythonpath, start_cli
-from tests.redisserver import RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -41,19 +36,6 @@ main()
 """
 
 
-@pytest.fixture
-def bureau(
-    redis_server: RedisServer,
-    make_simulator_thread: Callable[..., SimulatorThread],
-    tmp_path: Path,
-) -> Iterator[Bureau]:
-    made = Bureau.start(redis_server, make_simulator_thread, tmp_path)
-    yield made
-    logs = made.close()
-    for name, text in logs.items():
-        print(f"--- worker {name} ---\n{text[-3000:]}")
-
-
 def _skewed_worker(bureau: Bureau, name: str, skew: float, *args: str) -> None:
     env = bureau.env(state=f"state-{name}")
     env["PYTHONPATH"] = os.pathsep.join([project_pythonpath(), env.get("PYTHONPATH", "")])
@@ -62,23 +44,6 @@ def _skewed_worker(bureau: Bureau, name: str, skew: float, *args: str) -> None:
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     bureau.workers[name] = process  # type: ignore[assignment]  # Popen has what close() uses
-
-
-def _assert_nothing_secret_in_redis(bureau: Bureau) -> None:
-    """No token, key secret, name, email, tax id, account number or amount in any key or
-    value of the Redis (as ``test_queue``'s scan, after an attack)."""
-    haystack = bureau.everything_in_redis()
-    assert "flexpay-bureau" in haystack  # the scan saw the queue
-    needles = [*bureau.tokens.values(), bureau.key_secret]
-    for rows in bureau.rows.values():
-        for row in rows:
-            needles += [row["first_name"], row["last_name"], row["email"], row["tax_id"]]
-            needles += [row["bank_account_number"]]
-    found = sorted({needle for needle in needles if needle in haystack})
-    assert not found, f"found in Redis: {found[:5]}"
-    for amount in set(bureau.amounts):
-        pattern = rf"(?<![\d.]){re.escape(amount)}(?![\d])"
-        assert not re.search(pattern, haystack), f"amount {amount} found in Redis"
 
 
 @pytest.mark.parametrize("skew", [60.0, -60.0], ids=["ahead", "behind"])
@@ -91,7 +56,7 @@ def test_a_worker_with_a_wrong_clock_neither_sweeps_live_jobs_nor_delays_takeove
     ahead). Then the first is SIGKILLed: the skewed worker takes the job over within
     heartbeat + sweep (behind, saq's check waited a minute more) and every row applies once."""
     manifest = bureau.manifest({"acme": 300})
-    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    (job_id,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     first = bureau.worker("first", "--concurrency", "1", "--sweep-interval", str(SWEEP))
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 10, timeout=60)
     _skewed_worker(bureau, "skewed", skew, "--concurrency", "1", "--sweep-interval", str(SWEEP))
@@ -102,7 +67,7 @@ def test_a_worker_with_a_wrong_clock_neither_sweeps_live_jobs_nor_delays_takeove
     assert (bureau.worker_of(job), job["attempts"]) == ("first", 1), job
     first.kill()
     killed = time.monotonic()
-    bureau.wait_for(_taken_over(bureau, job_id, "skewed"), timeout=60)
+    bureau.wait_for(bureau.taken_over(job_id, "skewed"), timeout=60)
     takeover = time.monotonic() - killed
     print(f"takeover by a worker {skew:+.0f} s off: {takeover:.1f} s")
     assert takeover < HEARTBEAT + 2 * SWEEP + 6
@@ -110,7 +75,7 @@ def test_a_worker_with_a_wrong_clock_neither_sweeps_live_jobs_nor_delays_takeove
     job = bureau.jobs()[job_id]
     assert job["status"] == "complete", job
     assert job["attempts"] == 2
-    _assert_each_row_once(bureau, ["acme"])
+    bureau.assert_each_row_once(["acme"])
 
 
 def _big_onboarding(path: Path, rows: int) -> None:
@@ -147,7 +112,7 @@ def test_a_job_whose_large_file_takes_longer_to_count_than_a_heartbeat_is_not_sw
         'token_env = "FLEXPAY_TOKEN_ACME"\n',
         encoding="utf-8",
     )
-    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    (job_id,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     env = bureau.env(state="state-only") | {"FLEXPAY_TOKEN_ACME": "fps_refused_" + "0" * 32}
     process = start_cli(["worker", "--queue", bureau.url, "--sweep-interval", str(SWEEP)], env=env)
     bureau.workers["only"] = process
@@ -167,18 +132,18 @@ def test_redis_restarted_empty_mid_run_the_worker_says_so_and_a_new_enqueue_fini
     failed with "another process is using the journal" before), then finishes on the same
     worker, continuing the journal; every row applies once."""
     manifest = bureau.manifest({"globex": 150})
-    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    (job_id,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     worker = bureau.worker("only", "--sweep-interval", str(SWEEP))
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
     bureau.redis_server.kill()
     time.sleep(1)
     bureau.redis_server.restart()
-    assert _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT)) == [job_id]
+    assert bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT)) == [job_id]
     bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=90)
     job = bureau.jobs()[job_id]
     assert job["status"] == "complete", job.get("result")
-    _assert_each_row_once(bureau, ["globex"])
-    _assert_nothing_secret_in_redis(bureau)
+    bureau.assert_each_row_once(["globex"])
+    bureau.assert_nothing_secret_in_redis()
     client = redis.Redis.from_url(bureau.url)
     assert client.get(KEY_CHECK_KEY) == key_check(bureau.key_secret.encode()).encode()
     client.close()
@@ -200,8 +165,8 @@ def test_an_organisation_enqueued_behind_fifty_jobs_of_another_does_not_wait_for
     fifty (its queued jobs go back to the end while their turn has not come)."""
     many = bureau.manifest([("acme", 1)] * 50, name="acme.toml")
     one = bureau.manifest({"globex": 5}, name="globex.toml")
-    acme_ids = _enqueue(bureau, many)
-    (globex_id,) = _enqueue(bureau, one)
+    acme_ids = bureau.enqueue(many)
+    (globex_id,) = bureau.enqueue(one)
     for name in ("w1", "w2"):
         bureau.worker(name, "--concurrency", "2")
     job = bureau.wait_for(
@@ -221,7 +186,7 @@ def test_a_payroll_job_whose_worker_is_killed_is_submitted_once_by_its_successor
     other worker (another state dir: no journal) takes it over and finishes it; the period
     is submitted exactly once, each employee has one item, every key applies once."""
     manifest = bureau.manifest({"acme": 80}, payroll=["acme"])
-    _onboarding, payroll = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    _onboarding, payroll = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     first = bureau.worker("first", "--concurrency", "1", "--sweep-interval", str(SWEEP))
     bureau.wait_for(
         lambda jobs: jobs[payroll]["status"] == "active" and rows_done(jobs[payroll]) >= at_row,
@@ -239,8 +204,8 @@ def test_a_payroll_job_whose_worker_is_killed_is_submitted_once_by_its_successor
     assert len(items) == 80
     assert set(items.values()) == {1}
     assert all(count == 1 for count in effects["by_idempotency_key"].values())
-    _assert_each_row_once(bureau, ["acme"])
-    _assert_nothing_secret_in_redis(bureau)
+    bureau.assert_each_row_once(["acme"])
+    bureau.assert_nothing_secret_in_redis()
 
 
 @pytest.mark.parametrize("frozen", [1.0, 3 * HEARTBEAT], ids=["short", "past-heartbeat"])
@@ -253,7 +218,7 @@ def test_a_frozen_redis_neither_hangs_the_worker_nor_repeats_a_row(
     run when Redis answers again, the job is handed on (here to the same worker, which
     continues its journal); it finishes, the worker is still up, every row applies once."""
     manifest = bureau.manifest({"initech": 150})
-    (job_id,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    (job_id,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     worker = bureau.worker("only", "--sweep-interval", str(SWEEP))
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
     process = bureau.redis_server.process
@@ -268,7 +233,7 @@ def test_a_frozen_redis_neither_hangs_the_worker_nor_repeats_a_row(
     assert job["status"] == "complete", job.get("result")
     if frozen < HEARTBEAT:
         assert job["attempts"] == 1
-    _assert_each_row_once(bureau, ["initech"])
+    bureau.assert_each_row_once(["initech"])
     assert worker.poll() is None
 
 
@@ -286,7 +251,7 @@ def test_a_worker_without_the_organisations_token_leaves_the_job_to_one_that_has
     lacking = start_cli(["worker", "--queue", bureau.url, "--concurrency", "1"], env=env)
     bureau.workers["lacking"] = lacking
     bureau.wait_idle_workers(1)
-    (globex,) = _enqueue(bureau, bureau.manifest({"globex": 10}, name="globex.toml"))
+    (globex,) = bureau.enqueue(bureau.manifest({"globex": 10}, name="globex.toml"))
     bureau.wait_for(lambda jobs: jobs[globex].get("meta", {}).get("no_token_on"), timeout=30)
     having = bureau.worker("having", "--concurrency", "1")
     bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=60)
@@ -295,7 +260,7 @@ def test_a_worker_without_the_organisations_token_leaves_the_job_to_one_that_has
     assert (bureau.worker_of(job), job["attempts"]) == ("having", 1)
     having.kill()
     manifest = bureau.manifest({"initech": 5}, name="initech.toml")
-    (initech,) = _enqueue(bureau, manifest, "--heartbeat", str(HEARTBEAT))
+    (initech,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     bureau.wait_for(lambda jobs: finished(jobs, 2), timeout=60)
     job = bureau.jobs()[initech]
     assert job["status"] == "failed"
@@ -325,4 +290,4 @@ def test_the_same_manifest_enqueued_twice_at_once_and_again_mid_job_runs_each_jo
     bureau.wait_for(lambda jobs: finished(jobs, 1), timeout=60)
     job = bureau.jobs()[job_id]
     assert (job["status"], job["attempts"]) == ("complete", 1)
-    _assert_each_row_once(bureau, ["acme"])
+    bureau.assert_each_row_once(["acme"])

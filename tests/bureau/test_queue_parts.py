@@ -13,31 +13,21 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.bureau.lease import TokenLeases
 from flexpay_batch.bureau.queue import DEFAULT_HEARTBEAT, DEFAULT_SWEEP, JobView, interleave
 from flexpay_batch.bureau.worker import KEY_CHECK_KEY, key_check
 from flexpay_batch.cli import queue as queue_cli
 from flexpay_batch.cli.queue import _exit_code
 from flexpay_batch.core import errors
+from tests.bureau.kit import A_JOB
 from tests.harness import run_cli, start_cli, write_onboarding
 from tests.redisserver import RedisServer
-
-_JOB = BureauJob(
-    org="a",
-    kind="onboard",
-    engine_kind="onboarding",
-    file="/f.csv",
-    file_sha256="0" * 64,
-    token_env="T",
-    token_file=None,
-)
 
 
 def test_interleave_takes_one_job_per_organisation_in_turn() -> None:
     """a1 a2 a3 b1 c1 c2 → a1 b1 c1 a2 c2 a3: no organisation's jobs sit in a row."""
     names = ["a1", "a2", "a3", "b1", "c1", "c2"]
-    jobs = [dataclasses.replace(_JOB, org=name[0], file=f"/{name}.csv") for name in names]
+    jobs = [dataclasses.replace(A_JOB, org=name[0], file=f"/{name}.csv") for name in names]
     ordered = [Path(job.file).stem for job in interleave(jobs)]
     assert ordered == ["a1", "b1", "c1", "a2", "c2", "a3"]
 

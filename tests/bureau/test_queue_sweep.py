@@ -18,23 +18,13 @@ import pytest
 from saq.job import Status
 from saq.queue.redis import RedisQueue
 
-from flexpay_batch.bureau.job import BureauJob
 from flexpay_batch.bureau.queue import open_queue, saq_job
 from flexpay_batch.bureau.sweep import UNCLAIMED_GRACE, job_holds, sweep
 from flexpay_batch.bureau.worker import KEY_CHECK_KEY, BureauWorker, Taken, WorkerConfig, key_check
+from tests.bureau.kit import A_JOB
 from tests.redisserver import RedisServer
 
 HOUR_MS = 3600 * 1000
-
-_JOB = BureauJob(
-    org="acme",
-    kind="onboard",
-    engine_kind="onboarding",
-    file="/srv/acme.csv",
-    file_sha256="0" * 64,
-    token_env="FLEXPAY_TOKEN_ACME",
-    token_file=None,
-)
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ async def queue(redis_server: RedisServer) -> AsyncIterator[RedisQueue]:
 async def _put(queue: RedisQueue, status: Status, *, touched: int, lists: dict[str, int]) -> str:
     """A job recorded with ``status``, ``touched`` (epoch ms, as some host's clock said) and
     ``lists[name]`` entries on each of saq's lists; its id."""
-    job = saq_job(_JOB, heartbeat=3)
+    job = saq_job(A_JOB, heartbeat=3)
     job.queue = queue
     job.status = status
     job.touched = job.started = job.queued = touched

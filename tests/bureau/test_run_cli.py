@@ -17,8 +17,9 @@ from flexpay_batch.sim import SimulatorThread
 from tests.bureau.kit import (
     Org,
     created_per_prefix,
-    limit_env,
+    jobs_env,
     onboard_job,
+    onboard_jobs,
     sim_tokens,
     three_orgs,
     token_env,
@@ -39,13 +40,8 @@ def _setup(
 ) -> tuple[SimulatorThread, list[Org], Path, dict[str, str]]:
     orgs = three_orgs()
     sim = make_simulator_thread(tokens=sim_tokens(orgs), limits=LIMITS)
-    jobs = []
-    for org in orgs:
-        people = tmp_path / f"{org.name}.csv"
-        write_onboarding(people, ROWS, prefix=org.prefix)
-        jobs.append(onboard_job(org, people))
-    manifest = write_manifest(tmp_path / "bureau.toml", jobs)
-    extra = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **limit_env(LIMITS), **token_env(orgs)}
+    manifest = write_manifest(tmp_path / "bureau.toml", onboard_jobs(tmp_path, orgs, ROWS))
+    extra = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **jobs_env(orgs, LIMITS)}
     return sim, orgs, manifest, cli_env(sim, extra=extra)
 
 
@@ -212,8 +208,8 @@ def test_a_rotated_token_goes_on_with_allow_token_change(
     people = tmp_path / "people.csv"
     write_onboarding(people, 5, prefix=rotated.prefix)
     manifest = write_manifest(tmp_path / "bureau.toml", [onboard_job(rotated, people)])
-    extra = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **limit_env(LIMITS)}
-    env = cli_env(sim, extra={**extra, **token_env(orgs)})
+    extra = {"FLEXPAY_STATE_DIR": str(tmp_path / "state"), **jobs_env(orgs, LIMITS)}
+    env = cli_env(sim, extra=extra)
     assert run_cli(["run", str(manifest)], env=env, cwd=tmp_path).returncode == 0
 
     env.update(token_env([rotated]))

@@ -23,6 +23,7 @@ from flexpay_batch.engine.worker import RowWorker, transition
 from flexpay_batch.jobs.base import RowOutcome, RowTask
 from flexpay_batch.journal.store import Journal
 from flexpay_batch.journal.transitions import Done, Register, Transition
+from tests.engine.helpers import row_task
 from tests.journal.helpers import make_job
 
 
@@ -41,18 +42,6 @@ class _Hangs:
         await anyio.sleep_forever()
 
 
-def _task(row: int) -> RowTask:
-    return RowTask(
-        row=row,
-        line=row,
-        identity=f"E{row}",
-        row_key=f"rk{row}",
-        body={},
-        body_hash=f"bh{row}",
-        idempotency_key=f"fpb_{row}",
-    )
-
-
 async def test_a_row_cut_off_mid_request_is_registered_in_flight() -> None:
     """Cancelled while its request is out: ``on_abandoned`` gets its registration, in flight."""
     abandoned: list[Transition] = []
@@ -65,7 +54,7 @@ async def test_a_row_cut_off_mid_request_is_registered_in_flight() -> None:
         on_abandoned=abandoned.append,
     )
     with anyio.move_on_after(0.05):
-        await worker.process(_task(7))
+        await worker.process(row_task(7))
     assert len(abandoned) == 1
     registered = abandoned[0]
     assert isinstance(registered, Register)

@@ -13,6 +13,7 @@ from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.engine.worker import RowWorker
 from flexpay_batch.jobs.base import RowTask
+from tests.engine.helpers import row_task
 
 
 class Deltas:
@@ -42,25 +43,13 @@ class AlwaysUnavailable:
         raise errors.ServerError("unavailable", status=503)
 
 
-def _task(row: int) -> RowTask:
-    return RowTask(
-        row=row,
-        line=row,
-        identity=f"E{row}",
-        row_key=f"k{row}",
-        body={},
-        body_hash="h",
-        idempotency_key=f"fpb_{row}",
-    )
-
-
 async def test_a_row_that_retries_counts_once_and_is_released_when_it_ends() -> None:
     """Three attempts of one row: retrying goes +1 once, then -1 when the row fails."""
     job, reporter, summary = AlwaysUnavailable(), Deltas(), RunSummary(run_dir=None)  # type: ignore[arg-type]
     policy = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
     api = ApiSession(object(), policy, RetryBudget())  # type: ignore[arg-type]
     worker = RowWorker(job, api, reporter, summary)  # type: ignore[arg-type]
-    outcome = await worker.process(_task(2))
+    outcome = await worker.process(row_task(2))
     assert outcome.status is RowStatus.FAILED
     assert job.sends == 3
     assert summary.retries == 2  # report.json still counts every retry

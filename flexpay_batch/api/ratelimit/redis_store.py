@@ -56,7 +56,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -283,7 +283,7 @@ class RedisStore:
         namespace: str = "flexpay-batch:limiter",
         clock: Callable[[], float] | None = None,
         socket_timeout: float = 5.0,
-    ) -> RedisStore:
+    ) -> Self:
         """Open ``url`` and check that Redis answers; else ``LimiterStoreUnreachable``."""
         address = store_address(url)
         try:
