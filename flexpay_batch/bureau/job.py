@@ -47,7 +47,7 @@ from flexpay_batch.engine.pipeline import StopControl
 from flexpay_batch.engine.progress import Reporter
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.run import run_job
-from flexpay_batch.engine.rundir import bureau_runs_root
+from flexpay_batch.engine.rundir import bureau_runs_root, default_runs_root
 from flexpay_batch.input.readers import require_regular_file
 from flexpay_batch.jobs.payroll import ControlTotals, PayPeriod, payroll_parameters
 
@@ -281,11 +281,8 @@ def key_secret(env: Mapping[str, str], *, required: bool) -> bytes | None:
 
 def job_settings(job: BureauJob, env: Mapping[str, str], *, run_dir: Path) -> Settings:
     """The job's settings: defaults < the worker's ``FLEXPAY_*`` environment < the job's own."""
-    flags: dict[str, object | None] = dict(job.settings)
-    for name in ("ca_bundle",):
-        if isinstance(flags.get(name), str):
-            flags[name] = Path(str(flags[name]))
-    flags["run_dir"] = run_dir
+    # Paths travel as text; load_settings parses them like any flag's value.
+    flags: dict[str, object | None] = {**job.settings, "run_dir": run_dir}
     return load_settings(flags=flags, env=env, toml_path=None)
 
 
@@ -371,8 +368,6 @@ async def run_bureau_job(
 
 def state_root(env: Mapping[str, str]) -> Path:
     """The host's state directory (``FLEXPAY_STATE_DIR`` or the per-user default)."""
-    from flexpay_batch.engine.rundir import default_runs_root
-
     return default_runs_root(env).parent
 
 
