@@ -3,8 +3,8 @@
 A structural test, not a timing one (the figure is ``python -m benchmarks.startup``): each
 command runs in a fresh interpreter and reports ``sys.modules``. ``--help``, ``validate``,
 ``status`` and ``runs`` must not pay for aiohttp (client or server), cryptography or trustme,
-and of the simulator only the command's own definition (``sim.cli``, ``sim.config``) may be
-loaded, so that ``sim`` can be listed by ``--help``.
+and of the simulator only the command's own definition (``sim.cli``) may be loaded, so that
+``sim`` can be listed by ``--help``. ``--help`` must not load typer's rich renderer either.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SAMPLE = ROOT / "samples" / "onboarding.csv"
 #: Top-level packages no light command may import.
 HEAVY = ("aiohttp", "aiolimiter", "cryptography", "trustme", "yarl", "multidict")
 #: The simulator modules that mount ``sim`` on the CLI; any other one is the simulator itself.
-SIM_MOUNT = frozenset({"flexpay_batch.sim", "flexpay_batch.sim.cli", "flexpay_batch.sim.config"})
+SIM_MOUNT = frozenset({"flexpay_batch.sim", "flexpay_batch.sim.cli"})
 
 PROBE = """
 import json, sys

@@ -26,17 +26,14 @@ import typer
 
 from flexpay_batch.cli import api_commands, local_commands, queue, run_commands
 from flexpay_batch.cli import bureau as bureau_cli
+from flexpay_batch.cli.help import CommandGroup
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import format_exception_redacted, redact_text
 from flexpay_batch.sim.cli import sim as sim_command
 
-app = typer.Typer(
+app = CommandGroup(
     name="flexpay-batch",
     no_args_is_help=True,
-    # Pretty tracebacks show local variables, and a local may hold the token.
-    pretty_exceptions_enable=False,
-    # Markdown, not rich markup: "[env FLEXPAY_BASE_URL]" in a help text must print as written.
-    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

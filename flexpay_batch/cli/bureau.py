@@ -94,6 +94,11 @@ def run(
     from flexpay_batch.core import errors
     from flexpay_batch.core.settings import environment, load_settings
 
+    # A SIGTERM (a service manager stopping us) while the jobs are checked is a Ctrl-C too:
+    # by default it would end the process with no word. The engine installs its own handlers
+    # once the jobs start.
+    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupted = False
     try:
         env = environment()
         settings = load_settings(flags={"limiter_url": limiter_url}, env=env)
@@ -101,13 +106,18 @@ def run(
         state_dir = state_root(env)
         jobs = prepare_jobs(manifest, env, state_dir=state_dir)
     except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        # Interrupted: nothing was written, and a second signal must not turn the message
+        # into a traceback or a silent death.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if interrupted else previous_term)
+    if interrupted:
         # Hashing large files takes a while; typer would make a Ctrl-C a silent exit 130.
-        # Nothing was written: a second Ctrl-C must not turn the message into a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise errors.RunInterrupted(
             "interrupted while checking the manifest's jobs; nothing was sent or written",
             hint=f"Run `flexpay-batch run {shlex.quote(str(manifest))}` again.",
-        ) from None
+        )
     board = make_board([job.label for job in jobs], sys.stderr, json_logs=json_logs)
 
     async def run_all() -> tuple[list[JobOutcome], bool]:

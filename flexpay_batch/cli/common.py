@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
+from flexpay_batch.cli.help import CommandGroup
 from flexpay_batch.core import errors
 from flexpay_batch.core.settings import SETTING_NAMES, Settings, environment, load_settings
 
@@ -41,9 +42,9 @@ TOKEN_HELP = (
 def command_group() -> typer.Typer:
     """A typer app holding one module's commands; ``cli.app`` adds its commands to the root.
 
-    Markdown, not rich markup: "[env FLEXPAY_BASE_URL]" in a help text must print as written.
+    Plain help with option panels (``cli.help``).
     """
-    return typer.Typer(rich_markup_mode="markdown", pretty_exceptions_enable=False)
+    return CommandGroup()
 
 
 def option(help_text: str, metavar: str, panel: str) -> Any:

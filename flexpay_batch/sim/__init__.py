@@ -20,23 +20,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from flexpay_batch.sim.config import (
-    PRESETS,
-    UNLIMITED,
-    FaultConfig,
-    SimConfig,
-    TokenSpec,
-    generate_preset_tokens,
-)
-
 if TYPE_CHECKING:
+    from flexpay_batch.sim.config import (
+        PRESETS,
+        UNLIMITED,
+        FaultConfig,
+        SimConfig,
+        TokenSpec,
+        generate_preset_tokens,
+    )
     from flexpay_batch.sim.server import Simulator, SimulatorThread
     from flexpay_batch.sim.store import EMPLOYMENT_TYPE_IDS, PAY_GROUP_IDS
 
 #: Names loaded on first use. Importing ``flexpay_batch.sim.cli`` (to mount ``sim`` on the CLI)
-#: runs this file; the server pulls in aiohttp's web stack, cryptography and trustme, which
-#: ``flexpay-batch --help``, ``validate`` and ``status`` must not pay for at start-up.
+#: runs this file, and ``flexpay-batch --help``, ``validate`` and ``status`` must not pay for
+#: the simulator at start-up: the server pulls in aiohttp's web stack, cryptography and
+#: trustme, and even the settings module costs more than the command's own definition.
 _LAZY = {
+    **dict.fromkeys(
+        ("PRESETS", "UNLIMITED", "FaultConfig", "SimConfig", "TokenSpec", "generate_preset_tokens"),
+        "flexpay_batch.sim.config",
+    ),
     "Simulator": "flexpay_batch.sim.server",
     "SimulatorThread": "flexpay_batch.sim.server",
     "EMPLOYMENT_TYPE_IDS": "flexpay_batch.sim.store",

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flexpay_batch.core.limitspec import DEFAULT_LIMITS, ClassLimits, LimitSettings, Rate
-from flexpay_batch.sim.config import UNLIMITED, FaultConfig, ResetStyle, SimConfig
 
 if TYPE_CHECKING:
+    from flexpay_batch.sim.config import ResetStyle, SimConfig
     from flexpay_batch.sim.server import Simulator
 
 ADMIN_SECRET_ENV = "FLEXPAY_SIM_ADMIN_SECRET"  # noqa: S105  # a variable name, not a secret
@@ -109,6 +109,9 @@ def sim(
     ] = False,
 ) -> None:
     """Run the FlexPay simulator (HTTPS on loopback) until Ctrl-C."""
+    # Here, not at the top: mounting the command on the CLI must stay cheap at start-up.
+    from flexpay_batch.sim.config import UNLIMITED, FaultConfig, SimConfig
+
     if reset_style not in ("delta", "epoch", "absent"):
         raise typer.BadParameter("use delta, epoch or absent", param_hint="--reset-style")
     limits = UNLIMITED if no_limits else _limits(read_limit, read_burst, write_limit, write_burst)
@@ -144,7 +147,7 @@ def sim(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    import asyncio  # here, not at the top: mounting the command must stay cheap at start-up
+    import asyncio
 
     # KeyboardInterrupt: a second Ctrl-C during shutdown; nothing more to clean up.
     with contextlib.suppress(KeyboardInterrupt):

@@ -5,6 +5,7 @@ request is sent (exit 2); SIGTERM mid-run exits 130 and a re-run finishes every 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -112,28 +113,41 @@ def test_sigterm_mid_run_then_run_again_finishes_every_row_once(
 
 
 @pytest.mark.parametrize(
-    "seam", ["flexpay_batch.bureau.local.prepare_jobs", "flexpay_batch.bureau.job.state_root"]
+    ("seam", "signum"),
+    [
+        ("flexpay_batch.bureau.local.prepare_jobs", signal.SIGINT),
+        ("flexpay_batch.bureau.job.state_root", signal.SIGINT),
+        ("flexpay_batch.bureau.local.prepare_jobs", signal.SIGTERM),
+    ],
 )
-def test_ctrl_c_before_the_jobs_start_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seam: str
+def test_ctrl_c_or_sigterm_before_the_jobs_start_says_so(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    seam: str,
+    signum: signal.Signals,
 ) -> None:
-    """A Ctrl-C while the manifest's jobs are checked (hashing large files takes a while):
-    exit 130 with one sentence saying nothing was sent, not typer's silent exit 130, and a
-    second Ctrl-C ignored."""
+    """A Ctrl-C or SIGTERM while the manifest's jobs are checked (hashing large files takes a
+    while): exit 130 with one sentence saying nothing was sent, not typer's silent exit 130
+    nor a silent death by SIGTERM, and a second signal ignored."""
 
     def interrupted(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)  # delivered to this (the main) thread at once
+        time.sleep(30)  # never reached the end of: the handler raises first
 
     monkeypatch.setattr(seam, interrupted)
     close_this_threads_loop()
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(SystemExit) as exited:
             main(["run", str(tmp_path / "bureau.toml")])
-        # A second Ctrl-C while the message is shown would have been a traceback.
+        # A second signal while the message is shown would have been a traceback or a death.
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     assert exited.value.code == 130
     assert capsys.readouterr().err.startswith(
         "error: interrupted while checking the manifest's jobs; nothing was sent or written"

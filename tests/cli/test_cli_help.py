@@ -138,3 +138,24 @@ def test_bench_writes_to_a_real_url_need_yes(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "draft payroll runs" in result.stderr
     assert "--yes" in result.stderr
+
+
+@pytest.mark.parametrize("columns", ["50", "80", "200"])
+def test_help_keeps_panels_and_never_splits_a_hyphenated_word(columns: str) -> None:
+    """Plain help (no rich renderer): the options stand under their panels, in the order the
+    command declares them, and at any width no line ends inside a hyphenated word such as
+    ``~/.local/state/flexpay-batch`` or ``--token-file``."""
+    text = run_cli(["onboard", "-h"], env={"COLUMNS": columns, "TERM": "dumb"}).stdout
+    headings = [line for line in text.splitlines() if line and not line.startswith(" ")]
+    panels = [h for h in headings if h.endswith(":") and not h.startswith("Usage")]
+    assert panels == [
+        "Arguments:",
+        "Connection (token: FLEXPAY_TOKEN or --token-file):",
+        "Run directory and input:",
+        "Rate limits and workers:",
+        "Output:",
+        "Options:",
+    ]
+    assert "~/.local/state/flexpay-batch" in text
+    assert not [line for line in text.splitlines() if line.rstrip().endswith("-")]
+    assert "╭" not in text  # not rich's boxes
