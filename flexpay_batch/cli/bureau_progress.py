@@ -38,7 +38,7 @@ from rich.text import Text
 from flexpay_batch.bureau.board import Board
 from flexpay_batch.bureau.manifest import in_manifest_words
 from flexpay_batch.bureau.outcome import JobLabel, JobOutcome, State
-from flexpay_batch.cli.progress_base import Clock, estimate_eta
+from flexpay_batch.cli.progress_base import Clock, estimate_eta, write_best_effort
 from flexpay_batch.core.formatting import format_duration, format_rate, summary_rows
 from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.states import RowStatus
@@ -193,15 +193,6 @@ def _per_second(rate: float) -> str:
     return f"{rate:.3g} rows/s" if rate < 100 else f"{rate:.0f} rows/s"
 
 
-def _write_best_effort(stream: TextIO, text: str) -> None:
-    # Progress is a courtesy: a closed or broken stderr must not stop the bureau's runs.
-    try:
-        stream.write(text)
-        stream.flush()
-    except (OSError, ValueError):
-        return
-
-
 def _counts_text(outcome: JobOutcome) -> str:
     return ", ".join(f"{label} {count}" for label, count in summary_rows(outcome.counts))
 
@@ -260,7 +251,7 @@ class PlainBoard(_StreamBoard):
         super().__init__(labels, stream, interval=interval, clock=clock)
 
     def _line(self, text: str) -> None:
-        _write_best_effort(self._stream, text + "\n")
+        write_best_effort(self._stream, text + "\n")
 
     def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
         self._restart_interval(progress)
@@ -428,7 +419,7 @@ class JsonBoard(_StreamBoard):
         if label is not None:
             record["job"] = {"number": label.number, "org": label.org, "kind": label.kind}
         record.update(fields)
-        _write_best_effort(self._stream, json.dumps(record, ensure_ascii=False) + "\n")
+        write_best_effort(self._stream, json.dumps(record, ensure_ascii=False) + "\n")
 
     def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
         self._restart_interval(progress)

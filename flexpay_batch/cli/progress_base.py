@@ -168,7 +168,8 @@ class CountingReporter(SilentReporter):
 
 
 def write_best_effort(stream: TextIO, text: str) -> None:
-    # Progress is a courtesy: a closed or broken stderr pipe must not stop a payroll run.
+    # Progress is a courtesy: a closed or broken stderr pipe must not stop a run (nor a
+    # bureau's runs).
     try:
         stream.write(text)
         stream.flush()
