@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import shutil
 import signal
@@ -34,7 +33,7 @@ from flexpay_batch.bureau.queue import QUEUE_NAME
 from flexpay_batch.sim import SimConfig, TokenSpec
 from flexpay_batch.sim.config import ALL_SCOPES
 
-from .common import Check, FigureResult, Suite, fmt, limits
+from .common import Check, FigureResult, Suite, cli_env, fmt, limits
 from .data import write_onboarding_csv
 from .plots import bar_figure
 from .redisproc import RedisProcess
@@ -49,7 +48,6 @@ BURST = 5
 #: Seconds allowed for one case, and for the workers to come up.
 CASE_TIMEOUT = 600.0
 READY_TIMEOUT = 60.0
-ROOT = Path(__file__).resolve().parent.parent
 JOB_PREFIX = f"saq:job:{QUEUE_NAME}:"
 CLI = (sys.executable, "-m", "flexpay_batch")
 
@@ -123,14 +121,9 @@ def _run_case(
     manifest = _manifest(suite, case, names, rows)
     config = SimConfig(tokens=specs, limits=limits(RATE, BURST))
     with suite.server.running(config) as sim:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXPAY_")}
+        env = cli_env(sim, token=False)
         env |= {f"FLEXPAY_TOKEN_{n.upper()}": token for n, token in tokens.items()}
-        env |= {
-            "FLEXPAY_BASE_URL": sim.base_url,
-            "FLEXPAY_CA_BUNDLE": str(sim.ca_path),
-            "FLEXPAY_KEY_SECRET": secrets.token_hex(24),
-            "PYTHONPATH": str(ROOT),
-        }
+        env["FLEXPAY_KEY_SECRET"] = secrets.token_hex(24)
         procs = [
             subprocess.Popen(
                 [*CLI, "worker", "--queue", server.url, "--concurrency", "1"],

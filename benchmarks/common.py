@@ -15,7 +15,10 @@ from typing import Any
 
 from flexpay_batch.core.limitspec import ClassLimits, LimitSettings, Rate
 
-from .simproc import SimProcess
+from .simproc import RunningSim, SimProcess
+
+#: The repository: the CLI subprocesses import flexpay_batch from here.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,21 @@ class Suite:
     def run_dir(self, name: str) -> Path:
         """A fresh, empty run directory for the engine (a temp dir, removed with the suite)."""
         return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+
+
+def cli_env(sim: RunningSim, *, token: bool = True) -> dict[str, str]:
+    """The environment of a CLI subprocess against ``sim``: this process's without any
+    ``FLEXPAY_`` variable, then the simulator's base URL and CA bundle, its token (unless
+    ``token`` is false: the caller names its own) and the repository on ``PYTHONPATH``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXPAY_")}
+    env |= {
+        "FLEXPAY_BASE_URL": sim.base_url,
+        "FLEXPAY_CA_BUNDLE": str(sim.ca_path),
+        "PYTHONPATH": str(ROOT),
+    }
+    if token:
+        env["FLEXPAY_TOKEN"] = sim.token
+    return env
 
 
 def utilisation(admitted: list[float], burst: int, rate: float) -> tuple[float, float, float]:

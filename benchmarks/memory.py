@@ -20,7 +20,6 @@ checks issue 16's "memory stays flat": 100,000 rows within 120 MB.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import psutil
 
 from flexpay_batch.sim import UNLIMITED, SimConfig
 
-from .common import Check, FigureResult, Suite, fmt
+from .common import Check, FigureResult, Suite, cli_env, fmt
 from .data import write_onboarding_csv
 from .plots import bar_figure
 
@@ -117,13 +116,7 @@ def measure_onboard(suite: Suite) -> ProcessRun:
     path = write_onboarding_csv(suite.workdir / "memory-onboard.csv", rows)
     try:
         with suite.server.running(SimConfig(limits=UNLIMITED)) as sim:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXPAY_")}
-            env |= {
-                "FLEXPAY_BASE_URL": sim.base_url,
-                "FLEXPAY_CA_BUNDLE": str(sim.ca_path),
-                "FLEXPAY_TOKEN": sim.token,
-                "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-            }
+            env = cli_env(sim)
             args = [sys.executable, "-c", CLI, "onboard", str(path)]
             args += ["--run-dir", str(suite.run_dir("memory-onboard")), *LIMITS_OFF_ARGS]
             run = measure_process(args, suite.workdir, env)

@@ -56,7 +56,16 @@ from flexpay_batch.api.ratelimit.redis_store import RedisStore
 from flexpay_batch.api.ratelimit.store import BucketSpec, LimiterStore
 from flexpay_batch.sim import SimConfig
 
-from .common import Check, FigureResult, Suite, fmt, limits, utilisation, window_utilisation
+from .common import (
+    Check,
+    FigureResult,
+    Suite,
+    cli_env,
+    fmt,
+    limits,
+    utilisation,
+    window_utilisation,
+)
 from .data import write_onboarding_csv
 from .plots import bar_figure
 from .redisproc import RedisProcess
@@ -158,13 +167,7 @@ def _run_case(suite: Suite, processes: int, limiter_url: str | None) -> CaseResu
     per_process = rows // processes
     config = SimConfig(limits=limits(s.rate, s.burst))
     with suite.server.running(config) as sim:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXPAY_")}
-        env |= {
-            "FLEXPAY_BASE_URL": sim.base_url,
-            "FLEXPAY_CA_BUNDLE": str(sim.ca_path),
-            "FLEXPAY_TOKEN": sim.token,
-            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-        }
+        env = cli_env(sim)
         if limiter_url is not None:
             env["FLEXPAY_LIMITER_URL"] = limiter_url
         sources = []

@@ -20,14 +20,16 @@ from typing import Any
 from flexpay_batch.core import errors
 from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.progress import RunStart, SilentReporter
 from flexpay_batch.engine.request import RunSummary
 
 Say = Callable[[str], None]
 
 
-class JobProgress:
+class JobProgress(SilentReporter):
     """The ``Reporter`` a worker gives each job: counts for the job's ``meta``; messages go to
-    the worker's log, prefixed with the job's id."""
+    the worker's log, prefixed with the job's id. Retries, rates and pauses are not shown: the
+    combined progress is rows done."""
 
     def __init__(self, label: str, say: Say) -> None:
         self._label = label
@@ -37,32 +39,16 @@ class JobProgress:
         self.rejected = 0
         self.failed = 0
 
-    def start(
-        self,
-        *,
-        total_rows: int | None,
-        estimate_seconds: float | None,
-        limit_per_second: float,
-        done_rows: int = 0,
-    ) -> None:
-        self.total = total_rows
-        self.done = done_rows
-        earlier = f" ({done_rows} settled earlier)" if done_rows else ""
-        self._say(f"{self._label}: {total_rows} rows{earlier}")
+    def start(self, run: RunStart) -> None:
+        self.total = run.total_rows
+        self.done = run.done_rows
+        earlier = f" ({run.done_rows} settled earlier)" if run.done_rows else ""
+        self._say(f"{self._label}: {run.total_rows} rows{earlier}")
 
     def row_done(self, status: RowStatus) -> None:
         self.done += 1
         self.rejected += status == RowStatus.REJECTED
         self.failed += status == RowStatus.FAILED
-
-    def retrying(self, delta: int) -> None:
-        """Not shown: the combined progress is rows done."""
-
-    def rate(self, current_per_second: float) -> None:
-        """Not shown."""
-
-    def paused(self, until_epoch: float | None) -> None:
-        """Not shown."""
 
     def message(self, text: str, level: int = logging.INFO) -> None:
         self._say(f"{self._label}: {redact_text(text)}")
@@ -70,9 +56,6 @@ class JobProgress:
     def finish(self, summary: Mapping[str, int]) -> None:
         counts = ", ".join(f"{name} {count}" for name, count in sorted(summary.items()))
         self._say(f"{self._label}: finished: {counts or 'no rows'}")
-
-    def close(self) -> None:
-        """Nothing to release."""
 
     def meta(self) -> dict[str, Any]:
         """The counts for the saq job's ``meta`` (no row's content)."""

@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -38,11 +38,11 @@ from rich.text import Text
 from flexpay_batch.bureau.board import Board
 from flexpay_batch.bureau.manifest import in_manifest_words
 from flexpay_batch.bureau.outcome import JobLabel, JobOutcome, State
-from flexpay_batch.cli.progress_base import Clock, estimate_eta
+from flexpay_batch.cli.progress_base import Clock, estimate_eta, write_best_effort
 from flexpay_batch.core.formatting import format_duration, format_rate, summary_rows
 from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.states import RowStatus
-from flexpay_batch.engine.progress import Reporter
+from flexpay_batch.engine.progress import Reporter, RunStart, SilentReporter
 
 #: The end-of-run table's count columns: (heading, row status).
 COUNT_COLUMNS: tuple[tuple[str, RowStatus], ...] = (
@@ -92,25 +92,23 @@ class JobProgress:
         return " · ".join(parts)
 
 
-class JobReporter:
-    """The engine ``Reporter`` of one job: updates its ``JobProgress``, tells the board."""
+class JobReporter(SilentReporter):
+    """The engine ``Reporter`` of one job: updates its ``JobProgress``, tells the board.
+
+    Its ``finish`` is silent: the board shows the job's end when the bureau knows its outcome
+    (``ended``); nothing to ``close`` either, the board outlives the job.
+    """
 
     def __init__(self, progress: JobProgress, board: _BoardBase) -> None:
         self._progress = progress
         self._board = board
 
-    def start(
-        self,
-        *,
-        total_rows: int | None,
-        estimate_seconds: float | None,
-        limit_per_second: float,
-        done_rows: int = 0,
-    ) -> None:
+    def start(self, run: RunStart) -> None:
         progress = self._progress
-        progress.total, progress.limit, progress.earlier = total_rows, limit_per_second, done_rows
+        progress.total, progress.limit = run.total_rows, run.limit_per_second
+        progress.earlier = run.done_rows
         progress.state = "running"
-        self._board.started(progress, estimate_seconds)
+        self._board.started(progress, run.estimate_seconds)
 
     def row_done(self, status: RowStatus) -> None:
         self._progress.by_status[status] += 1
@@ -130,12 +128,6 @@ class JobReporter:
 
     def message(self, text: str, level: int = logging.INFO) -> None:
         self._board.job_message(self._progress.label, in_manifest_words(text), level)
-
-    def finish(self, summary: Mapping[str, int]) -> None:
-        """The board shows the job's end when the bureau knows its outcome (``ended``)."""
-
-    def close(self) -> None:
-        """Nothing to release: the board outlives the job."""
 
 
 class _BoardBase:
@@ -201,15 +193,6 @@ def _per_second(rate: float) -> str:
     return f"{rate:.3g} rows/s" if rate < 100 else f"{rate:.0f} rows/s"
 
 
-def _write_best_effort(stream: TextIO, text: str) -> None:
-    # Progress is a courtesy: a closed or broken stderr must not stop the bureau's runs.
-    try:
-        stream.write(text)
-        stream.flush()
-    except (OSError, ValueError):
-        return
-
-
 def _counts_text(outcome: JobOutcome) -> str:
     return ", ".join(f"{label} {count}" for label, count in summary_rows(outcome.counts))
 
@@ -268,7 +251,7 @@ class PlainBoard(_StreamBoard):
         super().__init__(labels, stream, interval=interval, clock=clock)
 
     def _line(self, text: str) -> None:
-        _write_best_effort(self._stream, text + "\n")
+        write_best_effort(self._stream, text + "\n")
 
     def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
         self._restart_interval(progress)
@@ -436,7 +419,7 @@ class JsonBoard(_StreamBoard):
         if label is not None:
             record["job"] = {"number": label.number, "org": label.org, "kind": label.kind}
         record.update(fields)
-        _write_best_effort(self._stream, json.dumps(record, ensure_ascii=False) + "\n")
+        write_best_effort(self._stream, json.dumps(record, ensure_ascii=False) + "\n")
 
     def started(self, progress: JobProgress, estimate_seconds: float | None) -> None:
         self._restart_interval(progress)

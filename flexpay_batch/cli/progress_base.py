@@ -24,6 +24,7 @@ from flexpay_batch.core.formatting import (
     summary_rows,
 )
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.progress import RunStart, SilentReporter
 
 Clock = Callable[[], float]
 """Seconds from an arbitrary origin; only differences matter (``time.monotonic`` by default)."""
@@ -112,24 +113,18 @@ class _Tally:
         )
 
 
-class CountingReporter:
-    """Keeps the tally; subclasses decide when and how to show it."""
+class CountingReporter(SilentReporter):
+    """Keeps the tally; subclasses decide when and how to show it (nothing to ``close`` unless
+    they say so)."""
 
     def __init__(self, *, clock: Clock, redact: Callable[[str], str] | None) -> None:
         self._clock = clock
         self._redact = redact or _identity
         self._tally = _Tally(clock)
 
-    def start(
-        self,
-        *,
-        total_rows: int | None,
-        estimate_seconds: float | None,
-        limit_per_second: float,
-        done_rows: int = 0,
-    ) -> None:
-        self._tally.start(total_rows, limit_per_second, done_rows)
-        self._on_start(total_rows, estimate_seconds, limit_per_second)
+    def start(self, run: RunStart) -> None:
+        self._tally.start(run.total_rows, run.limit_per_second, run.done_rows)
+        self._on_start(run.total_rows, run.estimate_seconds, run.limit_per_second)
 
     def row_done(self, status: RowStatus) -> None:
         self._tally.by_status[status] += 1
@@ -156,9 +151,6 @@ class CountingReporter:
     def finish(self, summary: Mapping[str, int]) -> None:
         self._on_finish(summary, self._tally.snapshot())
 
-    def close(self) -> None:
-        """Nothing to release by default."""
-
     def _on_start(self, total: int | None, estimate_seconds: float | None, limit: float) -> None:
         raise NotImplementedError
 
@@ -176,7 +168,8 @@ class CountingReporter:
 
 
 def write_best_effort(stream: TextIO, text: str) -> None:
-    # Progress is a courtesy: a closed or broken stderr pipe must not stop a payroll run.
+    # Progress is a courtesy: a closed or broken stderr pipe must not stop a run (nor a
+    # bureau's runs).
     try:
         stream.write(text)
         stream.flush()

@@ -13,11 +13,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from flexpay_batch.core.states import RowStatus
 
-__all__ = ["Reporter", "SilentReporter"]
+__all__ = ["Reporter", "RunStart", "SilentReporter"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """What a run begins with, as ``Reporter.start`` is told it."""
+
+    #: Rows in the file (None if unknown).
+    total_rows: int | None
+    #: Seconds the limit-based estimate gives what is left (None if unknown).
+    estimate_seconds: float | None
+    #: The write limit, rows per second.
+    limit_per_second: float
+    #: Rows already settled by earlier invocations (a resume).
+    done_rows: int = 0
 
 
 class Reporter(Protocol):
@@ -27,16 +42,8 @@ class Reporter(Protocol):
     then ``finish`` once; ``close`` may follow anything (it is how a failed run tidies up).
     """
 
-    def start(
-        self,
-        *,
-        total_rows: int | None,
-        estimate_seconds: float | None,
-        limit_per_second: float,
-        done_rows: int = 0,
-    ) -> None:
-        """The run begins: rows in the file (None if unknown), the limit-based estimate for
-        what is left, the limit, and ``done_rows`` already settled by earlier invocations."""
+    def start(self, run: RunStart) -> None:
+        """The run begins: its rows, estimate, limit and rows settled earlier (``RunStart``)."""
 
     def row_done(self, status: RowStatus) -> None:
         """A row reached its status for this invocation (``created``, ``rejected``, ...)."""
@@ -63,18 +70,13 @@ class Reporter(Protocol):
 
 
 class SilentReporter:
-    """A ``Reporter`` that shows nothing: the engine's default when its caller gives none."""
+    """A ``Reporter`` that shows nothing: the engine's default when its caller gives none, and
+    the base of reporters that show only some events (they override those, the rest stay
+    silent)."""
 
     __slots__ = ()
 
-    def start(
-        self,
-        *,
-        total_rows: int | None,
-        estimate_seconds: float | None,
-        limit_per_second: float,
-        done_rows: int = 0,
-    ) -> None:
+    def start(self, run: RunStart) -> None:
         """Nothing to show."""
 
     def row_done(self, status: RowStatus) -> None:

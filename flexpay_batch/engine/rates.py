@@ -2,7 +2,7 @@
 
 ::
 
-    reporter.start(total_rows=n, estimate_seconds=estimate_seconds(n, settings), ...)
+    reporter.start(RunStart(total_rows=n, estimate_seconds=estimate_seconds(n, settings), ...))
     tg.start_soon(report_rate, summary, reporter)   # until cancelled
 
 Time is the event loop's (``anyio.current_time``), so the rate is testable with a fake clock.

@@ -51,7 +51,7 @@ from flexpay_batch.engine.limiting import limiter_store, shared_limiters
 from flexpay_batch.engine.opening import META_INPUT_ROWS, build_job, job_info, open_journal
 from flexpay_batch.engine.pipeline import StopControl, run_pipeline, signal_receiver
 from flexpay_batch.engine.plan import keys_may_have_expired, plan_tasks
-from flexpay_batch.engine.progress import Reporter, SilentReporter
+from flexpay_batch.engine.progress import Reporter, RunStart, SilentReporter
 from flexpay_batch.engine.rates import estimate_seconds, report_rate, server_pause_until
 from flexpay_batch.engine.reach import FailFastOnConnect
 from flexpay_batch.engine.report import write_outputs
@@ -317,10 +317,12 @@ async def _run_rows(
     write_rate = settings.limits.write.rate.per_second
     to_send = max(0, total - len(settled))
     reporter.start(
-        total_rows=total,
-        estimate_seconds=estimate_seconds(to_send, settings),
-        limit_per_second=write_rate,
-        done_rows=min(len(settled), total),
+        RunStart(
+            total_rows=total,
+            estimate_seconds=estimate_seconds(to_send, settings),
+            limit_per_second=write_rate,
+            done_rows=min(len(settled), total),
+        )
     )
     # A server-imposed pause never outlasts max_server_pause nor a row's whole deadline.
     max_pause = min(settings.retry.max_retry_after, settings.retry.deadline)

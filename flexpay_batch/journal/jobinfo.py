@@ -48,8 +48,9 @@ def new_job_id(now: float | None = None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class JobSummary:
-    """What may be shown about a job: everything but the secret (the token is never stored)."""
+class _JobIdentity:
+    """What names a job, stored (``JobInfo``) and shown (``JobSummary``) alike: its id and
+    kind, its input, the API it targets and the fingerprint of the token it began with."""
 
     job_id: str
     kind: JobKind
@@ -57,13 +58,19 @@ class JobSummary:
     input_sha256: str
     base_url: str
     token_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary(_JobIdentity):
+    """What may be shown about a job: everything but the secret (the token is never stored)."""
+
     config: Mapping[str, object]
     created_at: float
     schema_version: int
 
 
 @dataclass(frozen=True, slots=True)
-class JobInfo:
+class JobInfo(_JobIdentity):
     """The identity of one job, written once when the journal is created.
 
     ``config_json`` is the effective configuration as canonical JSON and must hold no secret.
@@ -72,12 +79,6 @@ class JobInfo:
     Times are epoch seconds.
     """
 
-    job_id: str
-    kind: JobKind
-    input_path: str
-    input_sha256: str
-    base_url: str
-    token_fingerprint: str
     config_json: str
     secret: bytes = dataclasses.field(repr=False)
     created_at: float

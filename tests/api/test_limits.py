@@ -538,75 +538,63 @@ async def test_converges_to_a_stricter_servers_rate(with_headers: bool) -> None:
 # -- the store seam -----------------------------------------------------------------------
 
 
-def _register(store: LimiterStore, capacity: float = 5, rate: float = 10.0) -> str:
-    store.register("k", BucketSpec(capacity, rate), AimdState.initial(rate))
-    return "k"
+#: The one bucket the store tests use: capacity 5, 10 tokens a second.
+KEY = "k"
+
+
+@pytest.fixture(params=STORES, ids=_STORE_IDS)
+def store(request: pytest.FixtureRequest) -> LimiterStore:
+    """Each ``LimiterStore`` of ``STORES`` in turn, with ``KEY`` registered."""
+    made: LimiterStore = request.param()
+    made.register(KEY, BucketSpec(5, 10.0), AimdState.initial(10.0))
+    return made
 
 
 @pytest.mark.looptime
-@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
-async def test_store_fill_raises_and_never_lowers(make_store: Callable[[], LimiterStore]) -> None:
+async def test_store_fill_raises_and_never_lowers(store: LimiterStore) -> None:
     """fill takes tokens without waiting, caps at capacity and never gives any back."""
-    store = make_store()
-    key = _register(store)
-    await store.fill(key, 3.0)
-    await store.fill(key, 1.0)
-    assert store.snapshot(key).level == pytest.approx(3.0)
-    await store.fill(key, 50.0)
-    assert store.snapshot(key).level == pytest.approx(5.0)
-    assert await store.acquire(key) == pytest.approx(0.1)
+    await store.fill(KEY, 3.0)
+    await store.fill(KEY, 1.0)
+    assert store.snapshot(KEY).level == pytest.approx(3.0)
+    await store.fill(KEY, 50.0)
+    assert store.snapshot(KEY).level == pytest.approx(5.0)
+    assert await store.acquire(KEY) == pytest.approx(0.1)
 
 
 @pytest.mark.looptime
-@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
-async def test_store_reset_level_is_floored_by_the_configured_rate(
-    make_store: Callable[[], LimiterStore],
-) -> None:
+async def test_store_reset_level_is_floored_by_the_configured_rate(store: LimiterStore) -> None:
     """reset_level can lower the level, never below what grants at the configured rate left."""
-    store = make_store()
-    key = _register(store)
     for _ in range(4):
-        await store.acquire(key)
-    await store.fill(key, 5.0)
-    await store.reset_level(key, 0.0)
-    assert store.snapshot(key).level == pytest.approx(4.0)
+        await store.acquire(KEY)
+    await store.fill(KEY, 5.0)
+    await store.reset_level(KEY, 0.0)
+    assert store.snapshot(KEY).level == pytest.approx(4.0)
 
 
 @pytest.mark.looptime
-@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
-async def test_store_rate_change_retimes_a_waiter(make_store: Callable[[], LimiterStore]) -> None:
+async def test_store_rate_change_retimes_a_waiter(store: LimiterStore) -> None:
     """A waiter already queued is granted at the new rate, not the one it queued under."""
-    store = make_store()
-    key = _register(store)
-    await store.fill(key, 5.0)
-    waiter = asyncio.create_task(store.acquire(key))
+    await store.fill(KEY, 5.0)
+    waiter = asyncio.create_task(store.acquire(KEY))
     await asyncio.sleep(0.05)  # half a token leaked at 10/s
-    await store.adapt(key, lambda state, _now: AimdState.initial(100.0))  # 0.005 s to go
+    await store.adapt(KEY, lambda state, _now: AimdState.initial(100.0))  # 0.005 s to go
     assert await waiter == pytest.approx(0.055)
 
 
 @pytest.mark.looptime
-@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
-async def test_store_pause_is_never_shortened(make_store: Callable[[], LimiterStore]) -> None:
+async def test_store_pause_is_never_shortened(store: LimiterStore) -> None:
     """pause extends the deadline, reports what is left, and nothing is granted before it."""
-    store = make_store()
-    key = _register(store)
-    assert await store.pause(key, 2.0) == pytest.approx(2.0)
-    assert await store.pause(key, 1.0) == pytest.approx(2.0)
-    assert await store.acquire(key) == pytest.approx(2.0)
+    assert await store.pause(KEY, 2.0) == pytest.approx(2.0)
+    assert await store.pause(KEY, 1.0) == pytest.approx(2.0)
+    assert await store.acquire(KEY) == pytest.approx(2.0)
 
 
 @pytest.mark.looptime
-@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
-async def test_store_cancelled_waiter_takes_no_token(
-    make_store: Callable[[], LimiterStore],
-) -> None:
+async def test_store_cancelled_waiter_takes_no_token(store: LimiterStore) -> None:
     """Cancelling a waiting acquire leaves its token for the next one."""
-    store = make_store()
-    key = _register(store)
-    await store.fill(key, 5.0)
-    first = asyncio.create_task(store.acquire(key))
-    second = asyncio.create_task(store.acquire(key))
+    await store.fill(KEY, 5.0)
+    first = asyncio.create_task(store.acquire(KEY))
+    second = asyncio.create_task(store.acquire(KEY))
     await asyncio.sleep(0.01)
     first.cancel()
     assert await second == pytest.approx(0.1)

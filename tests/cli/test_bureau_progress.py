@@ -13,6 +13,7 @@ from rich.console import Console
 from flexpay_batch.bureau.outcome import JobLabel, JobOutcome
 from flexpay_batch.cli.bureau_progress import JsonBoard, PlainBoard, RichBoard
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.progress import RunStart
 from flexpay_batch.sim.testing import FakeClock
 
 ACME = JobLabel(1, "acme", "onboard")
@@ -26,7 +27,7 @@ def test_plain_lines_per_job_at_most_once_per_interval() -> None:
     board = PlainBoard([ACME, BETA], stream, interval=5.0, clock=clock)
     board.open()
     acme = board.reporter(ACME)
-    acme.start(total_rows=10, estimate_seconds=6.0, limit_per_second=2.0, done_rows=2)
+    acme.start(RunStart(total_rows=10, estimate_seconds=6.0, limit_per_second=2.0, done_rows=2))
     acme.row_done(RowStatus.CREATED)
     clock.advance(5.0)
     acme.row_done(RowStatus.REJECTED)
@@ -45,7 +46,7 @@ def test_each_end_and_the_overall_line() -> None:
     stream = io.StringIO()
     board = PlainBoard([ACME, BETA], stream, clock=clock)
     board.open()
-    board.reporter(ACME).start(total_rows=3, estimate_seconds=1.0, limit_per_second=1.0)
+    board.reporter(ACME).start(RunStart(total_rows=3, estimate_seconds=1.0, limit_per_second=1.0))
     clock.advance(65.0)
     board.ended(JobOutcome(ACME, "done", 0, counts={"created": 3}))
     assert stream.getvalue().splitlines()[-2:] == [
@@ -62,7 +63,7 @@ def test_the_live_board_and_the_table() -> None:
     board = RichBoard([ACME, BETA], console, clock=clock, auto_refresh=False)
     board.open()
     reporter = board.reporter(ACME)
-    reporter.start(total_rows=5, estimate_seconds=5.0, limit_per_second=1.0)
+    reporter.start(RunStart(total_rows=5, estimate_seconds=5.0, limit_per_second=1.0))
     reporter.row_done(RowStatus.CREATED)
     reporter.rate(1.0)
     with console.capture() as captured:
@@ -90,7 +91,7 @@ def test_json_lines_name_the_job_of_each_event() -> None:
     board = JsonBoard([ACME, BETA], stream, interval=1.0, clock=clock, wall_clock=lambda: 0.0)
     board.open()
     acme = board.reporter(ACME)
-    acme.start(total_rows=4, estimate_seconds=2.0, limit_per_second=2.0)
+    acme.start(RunStart(total_rows=4, estimate_seconds=2.0, limit_per_second=2.0))
     acme.row_done(RowStatus.CREATED)
     clock.advance(1.0)
     acme.row_done(RowStatus.FAILED)

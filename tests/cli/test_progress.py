@@ -20,6 +20,7 @@ from flexpay_batch.cli.progress import (
 from flexpay_batch.cli.progress_base import estimate_eta
 from flexpay_batch.core.formatting import format_duration, format_rate
 from flexpay_batch.core.states import RowStatus
+from flexpay_batch.engine.progress import RunStart
 from flexpay_batch.sim.testing import FakeClock
 
 
@@ -79,7 +80,7 @@ def test_plain_reporter_throttles_progress_lines() -> None:
     """Progress lines appear at most once per interval, plus once when the last row is done."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = PlainReporter(stream, interval=5.0, clock=clock)
-    reporter.start(total_rows=10, estimate_seconds=6.0, limit_per_second=100 / 60)
+    reporter.start(RunStart(total_rows=10, estimate_seconds=6.0, limit_per_second=100 / 60))
     reporter.rate(1.0)
     for _ in range(4):
         clock.advance(1.0)
@@ -102,7 +103,7 @@ def test_plain_reporter_messages_and_finish() -> None:
     """Messages print at once with their level, redacted; the finish line gives the summary."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = PlainReporter(stream, clock=clock, redact=lambda t: t.replace("sekrit", "[X]"))
-    reporter.start(total_rows=None, estimate_seconds=None, limit_per_second=2.0)
+    reporter.start(RunStart(total_rows=None, estimate_seconds=None, limit_per_second=2.0))
     reporter.message("token sekrit rejected", logging.ERROR)
     reporter.message("slowing down", logging.WARNING)
     clock.advance(302)
@@ -121,7 +122,7 @@ def test_retrying_count_never_goes_negative() -> None:
     """An unmatched -1 leaves the retrying count at zero."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = PlainReporter(stream, interval=0.0, clock=clock)
-    reporter.start(total_rows=3, estimate_seconds=None, limit_per_second=1.0)
+    reporter.start(RunStart(total_rows=3, estimate_seconds=None, limit_per_second=1.0))
     reporter.retrying(+2)
     reporter.retrying(-3)
     assert "retrying 0" in lines(stream)[-1]
@@ -131,7 +132,7 @@ def test_json_reporter_lines_parse() -> None:
     """Every JSON line parses and carries a UTC timestamp, the event and its counts."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = JsonReporter(stream, interval=1.0, clock=clock, wall_clock=lambda: 1773403200.5)
-    reporter.start(total_rows=3, estimate_seconds=float("inf"), limit_per_second=2.0)
+    reporter.start(RunStart(total_rows=3, estimate_seconds=float("inf"), limit_per_second=2.0))
     reporter.row_done("created")
     clock.advance(1.0)
     reporter.retrying(1)
@@ -169,7 +170,7 @@ def test_rich_reporter_draws_bar_and_summary() -> None:
     clock, stream = FakeClock(), io.StringIO()
     console = Console(file=stream, force_terminal=True, width=140, color_system=None)
     reporter = RichReporter(console, clock=clock, auto_refresh=False)
-    reporter.start(total_rows=4, estimate_seconds=120.0, limit_per_second=2.0)
+    reporter.start(RunStart(total_rows=4, estimate_seconds=120.0, limit_per_second=2.0))
     reporter.row_done("created")
     reporter.retrying(1)
     reporter.rate(1.5)
@@ -210,7 +211,7 @@ def test_closed_stream_does_not_break_the_run(json_logs: bool, tty: bool, kind: 
     stream = BrokenStream(tty=tty)
     reporter = make_reporter(json_logs, stream, clock=FakeClock())
     assert isinstance(reporter, kind)
-    reporter.start(total_rows=1, estimate_seconds=1.0, limit_per_second=1.0)
+    reporter.start(RunStart(total_rows=1, estimate_seconds=1.0, limit_per_second=1.0))
     reporter.row_done("created")
     reporter.message("still fine")
     reporter.finish({"created": 1})
@@ -237,7 +238,7 @@ def test_the_final_line_shows_the_runs_average_rate_not_the_last_window() -> Non
     """Finished: the average over the run (60 rows in 60 s at 100/min is 60/min), not 0/s."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = PlainReporter(stream, interval=1000.0, clock=clock)
-    reporter.start(total_rows=60, estimate_seconds=36.0, limit_per_second=100 / 60)
+    reporter.start(RunStart(total_rows=60, estimate_seconds=36.0, limit_per_second=100 / 60))
     for _ in range(60):
         clock.advance(1.0)
         reporter.row_done(RowStatus.CREATED)
@@ -253,7 +254,7 @@ def test_retrying_counts_rows_retrying_now() -> None:
     """retrying(+1) and retrying(-1) pair up: after both, nothing is retrying."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = PlainReporter(stream, interval=0.0, clock=clock)
-    reporter.start(total_rows=3, estimate_seconds=None, limit_per_second=1.0)
+    reporter.start(RunStart(total_rows=3, estimate_seconds=None, limit_per_second=1.0))
     reporter.retrying(+1)
     reporter.retrying(+1)
     assert "retrying 2" in lines(stream)[-1]
@@ -266,7 +267,7 @@ def test_the_last_rows_say_finishing_not_eta_0s() -> None:
     """With rows left but an ETA under a second, the line says what is happening."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = PlainReporter(stream, interval=0.0, clock=clock)
-    reporter.start(total_rows=500, estimate_seconds=None, limit_per_second=100.0)
+    reporter.start(RunStart(total_rows=500, estimate_seconds=None, limit_per_second=100.0))
     reporter.rate(100.0)
     for _ in range(499):
         reporter.row_done(RowStatus.CREATED)
@@ -279,7 +280,9 @@ def test_a_resume_starts_from_the_rows_already_settled() -> None:
     """done_rows counts toward done and the ETA, not toward this invocation's average."""
     clock, stream = FakeClock(), io.StringIO()
     reporter = PlainReporter(stream, interval=0.0, clock=clock)
-    reporter.start(total_rows=500, estimate_seconds=None, limit_per_second=10.0, done_rows=431)
+    reporter.start(
+        RunStart(total_rows=500, estimate_seconds=None, limit_per_second=10.0, done_rows=431)
+    )
     assert lines(stream)[0] == "start: 500 rows (431 already settled), limit 10 rows/s, estimated ?"
     clock.advance(1.0)
     reporter.row_done(RowStatus.CREATED)
@@ -295,7 +298,9 @@ def test_rich_progress_keeps_counts_and_eta_visible(width: int) -> None:
     console = Console(file=stream, force_terminal=True, width=width, color_system=None)
     reporter = RichReporter(console, clock=clock, auto_refresh=False)
     reporter.start(
-        total_rows=50000, estimate_seconds=3600.0, limit_per_second=100 / 60, done_rows=12000
+        RunStart(
+            total_rows=50000, estimate_seconds=3600.0, limit_per_second=100 / 60, done_rows=12000
+        )
     )
     reporter.rate(1.6)
     for _ in range(300):
@@ -315,7 +320,7 @@ def test_rich_progress_keeps_counts_and_eta_visible(width: int) -> None:
 def test_rich_broken_pipe_leaves_stdout_alone(capfd: pytest.CaptureFixture[str]) -> None:
     """rich's default closes stdout (dup2 /dev/null) on a broken pipe; ours goes quiet only."""
     reporter = make_reporter(False, BrokenStream(tty=True), clock=FakeClock())
-    reporter.start(total_rows=1, estimate_seconds=1.0, limit_per_second=1.0)
+    reporter.start(RunStart(total_rows=1, estimate_seconds=1.0, limit_per_second=1.0))
     reporter.finish({"created": 1})
     reporter.close()
     print("stdout still works")

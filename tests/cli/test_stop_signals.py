@@ -3,7 +3,6 @@ process, a stub server that holds the pre-flight read open until the signal has 
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import ssl
@@ -15,10 +14,11 @@ import pytest
 from aiohttp import web
 
 from flexpay_batch.core import errors
-from flexpay_batch.engine.pipeline import StopControl, run_pipeline
+from flexpay_batch.engine.pipeline import StopControl
 from flexpay_batch.engine.request import RunSummary
 from flexpay_batch.engine.run import _signals_deferred
 from tests.conftest import MakeSimulatorThread
+from tests.engine.helpers import NeverFinishing, beside
 from tests.fake_api import TOKEN
 from tests.forkcli import ForkedProcess
 from tests.harness import (
@@ -76,80 +76,39 @@ async def test_stop_with_nothing_on_the_wire_cancels_waiting_workers_at_once() -
     """Workers waiting (as at a paused limiter) are cancelled as soon as a stop is requested
     and nothing is on the wire, not after the grace period (here: never)."""
     stop = StopControl()
-    started = anyio.Event()
-
-    async def wait_at_the_limiter(row: int) -> int:
-        started.set()
-        await anyio.sleep_forever()
-        return row
-
-    async def record(outcome: int) -> None:
-        raise AssertionError("nothing was sent, so nothing is recorded")
+    at_the_limiter = NeverFinishing()
 
     async def nothing_on_the_wire() -> None:
         return None
 
     async def stop_soon() -> None:
-        await started.wait()
+        await at_the_limiter.started.wait()
         stop.request(errors.RunInterrupted("stopped by SIGINT"))
 
-    with anyio.fail_after(10):  # a hang guard, not a speed claim: grace is infinite
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_soon)
-            with pytest.raises(errors.RunInterrupted):
-                await run_pipeline(
-                    iter(range(5)),
-                    wait_at_the_limiter,
-                    record,
-                    workers=2,
-                    stop=stop,
-                    grace=math.inf,
-                    idle=nothing_on_the_wire,
-                )
+    # fail_after is a hang guard, not a speed claim: grace is infinite.
+    with anyio.fail_after(10), pytest.raises(errors.RunInterrupted):
+        await beside(
+            stop_soon, at_the_limiter.pipeline(5, workers=2, stop=stop, idle=nothing_on_the_wire)
+        )
 
 
 async def test_second_ctrl_c_does_not_claim_in_flight_requests_finished() -> None:
     """After a second SIGINT the error says in-flight requests were cancelled."""
     stop = StopControl()
-    started = anyio.Event()
-
-    async def in_flight_forever(row: int) -> int:
-        started.set()
-        await anyio.sleep_forever()
-        return row
-
-    async def record(outcome: int) -> None:
-        raise AssertionError("nothing finishes")
+    in_flight = NeverFinishing()
 
     async def interrupt_twice() -> None:
-        await started.wait()
+        await in_flight.started.wait()
         for _ in range(2):
             os.kill(os.getpid(), signal.SIGINT)
             await anyio.sleep(0.05)
 
-    caught: list[errors.RunInterrupted] = []
-
-    async def run() -> None:
-        try:
-            await run_pipeline(
-                iter(range(3)),
-                in_flight_forever,
-                record,
-                workers=1,
-                stop=stop,
-                grace=math.inf,
-                handle_signals=True,
-            )
-        except errors.RunInterrupted as exc:
-            caught.append(exc)
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(interrupt_twice)
-            await run()
-    assert len(caught) == 1
-    assert "allowed to finish" not in str(caught[0])
-    assert "second SIGINT" in str(caught[0])
+    with anyio.fail_after(10), pytest.raises(errors.RunInterrupted) as caught:
+        await beside(
+            interrupt_twice, in_flight.pipeline(3, workers=1, stop=stop, handle_signals=True)
+        )
+    assert "allowed to finish" not in str(caught.value)
+    assert "second SIGINT" in str(caught.value)
 
 
 @pytest.mark.slow

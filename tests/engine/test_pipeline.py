@@ -7,19 +7,16 @@ behaviour (the grace period) runs on looptime's fake clock.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 import anyio
 import pytest
 
 from flexpay_batch.core import errors
 from flexpay_batch.engine.pipeline import READ_BATCH, StopControl, run_pipeline
-
-T = TypeVar("T")
+from tests.engine.helpers import NeverFinishing, beside
 
 
 class Source:
@@ -43,25 +40,6 @@ class Recorder:
 
     async def __call__(self, result: int) -> None:
         self.rows.append(result)
-
-
-async def beside(helper: Callable[[], Coroutine[Any, Any, None]], main: Awaitable[T]) -> T:
-    """Await ``main`` with ``helper`` running alongside; ``main``'s exception escapes as is."""
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    async def run_main() -> None:
-        try:
-            outcome.append(await main)
-        except errors.FlexPayBatchError as exc:
-            failure.append(exc)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(helper)
-        await run_main()
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 @pytest.mark.parametrize(("workers", "buffer"), [(1, 1), (2, 5), (4, 16), (3, 600)])
@@ -274,38 +252,21 @@ async def test_sigint_stops_taking_rows_and_settles_those_in_flight() -> None:
 
 
 async def test_second_sigint_cancels_at_once() -> None:
-    """A second SIGINT does not wait for the grace period: the run ends at once, interrupted."""
-    started: list[int] = []
-    busy = anyio.Event()
+    """A second SIGINT does not wait for the grace period (endless here): the run ends at once,
+    interrupted, with nothing recorded."""
     stop = StopControl()
-
-    async def work(row: int) -> int:
-        started.append(row)
-        busy.set()
-        await anyio.sleep_forever()
-        return row
+    in_flight = NeverFinishing()
 
     async def interrupt_twice() -> None:
-        await busy.wait()
+        await in_flight.started.wait()
         os.kill(os.getpid(), signal.SIGINT)
         await stop.wait()
         os.kill(os.getpid(), signal.SIGINT)
 
-    sink = Recorder()
     with anyio.fail_after(10), pytest.raises(errors.RunInterrupted):
         await beside(
-            interrupt_twice,
-            run_pipeline(
-                iter(range(10)),
-                work,
-                sink,
-                workers=1,
-                stop=stop,
-                grace=3600.0,
-                handle_signals=True,
-            ),
+            interrupt_twice, in_flight.pipeline(10, workers=1, stop=stop, handle_signals=True)
         )
-    assert sink.rows == []
 
 
 async def test_a_child_stop_follows_its_parent_but_not_the_other_way() -> None:
@@ -329,27 +290,15 @@ async def test_a_stop_at_once_cancels_requests_in_flight() -> None:
     host = StopControl()
     stop, failed = host.child(), host.child()
     failed.request(errors.AuthenticationFailed("token revoked"))
-    started = anyio.Event()
-
-    async def in_flight_forever(row: int) -> int:
-        started.set()
-        await anyio.sleep_forever()
-        return row
-
-    async def record(outcome: int) -> None:
-        raise AssertionError("nothing finished, so nothing is recorded")
+    in_flight = NeverFinishing()
 
     async def stop_twice() -> None:
-        await started.wait()
+        await in_flight.started.wait()
         host.request(errors.RunInterrupted("stopped by SIGTERM"))
         await anyio.sleep(0)
         host.request(errors.RunInterrupted("stopped by a second SIGTERM"), at_once=True)
 
-    with anyio.fail_after(10):  # a hang guard, not a speed claim: grace is infinite
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_twice)
-            with pytest.raises(errors.RunInterrupted, match="second"):
-                await run_pipeline(
-                    iter(range(5)), in_flight_forever, record, workers=2, stop=stop, grace=math.inf
-                )
+    # fail_after is a hang guard, not a speed claim: grace is infinite.
+    with anyio.fail_after(10), pytest.raises(errors.RunInterrupted, match="second"):
+        await beside(stop_twice, in_flight.pipeline(5, workers=2, stop=stop))
     assert isinstance(failed.reason, errors.AuthenticationFailed)

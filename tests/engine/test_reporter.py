@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flexpay_batch.core.states import RowStatus
-from flexpay_batch.engine.progress import Reporter
+from flexpay_batch.engine.progress import Reporter, RunStart, SilentReporter
 from flexpay_batch.engine.run import run_job
 from tests.conftest import MakeSimulator
 from tests.engine.test_engine_integration import engine_settings, onboarding_request
@@ -20,8 +20,8 @@ from tests.harness import fast_limits, write_onboarding
 pytestmark = pytest.mark.slow
 
 
-class RecordingReporter:
-    """A ``Reporter`` that keeps every event it is told."""
+class RecordingReporter(SilentReporter):
+    """A ``Reporter`` that keeps every event asserted on (retries, rates and pauses are not)."""
 
     def __init__(self) -> None:
         self.events: list[str] = []
@@ -29,28 +29,12 @@ class RecordingReporter:
         self.total_rows: int | None = None
         self.summary: dict[str, int] = {}
 
-    def start(
-        self,
-        *,
-        total_rows: int | None,
-        estimate_seconds: float | None,
-        limit_per_second: float,
-        done_rows: int = 0,
-    ) -> None:
+    def start(self, run: RunStart) -> None:
         self.events.append("start")
-        self.total_rows = total_rows
+        self.total_rows = run.total_rows
 
     def row_done(self, status: RowStatus) -> None:
         self.rows[status] += 1
-
-    def retrying(self, delta: int) -> None:
-        """Not asserted on."""
-
-    def rate(self, current_per_second: float) -> None:
-        """Not asserted on."""
-
-    def paused(self, until_epoch: float | None) -> None:
-        """Not asserted on."""
 
     def message(self, text: str, level: int = logging.INFO) -> None:
         self.events.append("message")

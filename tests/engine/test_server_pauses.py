@@ -14,6 +14,7 @@ from flexpay_batch.cli.progress_base import pause_clock
 from flexpay_batch.core import errors
 from flexpay_batch.core.policies import RetryPolicy
 from flexpay_batch.core.settings import Settings, load_settings
+from flexpay_batch.engine.progress import RunStart
 from flexpay_batch.engine.request import RunRequest
 from flexpay_batch.engine.run import run_job
 from tests.fake_api import NO_LIMITS, TOKEN
@@ -46,7 +47,7 @@ def test_progress_says_until_when_the_server_paused_us() -> None:
     stream = io.StringIO()
     now = [0.0]
     reporter = PlainReporter(stream, interval=0.0, clock=lambda: now[0])
-    reporter.start(total_rows=10, estimate_seconds=1.0, limit_per_second=1.0)
+    reporter.start(RunStart(total_rows=10, estimate_seconds=1.0, limit_per_second=1.0))
     reporter.paused(1_800_000_000.0)
     line = stream.getvalue().splitlines()[-1]
     assert f"paused by the server until {pause_clock(1_800_000_000.0)}" in line

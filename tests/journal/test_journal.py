@@ -26,7 +26,7 @@ from flexpay_batch.journal.files import JOURNAL_NAME, find_values_in_files, jour
 from flexpay_batch.journal.jobinfo import check_resumable
 from flexpay_batch.journal.run_journal import open_run_journal
 from flexpay_batch.journal.status import status_snapshot
-from flexpay_batch.journal.store import Journal
+from flexpay_batch.journal.store import Journal, RowRecord
 from flexpay_batch.journal.transitions import (
     Done,
     Failed,
@@ -52,6 +52,21 @@ def register(row: int, secret: bytes = b"s" * 32) -> Register:
         body_hash=body_hash,
         idempotency_key=idempotency_key(secret, "onboarding", f"E{row}", body_hash),
     )
+
+
+def register_and_send(row: int, attempt: int, at: float) -> tuple[Register, InFlight]:
+    """``register(row)`` and the InFlight that sends it (attempt ``attempt``, at ``at`` epoch
+    seconds) under the idempotency key it registered."""
+    reg = register(row)
+    assert reg.idempotency_key is not None
+    return reg, InFlight(row, reg.idempotency_key, attempt, at=at)
+
+
+def stored_row(journal: Journal, row: int) -> RowRecord:
+    """The journal's committed record of ``row``, which must be registered."""
+    record = journal.row(row)
+    assert record is not None
+    return record
 
 
 @pytest.fixture
@@ -212,17 +227,9 @@ def test_unknown_job_kind_is_refused() -> None:
 
 def test_row_lifecycle_is_recorded(journal: Journal) -> None:
     """Register, in-flight and done leave one row with its key, attempts and server id."""
-    reg = register(2)
-    assert reg.idempotency_key is not None
-    journal.commit_batch(
-        [
-            reg,
-            InFlight(2, reg.idempotency_key, 1, at=1_700_000_100.0),
-            Done(2, "emp_123", RowStatus.REPLAYED, "req_7"),
-        ]
-    )
-    record = journal.row(2)
-    assert record is not None
+    reg, sent = register_and_send(2, 1, at=1_700_000_100.0)
+    journal.commit_batch([reg, sent, Done(2, "emp_123", RowStatus.REPLAYED, "req_7")])
+    record = stored_row(journal, 2)
     assert (record.status, record.attempts, record.server_id, record.request_id) == (
         RowStatus.REPLAYED,
         1,
@@ -258,18 +265,16 @@ def test_settled_rows_never_move_back(
 
 def test_failed_rows_go_back_in_flight_with_the_same_key(journal: Journal) -> None:
     """A failed row is retried: attempts grow, first_sent_at and the first key stay."""
-    reg = register(2)
-    assert reg.idempotency_key is not None
+    reg, sent = register_and_send(2, 3, at=10.0)
     journal.commit_batch(
         [
             reg,
-            InFlight(2, reg.idempotency_key, 3, at=10.0),
+            sent,
             Failed(2, "timeout", "no answer after 3 attempts", "req_3"),
             InFlight(2, "fpb_other", 1, at=20.0),
         ]
     )
-    record = journal.row(2)
-    assert record is not None
+    record = stored_row(journal, 2)
     assert (record.status, record.attempts, record.first_sent_at) == (RowStatus.IN_FLIGHT, 3, 10.0)
     assert record.idempotency_key == reg.idempotency_key
     assert record.code is None
@@ -279,8 +284,7 @@ def test_failed_rows_go_back_in_flight_with_the_same_key(journal: Journal) -> No
 def test_register_of_a_known_row_changes_nothing(journal: Journal) -> None:
     """Re-registering on resume keeps the row's state and is not counted as ignored."""
     journal.commit_batch([register(2), Done(2, "emp_1", CREATED), register(2)])
-    record = journal.row(2)
-    assert record is not None
+    record = stored_row(journal, 2)
     assert record.status is RowStatus.CREATED
     assert journal.statistics().ignored == 0
 
@@ -300,8 +304,7 @@ def test_pending_row_can_be_rejected_directly(journal: Journal) -> None:
             Rejected(3, "tax_id", "invalid_format", "tax_id must have 9 digits"),
         ]
     )
-    record = journal.row(3)
-    assert record is not None
+    record = stored_row(journal, 3)
     assert (record.status, record.field, record.code) == (
         RowStatus.REJECTED,
         "tax_id",
@@ -324,8 +327,7 @@ def test_reset_rejected_makes_rejected_rows_pending(journal: Journal) -> None:
         3: RowStatus.CREATED,
         4: RowStatus.PENDING,
     }
-    record = journal.row(2)
-    assert record is not None
+    record = stored_row(journal, 2)
     assert record.reason is None
 
 
@@ -415,11 +417,10 @@ PRIOR_STATES: dict[str, list[Transition]] = {
 def test_register_with_send_is_register_then_in_flight(tmp_path: Path, prior: str) -> None:
     """Register(..., attempt, sent_at) leaves exactly what Register + InFlight leave, and is
     ignored (and counted) exactly when that InFlight would be."""
-    reg = register(2)
-    assert reg.idempotency_key is not None
+    reg, sent = register_and_send(2, 1, at=20.0)
     outcomes = []
     ways: list[tuple[str, list[Transition]]] = [
-        ("two", [reg, InFlight(2, reg.idempotency_key, 1, at=20.0)]),
+        ("two", [reg, sent]),
         ("one", [dataclasses.replace(reg, attempt=1, sent_at=20.0)]),
     ]
     for name, sending in ways:
@@ -545,8 +546,7 @@ def test_grouped_commit_names_the_ignored_rows(
         3: RowStatus.CREATED,
         4: RowStatus.ALREADY_EXISTED,
     }
-    record = journal.row(3)
-    assert record is not None
+    record = stored_row(journal, 3)
     assert record.server_id == "emp_3"
 
 
@@ -556,8 +556,7 @@ def test_failed_commit_applies_nothing(journal: Journal) -> None:
     bad = Register(3, None, None, None)  # type: ignore[arg-type]  # row_key is NOT NULL
     with pytest.raises(sqlite3.IntegrityError):
         journal.commit_batch([Done(2, "emp_2", CREATED), bad])
-    record = journal.row(2)
-    assert record is not None
+    record = stored_row(journal, 2)
     assert record.status is RowStatus.PENDING
 
 

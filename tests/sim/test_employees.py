@@ -1,4 +1,5 @@
-"""Onboarding endpoints: create, validation naming the field, duplicates, masking, pagination."""
+"""Onboarding endpoints: create, validation naming the field, duplicates, masking, pagination;
+and the query checks of the list endpoints (employees, payroll runs)."""
 
 from __future__ import annotations
 
@@ -171,20 +172,27 @@ async def test_cursor_pagination_walks_every_employee_once(make_simulator: MakeS
 
 
 @pytest.mark.parametrize(
-    ("params", "field"),
+    ("path", "params", "field"),
     [
-        ({"limit": "0"}, "limit"),
-        ({"limit": "101"}, "limit"),
-        ({"limit": "x"}, "limit"),
-        ({"cursor": "garbage!"}, "cursor"),
+        ("employees", {"limit": "0"}, "limit"),
+        ("employees", {"limit": "101"}, "limit"),
+        ("employees", {"limit": "x"}, "limit"),
+        ("employees", {"cursor": "garbage!"}, "cursor"),
+        ("payroll_runs", {"status": "open"}, "status"),
+        ("payroll_runs", {"type": "bonus"}, "type"),
+        ("payroll_runs", {"period_start": "2024-13-01"}, "period_start"),
+        ("payroll_runs", {"period_end": "June"}, "period_end"),
+        ("payroll_runs", {"limit": "0"}, "limit"),
+        ("payroll_runs", {"cursor": "nonsense"}, "cursor"),
     ],
 )
-async def test_bad_limit_or_cursor_is_422(
-    simulator: Simulator, params: dict[str, str], field: str
+async def test_bad_list_query_is_422_naming_the_parameter(
+    simulator: Simulator, path: str, params: dict[str, str], field: str
 ) -> None:
-    """limit outside 1..100 and cursors this list never issued are refused naming the parameter."""
+    """A list's bad filter values, limits outside 1..100 and cursors it never issued are
+    refused (422) with the parameter's name in ``field``."""
     async with SimClient(simulator) as api:
-        reply = await api.get("employees", params=params)
+        reply = await api.get(path, params=params)
     assert reply.status == 422
     assert reply.error["field"] == field
 
