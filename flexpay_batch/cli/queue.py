@@ -14,8 +14,6 @@ redis, the engine) happen inside the commands, so ``--help`` stays cheap.
 from __future__ import annotations
 
 import sys
-import time
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ from flexpay_batch.core.settings import environment
 
 if TYPE_CHECKING:
     from flexpay_batch.bureau.queue import JobView
+    from flexpay_batch.cli.queue_wait import WaitDisplay
 
 QUEUE_ENV = "FLEXPAY_QUEUE_URL"
 QUEUE_HELP = (
@@ -43,8 +42,6 @@ _NOT_ADDED = {
 }
 #: Seconds between two looks at the jobs' states while ``enqueue --wait`` waits.
 POLL_SECONDS = 1.0
-#: Seconds between two progress lines of ``enqueue --wait`` when nothing finished.
-PROGRESS_SECONDS = 5.0
 
 QueueUrl = Annotated[str, typer.Option("--queue", help=QUEUE_HELP, metavar="URL", envvar=QUEUE_ENV)]
 
@@ -61,7 +58,9 @@ def enqueue(
     wait: Annotated[
         bool,
         typer.Option(
-            "--wait", help="Show one combined progress and exit like a single run when done."
+            "--wait",
+            help="Show the jobs as the workers run them (a live table on a terminal) and exit "
+            "like a single run when done.",
         ),
     ] = False,
     heartbeat: Annotated[
@@ -179,14 +178,25 @@ def _no_password_in_argv(url: str | None, flag: str, variable: str) -> None:
 
 
 async def _wait(url: str, ids: Sequence[str]) -> int:
-    """Poll the jobs until each is done or failed, showing one combined progress line."""
+    """Poll the jobs until each is done or failed, showing them (``cli.queue_wait``)."""
+    from flexpay_batch.cli.queue_wait import make_wait_display
+
+    display = make_wait_display(ids)
+    try:
+        views = await _watch(url, ids, display)
+    finally:
+        display.close()
+    return _exit_code(ids, views)
+
+
+async def _watch(url: str, ids: Sequence[str], display: WaitDisplay) -> list[JobView | None]:
+    """The jobs' last views, once every one is done, failed or gone from the queue."""
     import anyio
     from redis.exceptions import RedisError
 
     from flexpay_batch.api.ratelimit.redis_store import store_address
     from flexpay_batch.bureau.queue import job_views, open_queue
 
-    last_line, last_shown = "", 0.0
     lost = False
     async with open_queue(url) as queue:
         while True:
@@ -195,40 +205,22 @@ async def _wait(url: str, ids: Sequence[str]) -> int:
             except (RedisError, OSError) as exc:
                 # The jobs go on on the workers: wait for the queue, and say so once.
                 if not lost:
-                    print(
+                    display.say(
                         f"the job queue at {store_address(url)} does not answer "
                         f"({type(exc).__name__}); waiting for it (the workers go on with "
-                        "their jobs; Ctrl-C stops waiting)",
-                        file=sys.stderr,
-                        flush=True,
+                        "their jobs; Ctrl-C stops waiting)"
                     )
                     lost = True
                 await anyio.sleep(POLL_SECONDS)
                 continue
             if lost:
-                print("the job queue answers again", file=sys.stderr, flush=True)
+                display.say("the job queue answers again")
                 lost = False
-            line = _progress_line(views)
-            now = time.monotonic()
             ended = all(view is None or view.state in ("done", "failed") for view in views)
-            if line != last_line and (now - last_shown >= PROGRESS_SECONDS or ended):
-                print(f"progress: {line}", file=sys.stderr, flush=True)
-                last_line, last_shown = line, now
+            display.show(views, ended=ended)
             if ended:
-                return _exit_code(ids, views)
+                return views
             await anyio.sleep(POLL_SECONDS)
-
-
-def _progress_line(views: Sequence[JobView | None]) -> str:
-    states = Counter("gone" if view is None else view.state for view in views)
-    known = [view for view in views if view is not None]
-    done = sum(view.rows_done for view in known)
-    totals = [view.rows_total for view in known]
-    total = "?" if None in totals else str(sum(t for t in totals if t is not None))
-    rejected = sum(view.rejected for view in known)
-    failed = sum(view.failed for view in known)
-    jobs = " · ".join(f"{state} {n}" for state, n in sorted(states.items()))
-    return f"{done}/{total} rows · rejected {rejected} · failed {failed} · jobs: {jobs}"
 
 
 def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
