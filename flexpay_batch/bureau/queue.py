@@ -22,6 +22,7 @@ stop message. Never a token, a name or an amount.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 
@@ -87,8 +88,15 @@ async def open_queue(url: str) -> AsyncIterator[RedisQueue]:
     try:
         await queue.connect()
         await queue.count("queued")
+    except (AuthenticationError, NoPermissionError) as exc:
+        await _disconnect(queue)
+        raise errors.ConfigError(
+            f"the job queue at {address} refused the credentials ({type(exc).__name__})",
+            hint="Put the URL with its password in FLEXPAY_QUEUE_URL; a --queue naming the "
+            "same server and database takes the password from there.",
+        ) from None
     except (RedisError, OSError) as exc:
-        await queue.disconnect()
+        await _disconnect(queue)
         raise errors.ConfigError(
             f"the job queue at {address} does not answer ({type(exc).__name__})",
             hint="Start Redis there, or fix --queue.",
@@ -96,6 +104,14 @@ async def open_queue(url: str) -> AsyncIterator[RedisQueue]:
     try:
         yield queue
     finally:
+        await _disconnect(queue)
+
+
+async def _disconnect(queue: RedisQueue) -> None:
+    """Close ``queue``'s connections. saq's close sends Redis a last command, which fails
+    when Redis is gone or refuses us: that must not replace the error being reported (nor,
+    after the work is done, turn a finished command into an internal error)."""
+    with contextlib.suppress(RedisError, OSError):
         await queue.disconnect()
 
 

@@ -45,7 +45,12 @@ def runs(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     queue: Annotated[
-        str | None, typer.Option(help="List a bureau's job queue instead.", metavar="URL")
+        str | None,
+        typer.Option(
+            help="List a bureau's job queue instead (a password comes from FLEXPAY_QUEUE_URL "
+            "when it names the same server and database).",
+            metavar="URL",
+        ),
     ] = None,
 ) -> int:
     """List the local runs, `run MANIFEST`'s too: started, kind, file, organisation, token,
@@ -53,7 +58,9 @@ def runs(
     from flexpay_batch.cli.runs import show_queue_runs, show_runs
 
     if queue is not None:
-        return show_queue_runs(queue, as_json=json_output)
+        from flexpay_batch.cli.queue import queue_url
+
+        return show_queue_runs(queue_url(queue), as_json=json_output)
     return show_runs(root, as_json=json_output)
 
 

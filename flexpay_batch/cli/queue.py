@@ -27,6 +27,8 @@ from flexpay_batch.core import errors
 from flexpay_batch.core.settings import environment
 
 if TYPE_CHECKING:
+    from saq.queue.redis import RedisQueue
+
     from flexpay_batch.bureau.queue import JobView
     from flexpay_batch.cli.queue_wait import WaitDisplay
 
@@ -84,24 +86,27 @@ def enqueue(
     """
     import anyio
 
-    from flexpay_batch.bureau.queue import Enqueued, enqueue_jobs, jobs_from_manifest, open_queue
+    from flexpay_batch.api.ratelimit.redis_store import store_address
+    from flexpay_batch.bureau.queue import enqueue_jobs, jobs_from_manifest, open_queue
 
-    _no_password_in_argv(queue, "--queue", QUEUE_ENV)
+    queue = queue_url(queue)
     jobs = jobs_from_manifest(manifest)
 
-    async def put() -> list[tuple[str, Enqueued]]:
+    async def put_and_wait() -> int:
+        # One connection for both: between an enqueue and a second connect Redis may go
+        # away, and a queue that stops answering while we wait is waited out (``_watch``).
         async with open_queue(queue) as opened:
-            return await enqueue_jobs(opened, jobs, heartbeat=heartbeat)
+            added = await enqueue_jobs(opened, jobs, heartbeat=heartbeat)
+            for job_id, what in added:
+                print(job_id, flush=True)
+                if what != "added":
+                    print(f"{job_id}: {_NOT_ADDED[what]}", file=sys.stderr, flush=True)
+            if not wait:
+                return 0
+            return await _wait(opened, store_address(queue), [job_id for job_id, _ in added])
 
-    added = anyio.run(put)
-    for job_id, what in added:
-        print(job_id)
-        if what != "added":
-            print(f"{job_id}: {_NOT_ADDED[what]}", file=sys.stderr)
-    if not wait:
-        return 0
     try:
-        return anyio.run(_wait, queue, [job_id for job_id, _ in added])
+        return anyio.run(put_and_wait)
     except KeyboardInterrupt:
         raise errors.RunInterrupted(
             "stopped waiting; the jobs go on on the workers",
@@ -145,7 +150,7 @@ def worker(
     from flexpay_batch.bureau.job import key_secret, state_root
     from flexpay_batch.bureau.worker import WorkerConfig, serve
 
-    _no_password_in_argv(queue, "--queue", QUEUE_ENV)
+    queue = queue_url(queue)
     _no_password_in_argv(limiter_url, "--limiter-url", "FLEXPAY_LIMITER_URL")
     env = environment()
     config = WorkerConfig(
@@ -165,6 +170,38 @@ def _log(text: str) -> None:
     print(f"{stamp} {text}", file=sys.stderr, flush=True)
 
 
+def queue_url(given: str) -> str:
+    """The queue URL to open for ``--queue given``: ``given`` itself, or FLEXPAY_QUEUE_URL
+    when that names the same server and database with the password ``given`` may not carry.
+
+    So ``runs --queue redis://10.0.0.5:6379/0`` (an address anyone may see in ``ps``) reaches a
+    queue whose password lives only in the environment, as ``enqueue`` and ``worker`` do
+    without any --queue at all.
+    """
+    _no_password_in_argv(given, "--queue", QUEUE_ENV)
+    from_env = environment().get(QUEUE_ENV)
+    if from_env and _same_database(given, from_env):
+        return from_env
+    return given
+
+
+def _same_database(given: str, other: str) -> bool:
+    """Whether two Redis URLs name the same server and database (the password aside; a user
+    named in ``given`` must be the one named in ``other``)."""
+    a, b = urlsplit(given), urlsplit(other)
+    try:
+        ports = (a.port or 6379, b.port or 6379)
+    except ValueError:  # a port that is not a number: not comparable, so not the same
+        return False
+    return (
+        a.scheme == b.scheme
+        and a.hostname == b.hostname
+        and ports[0] == ports[1]
+        and (a.path.strip("/") or "0") == (b.path.strip("/") or "0")
+        and (a.username is None or a.username == b.username)
+    )
+
+
 def _no_password_in_argv(url: str | None, flag: str, variable: str) -> None:
     """Refuse a URL with a password given as ``flag`` (argv shows in `ps`), as
     ``--limiter-url`` does; the same URL from ``variable`` is fine."""
@@ -177,50 +214,49 @@ def _no_password_in_argv(url: str | None, flag: str, variable: str) -> None:
         )
 
 
-async def _wait(url: str, ids: Sequence[str]) -> int:
+async def _wait(queue: RedisQueue, address: str, ids: Sequence[str]) -> int:
     """Poll the jobs until each is done or failed, showing them (``cli.queue_wait``)."""
     from flexpay_batch.cli.queue_wait import make_wait_display
 
     display = make_wait_display(ids)
     try:
-        views = await _watch(url, ids, display)
+        views = await _watch(queue, address, ids, display)
     finally:
         display.close()
     return _exit_code(ids, views)
 
 
-async def _watch(url: str, ids: Sequence[str], display: WaitDisplay) -> list[JobView | None]:
+async def _watch(
+    queue: RedisQueue, address: str, ids: Sequence[str], display: WaitDisplay
+) -> list[JobView | None]:
     """The jobs' last views, once every one is done, failed or gone from the queue."""
     import anyio
     from redis.exceptions import RedisError
 
-    from flexpay_batch.api.ratelimit.redis_store import store_address
-    from flexpay_batch.bureau.queue import job_views, open_queue
+    from flexpay_batch.bureau.queue import job_views
 
     lost = False
-    async with open_queue(url) as queue:
-        while True:
-            try:
-                views = await job_views(queue, ids)
-            except (RedisError, OSError) as exc:
-                # The jobs go on on the workers: wait for the queue, and say so once.
-                if not lost:
-                    display.say(
-                        f"the job queue at {store_address(url)} does not answer "
-                        f"({type(exc).__name__}); waiting for it (the workers go on with "
-                        "their jobs; Ctrl-C stops waiting)"
-                    )
-                    lost = True
-                await anyio.sleep(POLL_SECONDS)
-                continue
-            if lost:
-                display.say("the job queue answers again")
-                lost = False
-            ended = all(view is None or view.state in ("done", "failed") for view in views)
-            display.show(views, ended=ended)
-            if ended:
-                return views
+    while True:
+        try:
+            views = await job_views(queue, ids)
+        except (RedisError, OSError) as exc:
+            # The jobs go on on the workers: wait for the queue, and say so once.
+            if not lost:
+                display.say(
+                    f"the job queue at {address} does not answer ({type(exc).__name__}); "
+                    "waiting for it (the workers go on with their jobs; Ctrl-C stops waiting)"
+                )
+                lost = True
             await anyio.sleep(POLL_SECONDS)
+            continue
+        if lost:
+            display.say("the job queue answers again")
+            lost = False
+        ended = all(view is None or view.state in ("done", "failed") for view in views)
+        display.show(views, ended=ended)
+        if ended:
+            return views
+        await anyio.sleep(POLL_SECONDS)
 
 
 def _exit_code(ids: Sequence[str], views: Sequence[JobView | None]) -> int:
