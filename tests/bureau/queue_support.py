@@ -38,7 +38,9 @@ ORGS = ("acme", "globex", "initech")
 #: Writes per second the simulator allows each organisation's token (and the jobs are told).
 WRITES_PER_SECOND = 20.0
 #: The simulator's limit for a test whose onboarding jobs only set the stage (its payroll is
-#: what is timed): those jobs are told it, the others still ``WRITES_PER_SECOND``.
+#: what is timed): those jobs are told it, and use a second token of their organisation
+#: (``setup_token``), whose limiter state in Redis is its own; the others still run at
+#: ``WRITES_PER_SECOND`` (the client never goes above what it is told).
 SETUP_WRITES_PER_SECOND = 100.0
 WRITE_BURST = 5
 JOB_PREFIX = "saq:job:flexpay-bureau:"
@@ -53,6 +55,11 @@ def token_var(org: str) -> str:
     return f"FLEXPAY_TOKEN_{org.upper()}"
 
 
+def setup_token(org: str) -> str:
+    """The name (in ``Bureau.tokens``) of an organisation's second token."""
+    return f"{org}_setup"
+
+
 @dataclass
 class Bureau:
     """The machinery of one test; ``close`` kills the workers still running."""
@@ -60,6 +67,7 @@ class Bureau:
     redis_server: RedisServer
     sim: SimulatorThread
     tmp: Path
+    #: Each organisation's token by its name, and its second one by ``setup_token(org)``.
     tokens: dict[str, str]
     key_secret: str = field(default_factory=lambda: secrets.token_hex(24))
     workers: dict[str, ForkedProcess] = field(default_factory=dict)
@@ -83,8 +91,10 @@ class Bureau:
         """The simulator enforces ``writes_per_second`` per token (jobs are told
         ``WRITES_PER_SECOND`` unless ``manifest(onboarding_writes=...)`` says otherwise)."""
         tokens = {org: f"fps_{org}_{secrets.token_hex(16)}" for org in ORGS}
+        tokens |= {setup_token(org): f"fps_{org}_{secrets.token_hex(16)}" for org in ORGS}
         specs = tuple(
-            TokenSpec(token, ALL_SCOPES, f"org_{org}", name=org) for org, token in tokens.items()
+            TokenSpec(token, ALL_SCOPES, f"org_{name.removesuffix('_setup')}", name=name)
+            for name, token in tokens.items()
         )
         limits = fast_limits(writes_per_second=writes_per_second, write_burst=WRITE_BURST)
         sim = make_simulator_thread(tokens=specs, limits=limits)
@@ -125,7 +135,8 @@ class Bureau:
             self.rows.setdefault(org, []).extend(written)
             self.amounts.extend(row["compensation_amount"] for row in written)
             self.files.setdefault(org, []).append(path)
-            tables.append(_table(org, "onboard", path, writes=onboarding_writes))
+            token = org if onboarding_writes == WRITES_PER_SECOND else setup_token(org)
+            tables.append(_table(org, "onboard", path, token, writes=onboarding_writes))
         tables += [self._payroll_table(org) for org in payroll]
         path = self.tmp / name
         path.write_text("\n\n".join(tables) + "\n", encoding="utf-8")
@@ -149,6 +160,7 @@ class Bureau:
             org,
             "payroll",
             path,
+            None,
             'pay_group = "pg_weekly"',
             "period_start = 2026-03-02",
             "period_end = 2026-03-08",
@@ -307,14 +319,22 @@ class Bureau:
         return logs
 
 
-def _table(org: str, kind: str, path: Path, *extra: str, writes: float = WRITES_PER_SECOND) -> str:
-    """One ``[[jobs]]`` table at the simulator's scaled limits (``writes`` per second)."""
+def _table(
+    org: str,
+    kind: str,
+    path: Path,
+    token: str | None = None,
+    *extra: str,
+    writes: float = WRITES_PER_SECOND,
+) -> str:
+    """One ``[[jobs]]`` table at the simulator's scaled limits (``writes`` per second), with
+    the token named ``token`` (default: the organisation's)."""
     lines = (
         "[[jobs]]",
         f'org = "{org}"',
         f'kind = "{kind}"',
         f'file = "{path}"',
-        f'token_env = "{token_var(org)}"',
+        f'token_env = "{token_var(token or org)}"',
         f'write_limit = "{writes:g}/s"',
         f"write_burst = {WRITE_BURST}",
         'read_limit = "300/s"',
