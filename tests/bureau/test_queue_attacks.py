@@ -312,8 +312,8 @@ def test_a_worker_without_the_organisations_token_leaves_the_job_to_one_that_has
     """A worker lacking FLEXPAY_TOKEN_GLOBEX and FLEXPAY_TOKEN_INITECH (a host not yet
     given a new organisation's token) takes globex's job first: it puts it back instead of
     failing it for everyone, and a worker with the token runs it (attempt 1). With no such
-    worker up, initech's job fails after a heartbeat, naming the variable and the workers
-    that lack it."""
+    worker up, initech's job fails after a heartbeat (one second here), naming the variable
+    and the workers that lack it."""
     env = bureau.env(state="state-lacking")
     for org in ("globex", "initech"):
         del env[f"FLEXPAY_TOKEN_{org.upper()}"]
@@ -329,7 +329,7 @@ def test_a_worker_without_the_organisations_token_leaves_the_job_to_one_that_has
     assert (bureau.worker_of(job), job["attempts"]) == ("having", 1)
     having.kill()
     manifest = bureau.manifest({"initech": 5}, name="initech.toml")
-    (initech,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
+    (initech,) = bureau.enqueue(manifest, "--heartbeat", "1")  # it never runs: no hold to keep
     bureau.wait_for(lambda jobs: finished(jobs, 2), timeout=60)
     job = bureau.jobs()[initech]
     assert job["status"] == "failed"
