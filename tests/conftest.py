@@ -50,6 +50,45 @@ settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile("suite")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, put the long modules at the head of each worker's first share of tests.
+
+    ``--dist worksteal`` hands worker *k* the *k*-th contiguous slice of the collection and
+    lets an idle worker steal the *tail* of a busy one's queue. In collection order the
+    queue tests (half a minute to two of waiting each module) could end up last on one
+    worker while the other sat idle. Here the modules with a ``slow`` test are dealt to the
+    workers in turn, each worker's slice starting with its share of them and ending with
+    quick modules, which are what gets stolen: the run ends on quick tests. Modules stay
+    whole and in their own order (module fixtures are set up once); every worker computes
+    the same order, as xdist requires.
+    """
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
+    if workers < 2:
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    slow = [m for m in modules.values() if any(i.get_closest_marker("slow") for i in m)]
+    quick = [m for m in modules.values() if not any(i.get_closest_marker("slow") for i in m)]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for number, module in enumerate(slow):
+        shares[number % workers].extend(module)
+    # xdist's first hand-out: worker i gets len(pending) // (workers - i) of what is left.
+    left, sizes = len(items), []
+    for i in range(workers):
+        sizes.append(left // (workers - i))
+        left -= sizes[-1]
+    quick_items = [item for module in quick for item in module]
+    for share, size in zip(shares, sizes, strict=True):
+        take = max(0, size - len(share))
+        share.extend(quick_items[:take])
+        del quick_items[:take]
+    shares[-1].extend(quick_items)
+    reordered = [item for share in shares for item in share]
+    assert sorted(map(id, reordered)) == sorted(map(id, items))
+    items[:] = reordered
+
+
 @pytest.fixture
 def fake_clock() -> FakeClock:
     """A monotonic clock that only moves on ``advance(seconds)``."""

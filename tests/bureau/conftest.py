@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bureau.queue_support import Bureau
+from tests.bureau.queue_support import SETUP_WRITES_PER_SECOND, Bureau
 from tests.conftest import MakeSimulatorThread
 from tests.redisserver import RedisServer
 
@@ -18,7 +18,21 @@ from tests.redisserver import RedisServer
 def bureau(
     redis_server: RedisServer, make_simulator_thread: MakeSimulatorThread, tmp_path: Path
 ) -> Iterator[Bureau]:
-    made = Bureau.start(redis_server, make_simulator_thread, tmp_path)
+    yield from _bureau(Bureau.start(redis_server, make_simulator_thread, tmp_path))
+
+
+@pytest.fixture
+def fast_setup_bureau(
+    redis_server: RedisServer, make_simulator_thread: MakeSimulatorThread, tmp_path: Path
+) -> Iterator[Bureau]:
+    """A ``bureau`` whose simulator allows ``SETUP_WRITES_PER_SECOND``, for tests whose
+    onboarding only sets the stage (``manifest(onboarding_writes=...)``)."""
+    writes = SETUP_WRITES_PER_SECOND
+    made = Bureau.start(redis_server, make_simulator_thread, tmp_path, writes_per_second=writes)
+    yield from _bureau(made)
+
+
+def _bureau(made: Bureau) -> Iterator[Bureau]:
     yield made
     logs = made.close()
     for name, text in logs.items():

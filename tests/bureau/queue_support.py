@@ -37,6 +37,11 @@ from tests.redisserver import RedisServer
 ORGS = ("acme", "globex", "initech")
 #: Writes per second the simulator allows each organisation's token (and the jobs are told).
 WRITES_PER_SECOND = 20.0
+#: The simulator's limit for a test whose onboarding jobs only set the stage (its payroll is
+#: what is timed): those jobs are told it, and use a second token of their organisation
+#: (``setup_token``), whose limiter state in Redis is its own; the others still run at
+#: ``WRITES_PER_SECOND`` (the client never goes above what it is told).
+SETUP_WRITES_PER_SECOND = 100.0
 WRITE_BURST = 5
 JOB_PREFIX = "saq:job:flexpay-bureau:"
 #: Short takeover settings for the tests (seconds): saq's heartbeat and the sweep interval.
@@ -50,6 +55,11 @@ def token_var(org: str) -> str:
     return f"FLEXPAY_TOKEN_{org.upper()}"
 
 
+def setup_token(org: str) -> str:
+    """The name (in ``Bureau.tokens``) of an organisation's second token."""
+    return f"{org}_setup"
+
+
 @dataclass
 class Bureau:
     """The machinery of one test; ``close`` kills the workers still running."""
@@ -57,6 +67,7 @@ class Bureau:
     redis_server: RedisServer
     sim: SimulatorThread
     tmp: Path
+    #: Each organisation's token by its name, and its second one by ``setup_token(org)``.
     tokens: dict[str, str]
     key_secret: str = field(default_factory=lambda: secrets.token_hex(24))
     workers: dict[str, ForkedProcess] = field(default_factory=dict)
@@ -74,12 +85,18 @@ class Bureau:
         redis_server: RedisServer,
         make_simulator_thread: Callable[..., SimulatorThread],
         tmp: Path,
+        *,
+        writes_per_second: float = WRITES_PER_SECOND,
     ) -> Bureau:
+        """The simulator enforces ``writes_per_second`` per token (jobs are told
+        ``WRITES_PER_SECOND`` unless ``manifest(onboarding_writes=...)`` says otherwise)."""
         tokens = {org: f"fps_{org}_{secrets.token_hex(16)}" for org in ORGS}
+        tokens |= {setup_token(org): f"fps_{org}_{secrets.token_hex(16)}" for org in ORGS}
         specs = tuple(
-            TokenSpec(token, ALL_SCOPES, f"org_{org}", name=org) for org, token in tokens.items()
+            TokenSpec(token, ALL_SCOPES, f"org_{name.removesuffix('_setup')}", name=name)
+            for name, token in tokens.items()
         )
-        limits = fast_limits(writes_per_second=WRITES_PER_SECOND, write_burst=WRITE_BURST)
+        limits = fast_limits(writes_per_second=writes_per_second, write_burst=WRITE_BURST)
         sim = make_simulator_thread(tokens=specs, limits=limits)
         return cls(redis_server, sim, tmp, tokens)
 
@@ -104,10 +121,12 @@ class Bureau:
         *,
         payroll: Sequence[str] = (),
         name: str = "bureau.toml",
+        onboarding_writes: float = WRITES_PER_SECOND,
     ) -> Path:
         """A manifest of onboarding jobs, one per (organisation, rows) pair in that order (an
         organisation's second job gets other employees), then for each organisation in
-        ``payroll`` a payroll job paying its employees, with a control total."""
+        ``payroll`` a payroll job paying its employees, with a control total. Onboarding
+        jobs are told ``onboarding_writes`` per second, payroll jobs ``WRITES_PER_SECOND``."""
         tables = []
         pairs = list(rows.items()) if isinstance(rows, Mapping) else list(rows)
         for number, (org, count) in enumerate(pairs, start=1):
@@ -116,7 +135,8 @@ class Bureau:
             self.rows.setdefault(org, []).extend(written)
             self.amounts.extend(row["compensation_amount"] for row in written)
             self.files.setdefault(org, []).append(path)
-            tables.append(_table(org, "onboard", path))
+            token = org if onboarding_writes == WRITES_PER_SECOND else setup_token(org)
+            tables.append(_table(org, "onboard", path, token, writes=onboarding_writes))
         tables += [self._payroll_table(org) for org in payroll]
         path = self.tmp / name
         path.write_text("\n\n".join(tables) + "\n", encoding="utf-8")
@@ -140,6 +160,7 @@ class Bureau:
             org,
             "payroll",
             path,
+            None,
             'pay_group = "pg_weekly"',
             "period_start = 2026-03-02",
             "period_end = 2026-03-08",
@@ -298,15 +319,23 @@ class Bureau:
         return logs
 
 
-def _table(org: str, kind: str, path: Path, *extra: str) -> str:
-    """One ``[[jobs]]`` table at the simulator's scaled limits."""
+def _table(
+    org: str,
+    kind: str,
+    path: Path,
+    token: str | None = None,
+    *extra: str,
+    writes: float = WRITES_PER_SECOND,
+) -> str:
+    """One ``[[jobs]]`` table at the simulator's scaled limits (``writes`` per second), with
+    the token named ``token`` (default: the organisation's)."""
     lines = (
         "[[jobs]]",
         f'org = "{org}"',
         f'kind = "{kind}"',
         f'file = "{path}"',
-        f'token_env = "{token_var(org)}"',
-        f'write_limit = "{WRITES_PER_SECOND:g}/s"',
+        f'token_env = "{token_var(token or org)}"',
+        f'write_limit = "{writes:g}/s"',
         f"write_burst = {WRITE_BURST}",
         'read_limit = "300/s"',
         "read_burst = 50",

@@ -25,8 +25,9 @@ def test_a_killed_workers_job_is_finished_by_another_within_the_takeover(bureau:
     manifest = bureau.manifest({"acme": 80})
     (job_id,) = bureau.enqueue(manifest, "--heartbeat", str(HEARTBEAT))
     first = bureau.worker("first", "--sweep-interval", str(SWEEP))
+    bureau.wait_for(lambda jobs: jobs[job_id]["status"] == "active", timeout=60)
+    second = bureau.worker("second", "--sweep-interval", str(SWEEP))  # starts beside the job
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
-    second = bureau.worker("second", "--sweep-interval", str(SWEEP))
     bureau.wait_idle_workers(7)  # the second worker's four slots and the first's three idle
     first.kill()
     killed = time.monotonic()
@@ -118,11 +119,12 @@ def test_sigterm_hands_the_running_job_to_another_worker_at_once(
     """SIGTERM: the worker checkpoints its job and puts it back, so another worker resumes
     it in seconds (the heartbeat is 30 s: no timeout involved); each row is sent once. A
     second SIGTERM cancels the requests in flight instead of waiting for them (exit 130)."""
-    manifest = bureau.manifest({"globex": 120})
+    manifest = bureau.manifest({"globex": 80})
     (job_id,) = bureau.enqueue(manifest)
     first = bureau.worker("first", state="shared")
+    bureau.wait_for(lambda jobs: jobs[job_id]["status"] == "active", timeout=60)
+    bureau.worker("second", state="shared")  # starts beside the job
     bureau.wait_for(lambda jobs: rows_done(jobs[job_id]) >= 20, timeout=60)
-    bureau.worker("second", state="shared")
     bureau.wait_idle_workers(7)  # the second worker's four slots and the first's three idle
     for _ in range(signals):
         first.send_signal(signal.SIGTERM)
@@ -141,7 +143,7 @@ def test_sigterm_hands_the_running_job_to_another_worker_at_once(
     if signals == 1:
         # Same host, same state dir: the second worker continued the journal, whose rows
         # had all settled (requests in flight finished first): nothing was sent again.
-        assert job["result"]["counts"] == {"created": 120}
+        assert job["result"]["counts"] == {"created": 80}
 
 
 def test_a_worker_that_lost_its_job_stops_and_leaves_it_to_the_next(bureau: Bureau) -> None:
