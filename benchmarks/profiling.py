@@ -27,8 +27,10 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("aiohttp send/receive, TLS (the bare loop does this too)", ("FlexPayClient._send",
                                                                   "_read_ready")),
     ("rate-limit header parsing", ("parse_feedback",)),
-    ("client/limiter/executor per request", ("FlexPayClient.request", "executor.py")),
-    ("pipeline, anyio streams, row bookkeeping", ("pipeline.py", "runner.py", "anyio")),
+    ("client/limiter/retry loop per request", ("FlexPayClient.request", "retry/loop.py",
+                                               "api/session.py")),
+    ("pipeline, worker, row bookkeeping, anyio", ("pipeline.py", "engine/worker.py",
+                                                  "engine/run.py", "anyio")),
 ]  # fmt: skip
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import Final
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -284,14 +285,35 @@ def _contract_feedback(
     reset_value = lowered.get("x-ratelimit-reset")
     if reset_value is None:
         return None
-    limit = _parse_limit(lowered.get("x-ratelimit-limit"))
+    limit_value = lowered.get("x-ratelimit-limit")
+    remaining_value = lowered.get("x-ratelimit-remaining")
+    key = (limit_value, remaining_value, reset_value)
+    known = _CONTRACT_SEEN.get(key)
+    if known is not None:
+        return known
+    limit = _parse_limit(limit_value)
     if limit is None:
         return None
-    remaining = _parse_remaining(lowered.get("x-ratelimit-remaining"))
+    remaining = _parse_remaining(remaining_value)
     if remaining is None:
         return None
     reset_after = parse_reset(reset_value, date_header=date, now_epoch=now_epoch)
-    return RateLimitFeedback(limit, remaining, reset_after, None)
+    feedback = RateLimitFeedback(limit, remaining, reset_after, None)
+    reset_number = _number(reset_value)
+    if reset_number is not None and reset_number <= _EPOCH_SECONDS:
+        # A delta reset: the feedback is a pure function of the three values (an epoch or a
+        # date would depend on the clock and the Date header), so it can be remembered.
+        if len(_CONTRACT_SEEN) >= _CONTRACT_SEEN_MAX:
+            _CONTRACT_SEEN.clear()
+        _CONTRACT_SEEN[key] = feedback
+    return feedback
+
+
+#: ``_contract_feedback`` results by their three header values, for delta resets only. A
+#: server repeats its values (the same limit, ``remaining`` cycling through the burst, a few
+#: resets), so most responses are a dict lookup instead of three parses and a new object.
+_CONTRACT_SEEN: dict[tuple[str | None, str | None, str], RateLimitFeedback] = {}
+_CONTRACT_SEEN_MAX: Final = 256
 
 
 def parse_feedback(

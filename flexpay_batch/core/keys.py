@@ -77,7 +77,22 @@ def _hmac_hex(secret: bytes, message: bytes) -> str:
     if len(secret) < 16:
         # A short or empty secret would make keyed hashes guessable (and a bug elsewhere).
         raise ValueError("job secret must be at least 16 bytes")
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    keyed = _KEYED.get(secret)
+    if keyed is None:
+        if len(_KEYED) >= _KEYED_MAX:
+            _KEYED.clear()
+        keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+    # A copy of the HMAC already keyed with this secret: the same digest as
+    # ``hmac.new(secret, message, sha256)`` without deriving the key pads again (two HMACs
+    # per row, ~1.5 us each saved).
+    mac = keyed.copy()
+    mac.update(message)
+    return mac.hexdigest()
+
+
+#: An HMAC keyed with each recent secret (a run uses one; a bureau worker a few at a time).
+_KEYED: dict[bytes, hmac.HMAC] = {}
+_KEYED_MAX = 64
 
 
 def keyed_hash(secret: bytes, value: str) -> str:

@@ -29,7 +29,6 @@ REPORT_HTML_NAME: Final = "report.html"
 #: Bars in the rate chart, and rejected rows listed (the rest are in rejects.csv).
 MAX_BUCKETS: Final = 60
 MAX_REJECTS: Final = 500
-_PROBLEMS: Final = frozenset({RowStatus.REJECTED, RowStatus.FAILED})
 
 
 def rate_series(settled_at: Sequence[float], buckets: int = MAX_BUCKETS) -> list[float]:
@@ -50,16 +49,10 @@ def write_html_report(
     path: Path, journal: Journal, summary: RunSummary, write_limit_per_second: float
 ) -> None:
     """Write ``report.html`` (0600) for the run whose journal is ``journal``."""
-    settled_at: list[float] = []
-    problems: list[RowRecord] = []
-    problem_count = 0
-    for record in journal.iter_rows():
-        if record.status in SUCCEEDED:
-            settled_at.append(record.updated_at)
-        elif record.status in _PROBLEMS:
-            problem_count += 1
-            if len(problems) < MAX_REJECTS:
-                problems.append(record)
+    # Two narrow queries, not a record per row: the chart needs only the settled rows'
+    # times, the table only the first MAX_REJECTS problems.
+    settled_at = journal.settled_times()
+    problems, problem_count = journal.problem_rows(MAX_REJECTS)
     job = journal.job.summary()
     counts = {s.value: summary.journal_counts.get(s.value, 0) for s in RowStatus}
     series = rate_series(settled_at)

@@ -29,7 +29,7 @@ from flexpay_batch.engine.htmlreport import REPORT_HTML_NAME, write_html_report
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.input.readers import SourceRecord, iter_records
 from flexpay_batch.jobs.registry import job_spec
-from flexpay_batch.journal.store import Journal, RowRecord
+from flexpay_batch.journal.store import Journal, RowOutcomeRecord, RowRecord
 
 RESULTS_NAME = "results.csv"
 REJECTS_NAME = "rejects.csv"
@@ -72,21 +72,22 @@ def write_outputs(
 class _JournalCursor:
     """The journal's records looked up by row number, for input rows read in file order.
 
-    Input rows come in increasing row number and ``Journal.iter_rows`` yields in row order,
-    so one merged pass finds every record while holding one page of the journal, not the
-    whole run (a million-row run would otherwise be a million records in memory). A lookup
-    out of order falls back on ``Journal.row``.
+    Input rows come in increasing row number and ``Journal.iter_outcomes`` yields in row
+    order, so one merged pass finds every record while holding one page of the journal, not
+    the whole run (a million-row run would otherwise be a million records in memory). A
+    lookup out of order falls back on ``Journal.outcome_of``. Outcomes, not ``RowRecord``s:
+    only the columns the files show, as tuples (a few microseconds a row less).
     """
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
-        self._records = journal.iter_rows()
-        self._next: RowRecord | None = next(self._records, None)
+        self._records = journal.iter_outcomes()
+        self._next: RowOutcomeRecord | None = next(self._records, None)
         self._last = -1
 
-    def get(self, row: int) -> RowRecord | None:
+    def get(self, row: int) -> RowOutcomeRecord | None:
         if row <= self._last:
-            return self._journal.row(row)
+            return self._journal.outcome_of(row)
         self._last = row
         while self._next is not None and self._next.row < row:
             self._next = next(self._records, None)
@@ -113,7 +114,7 @@ class _JournalOnly:
 
 def _journal_rows(journal: Journal) -> Iterator[_JournalOnly]:
     """One data-less source per row the journal holds."""
-    for record in journal.iter_rows():
+    for record in journal.iter_outcomes():
         yield _JournalOnly(row=record.row)
 
 
@@ -140,7 +141,11 @@ STATUS_NOTES: Final[Mapping[RowStatus, str]] = {
 }
 
 
-def _status_of(record: RowRecord | None) -> RowStatus:
+#: A journal row as the files read it: the outcome columns (or the whole record, in tests).
+_Record = RowOutcomeRecord | RowRecord
+
+
+def _status_of(record: _Record | None) -> RowStatus:
     if record is None or record.status is RowStatus.IN_FLIGHT:
         return RowStatus.PENDING
     return record.status
@@ -148,12 +153,12 @@ def _status_of(record: RowRecord | None) -> RowStatus:
 
 def _result_line(
     source: SourceRecord | _JournalOnly,
-    record: RowRecord | None,
+    record: _Record | None,
     reference_columns: tuple[str, ...],
 ) -> ResultLine:
     status = _status_of(record)
     note = STATUS_NOTES[status]
-    if record is not None and record.status in _PROBLEMS:
+    if record is not None and status in _PROBLEMS:
         detail = f"{record.code}: {record.field}" if record.field else str(record.code)
         note = f"{detail} ({note})"
     elif record is not None and record.status is RowStatus.IN_FLIGHT:
@@ -167,7 +172,7 @@ def _result_line(
     )
 
 
-def _reject_line(source: SourceRecord | _JournalOnly, record: RowRecord) -> RejectLine:
+def _reject_line(source: SourceRecord | _JournalOnly, record: _Record) -> RejectLine:
     return RejectLine(
         row=record.row,
         line=source.line,

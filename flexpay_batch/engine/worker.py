@@ -123,14 +123,13 @@ class RowWorker:
         attempts: Attempts,
     ) -> RowOutcome:
         """The success outcome, or an unverified failure when the id cannot be trusted."""
-        what = f"HTTP 2xx ({status.value})"
         if server_id is None or not usable_server_id(server_id):
-            return _unverified(task, f"{what} without a usable id", request_id, attempts)
+            what = f"HTTP 2xx ({status.value}) without a usable id"
+            return _unverified(task, what, request_id, attempts)
         owner = self._ids.setdefault(server_id, task.row)
         if owner != task.row:
-            return _unverified(
-                task, f"{what} with the id already recorded for row {owner}", request_id, attempts
-            )
+            what = f"HTTP 2xx ({status.value}) with the id already recorded for row {owner}"
+            return _unverified(task, what, request_id, attempts)
         return _outcome(task, attempts, status, server_id=server_id, request_id=request_id)
 
 
@@ -146,19 +145,21 @@ def _outcome(
     request_id: str | None = None,
 ) -> RowOutcome:
     """The outcome of a row that was sent (or was about to be): with its registration."""
+    # Positional, in field order: one per row, and a frozen dataclass's keyword call costs
+    # more than the object itself.
     return RowOutcome(
         task.row,
         status,
-        server_id=server_id,
-        field=field,
-        code=code,
-        reason=reason,
-        request_id=request_id,
-        attempts=attempts.count,
-        row_key=task.row_key,
-        body_hash=task.body_hash or None,
-        idempotency_key=task.idempotency_key or None,
-        sent_at=attempts.sent_at,
+        server_id,
+        field,
+        code,
+        reason,
+        request_id,
+        attempts.count,
+        task.row_key,
+        task.body_hash or None,
+        task.idempotency_key or None,
+        attempts.sent_at,
     )
 
 
@@ -242,13 +243,14 @@ def _registration(outcome: RowOutcome) -> Register | None:
     """The row's registration: marked in flight (attempt 1 at ``sent_at``) when it was sent."""
     if not outcome.row_key:
         return None
+    # Positional (row, row_key, body_hash, idempotency_key, attempt, sent_at): once per row.
     return Register(
-        row=outcome.row,
-        row_key=outcome.row_key,
-        body_hash=outcome.body_hash,
-        idempotency_key=outcome.idempotency_key,
-        attempt=0 if outcome.sent_at is None else 1,
-        sent_at=outcome.sent_at,
+        outcome.row,
+        outcome.row_key,
+        outcome.body_hash,
+        outcome.idempotency_key,
+        0 if outcome.sent_at is None else 1,
+        outcome.sent_at,
     )
 
 
@@ -274,13 +276,8 @@ def transition(outcome: RowOutcome) -> Transition:
             request_id=outcome.request_id,
             registration=registration,
         )
-    return Done(
-        row=outcome.row,
-        server_id=outcome.server_id,
-        status=outcome.status,
-        request_id=outcome.request_id,
-        registration=registration,
-    )
+    # Positional (row, server_id, status, request_id, registration): the usual row.
+    return Done(outcome.row, outcome.server_id, outcome.status, outcome.request_id, registration)
 
 
 __all__ = ["RowWorker", "transition", "usable_server_id"]

@@ -271,8 +271,13 @@ def _parse_tax_id(value: object) -> str:
 
 
 def _aba_checksum_ok(digits: str) -> bool:
-    weights = (3, 7, 1) * 3
-    return sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 10 == 0
+    """The ABA check: 3·(d1+d4+d7) + 7·(d2+d5+d8) + (d3+d6+d9) ≡ 0 (mod 10).
+
+    ``digits`` is nine ASCII digits (``_parse_routing`` checked). Written out rather than as
+    a generator over weights: every row with bank details comes here (~5 us a row less).
+    """
+    d = [byte - 48 for byte in digits.encode("ascii")]
+    return (3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + d[2] + d[5] + d[8]) % 10 == 0
 
 
 def _parse_routing(value: object) -> str:
@@ -374,8 +379,14 @@ class RowModel(BaseModel):
         """The column a duplicate rejection points at."""
 
 
-def _flatten(data: Mapping[Any, Any]) -> dict[Any, Any]:
-    """An API-shaped JSONL object turned flat; a key given both ways is an error."""
+def _flatten(data: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    """An API-shaped JSONL object turned flat; a key given both ways is an error.
+
+    A row without any nested key (every CSV row) is returned as it is, not copied: the
+    caller (``_without_blanks``) builds a new dict from it anyway.
+    """
+    if not any(outer in data for outer in NESTED_FIELDS):
+        return data
     flat = {key: value for key, value in data.items() if key not in NESTED_FIELDS}
     for outer, mapping in NESTED_FIELDS.items():
         inner = data.get(outer)

@@ -50,10 +50,10 @@ the money check can say why they are refused). Row problems: ``invalid_json``, `
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from flexpay_batch.core.errors import InputFileError
 from flexpay_batch.input.columns import KNOWN_COLUMNS, ONBOARDING_COLUMNS, normalise_column
@@ -82,6 +82,8 @@ __all__ = [
     "require_regular_file",
 ]
 
+
+_T = TypeVar("_T")
 
 _DELIMITERS = ",;\t"
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -154,9 +156,14 @@ def count_rows(
     """How many records :func:`iter_records` yields (problems included), streaming.
 
     Reads the whole file once, so it doubles as a pre-flight check: it raises the same
-    ``InputFileError`` (encoding, header) before anything has been sent.
+    ``InputFileError`` (encoding, header) before anything has been sent. A CSV file is
+    parsed exactly as ``iter_records`` parses it, without building its records.
     """
-    return sum(1 for _ in iter_records(path, encoding=encoding, format=format))
+    if detect_format(path, format) != "csv":
+        return sum(1 for _ in iter_records(path, encoding=encoding, format=format))
+    with open_source(path) as stream:
+        chosen = choose_encoding(stream, encoding, path)
+        return _CsvReader(LineReader(stream, chosen, path), path).count()
 
 
 class _Feed:
@@ -206,7 +213,15 @@ def _sniff_delimiter(line: str) -> str:
 
 
 def _is_blank(cells: list[str]) -> bool:
-    return all(not cell.strip() for cell in cells)
+    """True when every cell is empty or white space (``not cell.strip()`` for each).
+
+    A loop that stops at the first cell with text (the first, in nearly every row) rather
+    than a generator stripping every cell: this runs for every row of every pass.
+    """
+    for cell in cells:  # noqa: SIM110 (a loop: ``all`` over a generator is what this avoids)
+        if cell and not cell.isspace():
+            return False
+    return True
 
 
 class _CsvReader:
@@ -226,7 +241,33 @@ class _CsvReader:
         return self._header
 
     def records(self) -> Iterator[SourceRecord]:
-        """The data records; raises ``InputFileError`` for a missing or broken header."""
+        """The data records; raises ``InputFileError`` (lazily) for a missing or broken header."""
+        return self._scan(self._record)
+
+    def count(self) -> int:
+        """How many records ``records`` would yield, without building them (same errors)."""
+        return sum(1 for _ in self._scan(self._counted))
+
+    def _counted(self, cells: list[str], row: int, start: int, end: int) -> bool | None:
+        """``_record``'s decision alone: True where it gives a record, None where not."""
+        oversized = self._oversized_between(start, end) if self._lines.oversized else None
+        if oversized is not None:
+            if not self._header:
+                raise InputFileError(f"{self._path}: the header row is {oversized.reason}")
+            return True
+        if _is_blank(cells):
+            return None
+        if not self._header:
+            self._header = self._parse_header(cells)
+            self._all_named = all(self._header)
+            return None
+        return True
+
+    def _scan(
+        self, on_row: Callable[[list[str], int, int, int], _T | None]
+    ) -> Iterator[_T | SourceRecord]:
+        """Parse the file row by row: ``on_row(cells, row, start, end)`` for each parsed row
+        (what it returns, unless None), a problem record for each row ``csv`` cannot read."""
         source = iter(self._lines)
         peeked = self._peek_first_line(source)
         if peeked is None:
@@ -251,7 +292,7 @@ class _CsvReader:
                 yield self._csv_error(exc, row, start, feed.count)
                 continue
             row += 1
-            record = self._record(cells, row, start, feed.count)
+            record = on_row(cells, row, start, feed.count)
             if record is not None:
                 yield record
 

@@ -61,7 +61,7 @@ from typing import Literal
 from flexpay_batch.api.headers import RateLimitFeedback
 from flexpay_batch.api.ratelimit.aimd import AimdSettings, AimdState
 from flexpay_batch.api.ratelimit.inprocess import InProcessStore
-from flexpay_batch.api.ratelimit.store import BucketSpec, LimiterStore
+from flexpay_batch.api.ratelimit.store import Adaptation, BucketSpec, LimiterStore
 from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings
 
 Start = Literal["conservative", "full"]
@@ -133,6 +133,8 @@ class ClassLimiter:
         "_max_pause",
         "_observed",
         "_store",
+        "_success_after_limit",
+        "_success_limit",
         "_throttled",
         "limits",
     )
@@ -173,6 +175,8 @@ class ClassLimiter:
         self._acquired = 0
         self._observed = 0
         self._throttled = 0
+        self._success_limit: float | None = None
+        self._success_after_limit: Adaptation = self._aimd.on_success
 
     # -- acquiring ------------------------------------------------------------------------
 
@@ -215,12 +219,30 @@ class ClassLimiter:
         """
         self._observed += 1
         is_throttle = status == 429 if throttled is None else throttled
+        if not is_throttle and status < 500:
+            # Nearly every response: the advertised limit and the success are one atomic
+            # ``adapt`` (both change only the adaptive state; the fill between them only the
+            # level), so one store operation instead of two.
+            await self._sync_remaining(feedback.remaining)
+            await self._store.adapt(self._key, self._success_change(feedback.limit))
+            return
         await self._adopt_limit(feedback.limit)
         await self._sync_remaining(feedback.remaining)
         if is_throttle:
             await self._on_throttle(feedback, ticket)
-        elif status < 500:
-            await self._store.adapt(self._key, self._aimd.on_success)
+
+    def _success_change(self, per_period: float | None) -> Adaptation:
+        """``adopt_limit`` of the advertised limit (if any), then ``on_success``; the change
+        for the last limit seen is kept (a server advertises the same one every time)."""
+        if per_period is None or per_period <= 0:
+            return self._aimd.on_success
+        if per_period != self._success_limit:
+            aimd, advertised = self._aimd, per_period / self._header_limit_period
+            self._success_limit = per_period
+            self._success_after_limit = lambda state, now: aimd.on_success(
+                aimd.adopt_limit(state, advertised), now
+            )
+        return self._success_after_limit
 
     async def _adopt_limit(self, per_period: float | None) -> None:
         if per_period is None or per_period <= 0:
