@@ -617,3 +617,37 @@ async def test_limiter_set_has_one_limiter_per_class() -> None:
     assert stats[EndpointClass.READ].configured_rate == pytest.approx(5.0)
     with pytest.raises(TypeError):
         stats[EndpointClass.READ] = stats[EndpointClass.WRITE]  # type: ignore[index]
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("make_store", STORES, ids=_STORE_IDS)
+@pytest.mark.parametrize("order", ["faster-first", "slower-first"])
+@pytest.mark.parametrize("stores", ["one-store", "store-per-run"])
+async def test_each_user_of_a_shared_bucket_keeps_to_its_own_configured_rate(
+    make_store: Callable[[], LimiterStore], order: str, stores: str
+) -> None:
+    """Two runs of one token configured with different limits (two jobs of an organisation,
+    one after the other, in one worker process or two): each keeps to its own rate and
+    burst, whichever ran first; neither is carried at the other's rate by what they share."""
+    store = make_store()
+    fast = ClassLimits(Rate(100.0, 1.0), burst=5)
+    slow = ClassLimits(Rate(20.0, 1.0), burst=5)
+    runs = [fast, slow] if order == "faster-first" else [slow, fast]
+    for limits in runs:
+        if stores == "store-per-run" and isinstance(store, redis_store.RedisStore):
+            # Another process on the same Redis key (a fresh client, the same namespace).
+            store = _LooptimeRedisStore(
+                aioredis.Redis.from_url(shared_server().url),
+                address=store._address,
+                namespace=store._namespace,
+                clock=_now,
+            )
+            _OPEN_CLIENTS.append(store._client)
+        limiter = ClassLimiter(limits, start="full", store=store, key="tok:write")
+        completions = await _acquire_all(limiter, 60)
+        assert _max_excess(completions, limits) <= 1e-9, (limits, order)
+        # And not held to the other's slower rate either: 60 grants from a full bucket take
+        # at most (60 - 1) / rate.
+        span = max(completions) - min(completions)
+        assert span <= (60 - 1) / limits.rate.per_second + 1e-3, (limits, order)
+        await asyncio.sleep(1.0)  # the bucket drains between the two runs

@@ -49,6 +49,26 @@ class AimdState:
         """The state before any feedback: everything at the configured rate."""
         return cls(configured=configured, rate=configured, ceiling=configured, limit_cap=configured)
 
+    def for_configured(self, configured: float) -> AimdState:
+        """This state as a user configured at ``configured`` reads it (two runs of one token
+        may be configured differently). A rate, ceiling or cap equal to this state's own
+        configured rate says nothing was learnt below the configuration: it becomes
+        ``configured``. One below it was learnt from the server: it stays, capped at
+        ``configured``. The same reading as ``redis_lua``'s ``own``."""
+        if configured == self.configured:
+            return self
+
+        def own(value: float) -> float:
+            return configured if value >= self.configured else min(value, configured)
+
+        return replace(
+            self,
+            configured=configured,
+            rate=own(self.rate),
+            ceiling=own(self.ceiling),
+            limit_cap=own(self.limit_cap),
+        )
+
     @property
     def ceiling_rate(self) -> float:
         """The highest rate the feedback so far allows."""

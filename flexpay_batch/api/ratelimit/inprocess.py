@@ -64,6 +64,7 @@ class _Bucket:
         "limiter",
         "live",
         "natural",
+        "respec",
         "spec",
         "turn",
         "waiting",
@@ -77,6 +78,8 @@ class _Bucket:
         # loop's clock then, not at register time, which may come before any loop runs.
         self.limiter = AsyncLimiter(spec.capacity, spec.capacity / aimd.rate)
         self.live = False
+        #: A spec registered while the bucket was in use, taken on at its next operation.
+        self.respec: BucketSpec | None = None
         self.level = _Leaky(spec.initial_level, 0.0)
         self.natural = _Leaky(0.0, 0.0)
         # asyncio.Lock wakes its waiters in arrival order: that is the FIFO queue.
@@ -120,8 +123,17 @@ class InProcessStore:
         self._buckets: dict[str, _Bucket] = {}
 
     def register(self, key: str, spec: BucketSpec, aimd: AimdState) -> None:
-        """Declare ``key``; an already registered key keeps its state."""
-        self._buckets.setdefault(key, _Bucket(spec, aimd))
+        """Declare ``key``; an already registered key keeps its state (its level, pause and
+        what the adaptive state learnt), and takes ``spec``'s rates and capacity when they
+        differ: the run now using the token keeps to its own configuration, not to that of
+        the run before it (``AimdState.for_configured``). In effect at its next operation,
+        which starts the bucket again at its level (``_go_live``)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._buckets[key] = _Bucket(spec, aimd)
+        elif spec != bucket.spec:
+            bucket.respec = spec
+            bucket.live = False
 
     async def acquire(self, key: str, cost: float = 1.0) -> float:
         """Wait for the pause to end and ``cost`` tokens; take them; return the loop time."""
@@ -217,7 +229,7 @@ class InProcessStore:
     def snapshot(self, key: str) -> BucketSnapshot:
         """The key's state now (exact in process)."""
         bucket = self._buckets[key]
-        if not bucket.live:
+        if not bucket.live and bucket.respec is None:  # never used yet
             level, pause_left = bucket.spec.initial_level, 0.0
         else:
             now = _now()
@@ -230,11 +242,21 @@ class InProcessStore:
 
     async def _go_live(self, bucket: _Bucket) -> None:
         """Start the bucket on the loop's clock (every operation checks ``live`` first: one
-        attribute read on the hot path instead of a coroutine)."""
+        attribute read on the hot path instead of a coroutine); or, registered again with
+        another spec, go on at its current level under the new spec."""
         bucket.live = True
         now = _now()
-        bucket.natural = _Leaky(0.0, now)
-        await self._install(bucket, bucket.spec.initial_level, now)
+        spec = bucket.respec
+        if spec is None:
+            bucket.natural = _Leaky(0.0, now)
+            await self._install(bucket, bucket.spec.initial_level, now)
+            return
+        level, natural = bucket.level_at(now), bucket.natural_at(now)  # at the old rates
+        bucket.respec = None
+        bucket.spec = spec
+        bucket.aimd = bucket.aimd.for_configured(spec.rate)
+        bucket.natural = _Leaky(min(natural, spec.capacity), now)
+        await self._install(bucket, level, now)
 
     async def _install(self, bucket: _Bucket, level: float, now: float) -> None:
         """Replace the key's limiter by one at ``level`` leaking at the adaptive rate."""

@@ -320,8 +320,20 @@ class RedisStore:
     # -- the seam ---------------------------------------------------------------------------
 
     def register(self, key: str, spec: BucketSpec, aimd: AimdState) -> None:
-        """Declare ``key`` (no I/O); Redis keeps any state other processes gave it."""
-        self._keys.setdefault(key, _Key(spec, aimd))
+        """Declare ``key`` (no I/O); Redis keeps any state other processes gave it.
+
+        Registered again with another spec (the next run of the same token, configured
+        differently), the key takes it: the script works at each caller's rates and reads
+        the shared adaptive state against them (``redis_lua``), and so does this process's
+        copy of the last reply. Tokens granted under the old spec and not handed out are
+        dropped (stricter, never looser)."""
+        entry = self._keys.get(key)
+        if entry is None:
+            self._keys[key] = _Key(spec, aimd)
+        elif spec != entry.spec:
+            entry.spec = spec
+            entry.prepaid = 0.0
+            entry.last = replace(entry.last, aimd=entry.last.aimd.for_configured(spec.rate))
 
     async def acquire(self, key: str, cost: float = 1.0) -> float:
         """Wait for the pause and ``cost`` tokens; take them; return the Redis time.
