@@ -250,17 +250,22 @@ class _CsvReader:
 
     def _counted(self, cells: list[str], row: int, start: int, end: int) -> bool | None:
         """``_record``'s decision alone: True where it gives a record, None where not."""
+        return None if self._screen(cells, start, end) is False else True
+
+    def _screen(self, cells: list[str], start: int, end: int) -> RowProblem | bool:
+        """What a parsed row is before its cells are read: False for a blank row or the
+        header (taken here), the problem of a row over the size limit, else True."""
         oversized = self._oversized_between(start, end) if self._lines.oversized else None
         if oversized is not None:
             if not self._header:
                 raise InputFileError(f"{self._path}: the header row is {oversized.reason}")
-            return True
+            return oversized
         if _is_blank(cells):
-            return None
+            return False
         if not self._header:
             self._header = self._parse_header(cells)
             self._all_named = all(self._header)
-            return None
+            return False
         return True
 
     def _scan(
@@ -308,17 +313,11 @@ class _CsvReader:
 
     def _record(self, cells: list[str], row: int, start: int, end: int) -> SourceRecord | None:
         """The record for one parsed row, None for a blank row or the header."""
-        oversized = self._oversized_between(start, end) if self._lines.oversized else None
-        if oversized is not None:
-            if not self._header:
-                raise InputFileError(f"{self._path}: the header row is {oversized.reason}")
-            return SourceRecord(row, start, None, oversized)
-        if _is_blank(cells):
+        screened = self._screen(cells, start, end)
+        if screened is False:
             return None
-        if not self._header:
-            self._header = self._parse_header(cells)
-            self._all_named = all(self._header)
-            return None
+        if screened is not True:
+            return SourceRecord(row, start, None, screened)
         if self._all_named and len(cells) == len(self._header) and "\x00" not in "".join(cells):
             # The shape checks below would all pass: no short or long row, no NUL, no value
             # under an unnamed column.

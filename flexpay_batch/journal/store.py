@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NamedTuple, Self, cast
+from typing import Any, Final, NamedTuple, Self, TypeVar, cast
 
 from flexpay_batch.core.errors import UsageError
 from flexpay_batch.core.states import SETTLED, SUCCEEDED, UNVERIFIED, RowStatus
@@ -62,6 +62,8 @@ from flexpay_batch.journal.statements import apply_grouped, apply_in_order
 from flexpay_batch.journal.transitions import Transition
 
 __all__ = ["Journal", "JournalStatistics", "RowOutcomeRecord", "RowRecord"]
+
+_R = TypeVar("_R")
 
 _PAGE_ROWS: Final = 1000
 _SETTLED_SQL: Final = sql_words(SETTLED)
@@ -406,34 +408,23 @@ class Journal:
 
     def iter_rows(self) -> Iterator[RowRecord]:
         """Yield every committed row in row order, a page at a time (no lock held between)."""
-        last = -1
-        while True:
-            with self._lock:
-                page = (
-                    self._db()
-                    .execute(
-                        f"SELECT {ROW_COLUMNS} FROM rows WHERE row_no > ? "  # noqa: S608
-                        "ORDER BY row_no LIMIT ?",
-                        (last, _PAGE_ROWS),
-                    )
-                    .fetchall()
-                )
-            if not page:
-                return
-            yield from map(_row_record, page)
-            last = page[-1][0]
+        return self._paged(ROW_COLUMNS, _row_record)
 
     def iter_outcomes(self) -> Iterator[RowOutcomeRecord]:
         """Yield every committed row's outcome in row order, a page at a time (as
         ``iter_rows``, with only the columns results.csv and rejects.csv need)."""
+        return self._paged(_OUTCOME_COLUMNS, RowOutcomeRecord._make)
+
+    def _paged(self, columns: str, make: Callable[[Sequence[Any]], _R]) -> Iterator[_R]:
+        """``make`` of every committed row's ``columns`` (``row_no`` first) in row order, a
+        page at a time: no lock held between pages, so writers are not kept waiting."""
         last = -1
-        make = RowOutcomeRecord._make
         while True:
             with self._lock:
                 page = (
                     self._db()
                     .execute(
-                        f"SELECT {_OUTCOME_COLUMNS} FROM rows WHERE row_no > ? "  # noqa: S608
+                        f"SELECT {columns} FROM rows WHERE row_no > ? "  # noqa: S608
                         "ORDER BY row_no LIMIT ?",
                         (last, _PAGE_ROWS),
                     )
