@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperOption
 
 if TYPE_CHECKING:
     # typer >= 0.20 formats help with its own vendored copy of click; the types come from it.
@@ -43,9 +43,10 @@ class PanelledCommand(TyperCommand):
             if param.param_type_name == "argument":
                 arguments.append(record)
             else:
-                # Panels in the order their first option comes; unpanelled options (--help)
-                # under click's "Options".
-                panel = getattr(param, "rich_help_panel", None) or DEFAULT_SECTION
+                # Panels in the order their first option comes; unpanelled options (click's
+                # own --help is not a TyperOption) under click's "Options".
+                named = param.rich_help_panel if isinstance(param, TyperOption) else None
+                panel = named or DEFAULT_SECTION
                 sections.setdefault(panel, []).append(record)
         if arguments:
             with formatter.section("Arguments"):

@@ -92,7 +92,10 @@ def enqueue(
     queue = queue_url(queue)
     jobs = jobs_from_manifest(manifest)
 
+    waiting = False
+
     async def put_and_wait() -> int:
+        nonlocal waiting
         # One connection for both: between an enqueue and a second connect Redis may go
         # away, and a queue that stops answering while we wait is waited out (``_watch``).
         async with open_queue(queue) as opened:
@@ -103,11 +106,14 @@ def enqueue(
                     print(f"{job_id}: {_NOT_ADDED[what]}", file=sys.stderr, flush=True)
             if not wait:
                 return 0
+            waiting = True
             return await _wait(opened, store_address(queue), [job_id for job_id, _ in added])
 
     try:
         return anyio.run(put_and_wait)
     except KeyboardInterrupt:
+        if not waiting:  # Ctrl-C while enqueuing: the plain interruption, as before
+            raise
         raise errors.RunInterrupted(
             "stopped waiting; the jobs go on on the workers",
             hint="Watch them with `flexpay-batch runs --queue URL`.",
