@@ -70,6 +70,9 @@ def test_light_commands_skip_network_stack(args: list[str], tmp_path: Path) -> N
     assert not heavy, f"{args[0]} imported {heavy[:8]}"
     sim = sorted(m for m in modules if m.startswith("flexpay_batch.sim") and m not in SIM_MOUNT)
     assert not sim, f"{args[0]} imported the simulator: {sim[:8]}"
+    if "typer._click" in modules:
+        # typer runs on its vendored click: click itself would be a second copy for nothing.
+        assert "click" not in modules, f"{args[0]} imported click beside typer's own"
 
 
 def test_status_skips_validation_models(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ import sqlite3
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 
 from flexpay_batch.cli import api_commands, local_commands, queue, run_commands
@@ -87,17 +86,27 @@ for _group in COMMAND_GROUPS:
 app.command("run", epilog=bureau_cli.RUN_EPILOG)(bureau_cli.run)
 
 
-# typer >= 0.20 runs commands on its own vendored copy of click, whose exceptions are not
-# click's: a usage error (unknown option, missing argument) must still be exit 2, not 70.
-_CLICK_EXIT: tuple[type[Any], ...] = (click.exceptions.Exit, typer.Exit)
-_CLICK_ABORT: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
-_CLICK_ERRORS: tuple[type[Any], ...] = (click.ClickException,)
-try:
-    from typer._click.exceptions import ClickException as _VendoredClickException
+def _click_error() -> type[Exception]:
+    """The base class of usage errors of the click that typer runs commands on.
 
-    _CLICK_ERRORS += (_VendoredClickException,)
-except ImportError:  # a typer that uses click itself
-    pass
+    typer >= 0.20 runs commands on its own vendored copy of click, whose exceptions are not
+    click's: a usage error (unknown option, missing argument) must still be exit 2, not 70.
+    Only an older typer, which runs on click itself, needs click imported (about a fifth of
+    ``--help``'s start-up otherwise, for nothing)."""
+    try:
+        from typer._click.exceptions import ClickException as vendored
+    except ImportError:  # a typer that uses click itself
+        from click import ClickException
+
+        return ClickException
+    return vendored
+
+
+# typer.Exit and typer.Abort are what either click raises: click's own classes in an older
+# typer (re-exported), typer's in one that vendors click (which has none of its own).
+_CLICK_EXIT: tuple[type[Any], ...] = (typer.Exit,)
+_CLICK_ABORT: tuple[type[BaseException], ...] = (typer.Abort,)
+_CLICK_ERRORS: tuple[type[Any], ...] = (_click_error(),)
 
 
 def main(argv: list[str] | None = None) -> None:
