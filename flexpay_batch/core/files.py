@@ -305,7 +305,23 @@ class ResultsWriter(_PrivateCsvWriter):
 
     def write(self, line: ResultLine) -> None:
         """Append one result row, every cell formula-escaped."""
-        self._write_cells((line.row, line.reference, line.server_id, line.status.value, line.note))
+        self.write_fields(line.row, line.reference, line.server_id, line.status.value, line.note)
+
+    def write_fields(
+        self, row: int, reference: str, server_id: str | None, status: str, note: str
+    ) -> None:
+        """``write`` of a line given by its cells (``status`` the status word), without
+        building a ``ResultLine``: the outputs write one per input row. The same cells as
+        ``write``: the row number and the status word cannot start a formula."""
+        self._writer.writerow(
+            (
+                row,
+                escape_formula(reference),
+                "" if server_id is None else escape_formula(server_id),
+                status,
+                escape_formula(note),
+            )
+        )
         self.rows_written += 1
 
     def __enter__(self) -> ResultsWriter:

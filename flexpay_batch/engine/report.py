@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,7 +26,7 @@ from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.htmlreport import REPORT_HTML_NAME, write_html_report
 from flexpay_batch.engine.request import RunRequest, RunSummary
-from flexpay_batch.input.readers import SourceRecord, iter_records
+from flexpay_batch.input.readers import SourceRecord, iter_references, reference_of
 from flexpay_batch.jobs.registry import job_spec
 from flexpay_batch.journal.store import Journal, RowOutcomeRecord, RowRecord
 
@@ -43,7 +42,7 @@ def write_outputs(
     run_dir: Path, journal: Journal, request: RunRequest, summary: RunSummary
 ) -> None:
     """Write results.csv, rejects.csv and report.json for the run in ``run_dir``."""
-    rows = _JournalCursor(journal)
+    get = _JournalCursor(journal).get
     spec = job_spec(request.kind)
     with (
         ResultsWriter(
@@ -53,13 +52,26 @@ def write_outputs(
         ) as results,
         RejectsWriter(run_dir / REJECTS_NAME) as rejects,
     ):
+        write = results.write_fields
         # A file rewritten during the run must not be re-read: its rows are not the job's.
-        sources = _journal_rows(journal) if summary.input_changed else _input_rows(request)
-        for source in sources:
-            record = rows.get(source.row)
-            results.write(_result_line(source, record, spec.reference_columns))
-            if record is not None and record.status in _PROBLEMS:
-                rejects.write(_reject_line(source, record))
+        sources = (
+            _journal_rows(journal)
+            if summary.input_changed
+            else _input_rows(request, spec.reference_columns)
+        )
+        for row, line, reference in sources:
+            record = get(row)
+            if record is None:
+                write(row, reference, None, _UNSENT_WORD, _UNSENT_NOTE)
+                continue
+            plain = _PLAIN.get(record.state)
+            if plain is not None:  # the usual row: its status word and note, as they are
+                write(row, reference, record.server_id, *plain)
+                continue
+            status, note = _shown(record)
+            write(row, reference, record.server_id, status.value, note)
+            if status in _PROBLEMS:
+                rejects.write(_reject_line(line, record))
     write_report_json(run_dir / REPORT_NAME, _report(journal, request, summary))
     write_html_report(
         run_dir / REPORT_HTML_NAME,
@@ -96,35 +108,20 @@ class _JournalCursor:
         return None
 
 
-def _input_rows(request: RunRequest) -> Iterator[SourceRecord]:
+def _input_rows(
+    request: RunRequest, reference_columns: tuple[str, ...]
+) -> Iterator[tuple[int, int | None, str]]:
+    """(row, line, reference) of every input record (``iter_references``)."""
     try:
-        yield from iter_records(request.input_path, encoding=request.encoding)
+        yield from iter_references(request.input_path, reference_columns, encoding=request.encoding)
     except Exception:
         return
 
 
-@dataclass(frozen=True, slots=True)
-class _JournalOnly:
-    """A row known from the journal alone: no line number and no data to show."""
-
-    row: int
-    line: int | None = None
-    data: None = None
-
-
-def _journal_rows(journal: Journal) -> Iterator[_JournalOnly]:
-    """One data-less source per row the journal holds."""
+def _journal_rows(journal: Journal) -> Iterator[tuple[int, int | None, str]]:
+    """A row known from the journal alone: no line number and no reference to show."""
     for record in journal.iter_outcomes():
-        yield _JournalOnly(row=record.row)
-
-
-def _reference(source: SourceRecord | _JournalOnly, columns: tuple[str, ...]) -> str:
-    data = source.data or {}
-    for column in columns:
-        value = data.get(column)
-        if value not in (None, ""):
-            return str(value).strip()
-    return ""
+        yield record.row, None, ""
 
 
 #: What each status means, as results.csv's ``note`` says it (a problem row's note starts
@@ -141,41 +138,55 @@ STATUS_NOTES: Final[Mapping[RowStatus, str]] = {
 }
 
 
+#: Words and notes of rows shown as they are stored, by stored word: every status but the
+#: problems (their note names the row's code and field) and in flight (shown as pending).
+_PLAIN: Final[Mapping[str, tuple[str, str]]] = {
+    status.value: (status.value, note)
+    for status, note in STATUS_NOTES.items()
+    if status not in _PROBLEMS and status is not RowStatus.IN_FLIGHT
+}
+#: A row the journal has no record of: not sent yet.
+_UNSENT_WORD: Final = RowStatus.PENDING.value
+_UNSENT_NOTE: Final = STATUS_NOTES[RowStatus.PENDING]
+_IN_FLIGHT_NOTE: Final = "sent, outcome not yet known; resume settles it"
+
 #: A journal row as the files read it: the outcome columns (or the whole record, in tests).
 _Record = RowOutcomeRecord | RowRecord
 
 
-def _status_of(record: _Record | None) -> RowStatus:
-    if record is None or record.status is RowStatus.IN_FLIGHT:
-        return RowStatus.PENDING
-    return record.status
+def _shown(record: _Record) -> tuple[RowStatus, str]:
+    """The status results.csv shows for ``record`` and its note."""
+    status = record.status
+    if status is RowStatus.IN_FLIGHT:
+        return RowStatus.PENDING, _IN_FLIGHT_NOTE
+    note = STATUS_NOTES[status]
+    if status in _PROBLEMS:
+        detail = f"{record.code}: {record.field}" if record.field else str(record.code)
+        note = f"{detail} ({note})"
+    return status, note
 
 
 def _result_line(
-    source: SourceRecord | _JournalOnly,
-    record: _Record | None,
-    reference_columns: tuple[str, ...],
+    source: SourceRecord, record: _Record | None, reference_columns: tuple[str, ...]
 ) -> ResultLine:
-    status = _status_of(record)
-    note = STATUS_NOTES[status]
-    if record is not None and status in _PROBLEMS:
-        detail = f"{record.code}: {record.field}" if record.field else str(record.code)
-        note = f"{detail} ({note})"
-    elif record is not None and record.status is RowStatus.IN_FLIGHT:
-        note = "sent, outcome not yet known; resume settles it"
+    """The results.csv line of one input record (what ``write_outputs`` writes for it)."""
+    if record is None:
+        status, note = RowStatus.PENDING, _UNSENT_NOTE
+    else:
+        status, note = _shown(record)
     return ResultLine(
         row=source.row,
-        reference=_reference(source, reference_columns),
+        reference=reference_of(source.data, reference_columns),
         server_id=record.server_id if record is not None else None,
         status=status,
         note=note,
     )
 
 
-def _reject_line(source: SourceRecord | _JournalOnly, record: _Record) -> RejectLine:
+def _reject_line(line: int | None, record: _Record) -> RejectLine:
     return RejectLine(
         row=record.row,
-        line=source.line,
+        line=line,
         field=record.field,
         code=record.code or record.status.value,
         reason=record.reason or "",

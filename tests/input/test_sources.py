@@ -18,7 +18,9 @@ from flexpay_batch.input.readers import (
     count_rows,
     detect_format,
     iter_records,
+    iter_references,
     normalise_column,
+    reference_of,
 )
 from tests.harness import peak_allocation
 
@@ -304,3 +306,30 @@ def test_csv_written_by_csv_writer_reads_back_identically(
     ]
     assert [r.row for r in records] == list(range(2, len(rows) + 2))
     assert [r.line for r in records] == expected_lines
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(_CELL, min_size=0, max_size=5), max_size=12),
+    header=st.sampled_from(
+        [
+            ["external_id", "first_name", "memo"],
+            ["first_name", "", "external_id"],
+            ["memo", "employee_reference", "external_id", "email"],
+        ]
+    ),
+)
+def test_references_are_those_of_the_records(
+    tmp_path: Path, rows: list[list[str]], header: list[str]
+) -> None:
+    """Whatever the rows (short, long, blank, quoted, unnamed cells), ``iter_references`` gives
+    each record's row, line and reference as ``iter_records`` and ``reference_of`` do."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    path = tmp_path / "references.csv"
+    path.write_text(buffer.getvalue(), newline="")
+    columns = ("employee_reference", "external_id")
+    expected = [(r.row, r.line, reference_of(r.data, columns)) for r in iter_records(path)]
+    assert list(iter_references(path, columns)) == expected
