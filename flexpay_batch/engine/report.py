@@ -4,14 +4,16 @@
 note); ``rejects.csv`` one line per rejected or failed row (row, line, field, code, reason,
 request id); ``report.json`` the job, the configuration, the counts and what happened. All are
 created owner-only (``outputs``). The journal holds no personal data, so the row references
-(external ids) are read back from the input file, which is why the files are rebuilt in one
-streaming pass rather than appended to while the run goes.
+(external ids) come from the input file, which is why the files are rebuilt in one streaming
+pass rather than appended to while the run goes: from the references the run's count of the
+input's rows kept in memory (``input.readers.InputReferences``), or, for a file too large to
+keep them of, read again from the file.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,7 +28,12 @@ from flexpay_batch.core.redact import redact_text
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.engine.htmlreport import REPORT_HTML_NAME, write_html_report
 from flexpay_batch.engine.request import RunRequest, RunSummary
-from flexpay_batch.input.readers import SourceRecord, iter_references, reference_of
+from flexpay_batch.input.readers import (
+    InputReferences,
+    SourceRecord,
+    iter_references,
+    reference_of,
+)
 from flexpay_batch.jobs.registry import job_spec
 from flexpay_batch.journal.store import Journal, RowOutcomeRecord, RowRecord
 
@@ -39,9 +46,18 @@ _PROBLEMS = frozenset({RowStatus.REJECTED, RowStatus.FAILED})
 
 
 def write_outputs(
-    run_dir: Path, journal: Journal, request: RunRequest, summary: RunSummary
+    run_dir: Path,
+    journal: Journal,
+    request: RunRequest,
+    summary: RunSummary,
+    *,
+    references: InputReferences | None = None,
 ) -> None:
-    """Write results.csv, rejects.csv and report.json for the run in ``run_dir``."""
+    """Write results.csv, rejects.csv and report.json for the run in ``run_dir``.
+
+    ``references`` are the input's, kept by this run's count of its rows: given, the input is
+    not read again (it is not read at all when it changed during the run, see ``summary``).
+    """
     get = _JournalCursor(journal).get
     spec = job_spec(request.kind)
     with (
@@ -54,11 +70,13 @@ def write_outputs(
     ):
         write = results.write_fields
         # A file rewritten during the run must not be re-read: its rows are not the job's.
-        sources = (
-            _journal_rows(journal)
-            if summary.input_changed
-            else _input_rows(request, spec.reference_columns)
-        )
+        sources: Iterable[tuple[int, int | None, str]]
+        if summary.input_changed:
+            sources = _journal_rows(journal)
+        elif references is not None:
+            sources = references
+        else:
+            sources = _input_rows(request, spec.reference_columns)
         for row, line, reference in sources:
             record = get(row)
             if record is None:
