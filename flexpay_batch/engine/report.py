@@ -78,14 +78,15 @@ def write_outputs(
         else:
             sources = _input_rows(request, spec.reference_columns)
         for row, line, reference in sources:
-            record = get(row)
-            if record is None:
+            values = get(row)  # RowOutcomeRecord's: row, state, server_id, ...
+            if values is None:
                 write(row, reference, None, _UNSENT_WORD, _UNSENT_NOTE)
                 continue
-            plain = _PLAIN.get(record.state)
+            plain = _PLAIN.get(values[1])
             if plain is not None:  # the usual row: its status word and note, as they are
-                write(row, reference, record.server_id, *plain)
+                write(row, reference, values[2], *plain)
                 continue
+            record = RowOutcomeRecord._make(values)
             status, note = _shown(record)
             write(row, reference, record.server_id, status.value, note)
             if status in _PROBLEMS:
@@ -100,29 +101,32 @@ def write_outputs(
 
 
 class _JournalCursor:
-    """The journal's records looked up by row number, for input rows read in file order.
+    """The journal's outcomes looked up by row number, for input rows read in file order.
 
-    Input rows come in increasing row number and ``Journal.iter_outcomes`` yields in row
-    order, so one merged pass finds every record while holding one page of the journal, not
-    the whole run (a million-row run would otherwise be a million records in memory). A
-    lookup out of order falls back on ``Journal.outcome_of``. Outcomes, not ``RowRecord``s:
-    only the columns the files show, as tuples (a few microseconds a row less).
+    Input rows come in increasing row number and ``Journal.iter_outcome_values`` yields in
+    row order, so one merged pass finds every record while holding one page of the journal,
+    not the whole run (a million-row run would otherwise be a million records in memory). A
+    lookup out of order falls back on ``Journal.outcome_of``. Plain tuples in
+    ``RowOutcomeRecord``'s order: only the columns the files show (a few microseconds a row
+    less than whole records).
     """
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
-        self._records = journal.iter_outcomes()
-        self._next: RowOutcomeRecord | None = next(self._records, None)
+        self._records = journal.iter_outcome_values()
+        self._next: tuple[Any, ...] | None = next(self._records, None)
         self._last = -1
 
-    def get(self, row: int) -> RowOutcomeRecord | None:
+    def get(self, row: int) -> tuple[Any, ...] | None:
         if row <= self._last:
             return self._journal.outcome_of(row)
         self._last = row
-        while self._next is not None and self._next.row < row:
-            self._next = next(self._records, None)
-        if self._next is not None and self._next.row == row:
-            return self._next
+        found = self._next
+        while found is not None and found[0] < row:
+            found = next(self._records, None)
+        self._next = found
+        if found is not None and found[0] == row:
+            return found
         return None
 
 
