@@ -65,6 +65,8 @@ _OPEN_FLAGS = {
 
 # Cells a spreadsheet would evaluate (OWASP "CSV injection"): these leading characters.
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: The same as first characters (``cell[:1] in``: the empty cell's "" is not one).
+_TRIGGER_CHARS = frozenset(_FORMULA_TRIGGERS)
 # A plain negative amount (what our money columns hold) is data, not a formula: keep it readable.
 # ASCII digits only: Python's \d would also pass other scripts' digits.
 _NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
@@ -305,7 +307,24 @@ class ResultsWriter(_PrivateCsvWriter):
 
     def write(self, line: ResultLine) -> None:
         """Append one result row, every cell formula-escaped."""
-        self._write_cells((line.row, line.reference, line.server_id, line.status.value, line.note))
+        self.write_fields(line.row, line.reference, line.server_id, line.status.value, line.note)
+
+    def write_fields(
+        self, row: int, reference: str, server_id: str | None, status: str, note: str
+    ) -> None:
+        """``write`` of a line given by its cells (``status`` the status word), without
+        building a ``ResultLine``: the outputs write one per input row. The same cells as
+        ``write``: the row number and the status word cannot start a formula."""
+        # escape_formula only where a cell starts like a formula: one set look-up a cell.
+        if reference[:1] in _TRIGGER_CHARS:
+            reference = escape_formula(reference)
+        if server_id is None:
+            server_id = ""
+        elif server_id[:1] in _TRIGGER_CHARS:
+            server_id = escape_formula(server_id)
+        if note[:1] in _TRIGGER_CHARS:
+            note = escape_formula(note)
+        self._writer.writerow((row, reference, server_id, status, note))
         self.rows_written += 1
 
     def __enter__(self) -> ResultsWriter:

@@ -8,7 +8,8 @@ The order of one invocation (a fresh run or a resume, they are the same code):
 
 1. Open the run directory's journal, or create it; refuse to continue a job whose input,
    kind, base URL or token differ (``engine.opening``); build the job by its kind.
-2. Count the rows (a cheap streaming pass) for the progress bar and the duration estimate.
+2. Count the rows (a cheap streaming pass) for the progress bar and the duration estimate,
+   keeping each row's reference for the outputs (``count_rows_keeping_references``).
 3. Pre-flight reads (``job.prepare``), then the pipeline: the file is read and validated
    again from the top (so duplicate detection and totals see every row), rows already
    settled in the journal are skipped, the rest are sent, each under its deterministic
@@ -59,7 +60,7 @@ from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.rundir import default_run_dir, input_sha256
 from flexpay_batch.engine.target import Announce, target
 from flexpay_batch.engine.worker import RowWorker, transition
-from flexpay_batch.input.readers import count_rows
+from flexpay_batch.input.readers import InputReferences, count_rows_keeping_references
 from flexpay_batch.jobs.base import RowJob, RowOutcome, RowTask
 from flexpay_batch.jobs.header import check_header
 from flexpay_batch.jobs.registry import job_spec
@@ -183,6 +184,7 @@ async def run_job(
     if reporter is None:
         reporter = SilentReporter()
     signals = _Signals(owned=stop is None)
+    inputs = _InputPass()
     with open_journal(request, run_dir, wanted) as journal:
         if journal.job.job_id != wanted.job_id:
             reporter.message(f"resuming job {journal.job.job_id} in {run_dir}")
@@ -205,6 +207,7 @@ async def run_job(
                 _Target(base_url, ca_bundle, token, store),
                 stop or StopControl(on_stop=partial(_say_stopping, reporter)),
                 signals,
+                inputs,
             )
         except (errors.FlexPayBatchError, BaseExceptionGroup) as exc:
             summary.stopped = _stopping_error(exc)
@@ -220,7 +223,7 @@ async def run_job(
                     logging.WARNING,
                 )
             with _signals_deferred(summary) if signals.owned else contextlib.nullcontext():
-                write_outputs(run_dir, journal, request, summary)
+                write_outputs(run_dir, journal, request, summary, references=inputs.references)
             reporter.message(_where_outputs_are(run_dir, summary))
             reporter.finish({k: v for k, v in summary.journal_counts.items() if v})
             reporter.close()
@@ -290,6 +293,14 @@ class _Target:
     store: RedisStore | None
 
 
+@dataclass
+class _InputPass:
+    """What the count of the input's rows kept for the outputs: each record's reference
+    (None until counted, or for a file too large to keep them of)."""
+
+    references: InputReferences | None = None
+
+
 @dataclass(frozen=True)
 class _Signals:
     """Whether this run watches the stop signals itself (one run per process can)."""
@@ -306,11 +317,19 @@ async def _run_rows(
     where: _Target,
     stop: StopControl,
     signals: _Signals,
+    inputs: _InputPass,
 ) -> None:
     base_url, ca_bundle, token, store = where.base_url, where.ca_bundle, where.token, where.store
     settings = request.settings
-    total = await anyio.to_thread.run_sync(
-        partial(count_rows, request.input_path, encoding=request.encoding)
+    # The count reads every record: it keeps their references on the way, so the outputs
+    # need not read the file again.
+    total, inputs.references = await anyio.to_thread.run_sync(
+        partial(
+            count_rows_keeping_references,
+            request.input_path,
+            job_spec(request.kind).reference_columns,
+            encoding=request.encoding,
+        )
     )
     journal.set_meta(META_INPUT_ROWS, str(total))
     settled = journal.settled_rows()

@@ -50,10 +50,11 @@ the money check can say why they are refused). Row problems: ``invalid_json``, `
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Final, TypeVar, cast
 
 from flexpay_batch.core.errors import InputFileError
 from flexpay_batch.input.columns import KNOWN_COLUMNS, ONBOARDING_COLUMNS, normalise_column
@@ -71,19 +72,26 @@ from flexpay_batch.input.records import RowProblem, SourceRecord
 
 __all__ = [
     "FIELD_SIZE_LIMIT",
+    "MAX_KEPT_REFERENCES",
     "MAX_LINE_CHARS",
+    "InputReferences",
     "RowProblem",
     "SourceRecord",
     "count_rows",
+    "count_rows_keeping_references",
     "detect_format",
     "iter_records",
+    "iter_references",
     "normalise_column",
     "read_columns",
+    "reference_of",
     "require_regular_file",
 ]
 
 
 _T = TypeVar("_T")
+#: (row, line, reference) of one record (``iter_references``).
+_Reference = tuple[int, int, str]
 
 _DELIMITERS = ",;\t"
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -122,6 +130,108 @@ def iter_records(
             yield from _CsvReader(lines, path).records()
         else:
             yield from jsonl_records(lines)
+
+
+def iter_references(
+    path: PathLike,
+    columns: tuple[str, ...],
+    *,
+    encoding: str | None = None,
+    format: str | None = None,
+) -> Iterator[tuple[int, int, str]]:
+    """``(row, line, reference)`` of every record :func:`iter_records` yields, in file order.
+
+    ``reference`` is the stripped value of the first of ``columns`` the record has non-empty
+    (``""`` when none has, or the record is a problem), exactly as read from ``iter_records``'
+    data. For the outputs, which show each row's reference: a CSV row of the header's shape
+    gives its cells straight away, without building its record (a few microseconds a row).
+    """
+    if detect_format(path, format) != "csv":
+        for record in iter_records(path, encoding=encoding, format=format):
+            yield record.row, record.line, reference_of(record.data, columns)
+        return
+    with open_source(path) as stream:
+        chosen = choose_encoding(stream, encoding, path)
+        yield from _CsvReader(LineReader(stream, chosen, path), path).references(columns)
+
+
+#: Most records whose references ``count_rows_keeping_references`` keeps (some 30 bytes each,
+#: ~7 MiB at most): the outputs of a larger file read its references again from the file.
+MAX_KEPT_REFERENCES: Final = 250_000
+#: References joined per block of ``InputReferences``.
+_BLOCK_REFERENCES: Final = 4096
+
+
+class InputReferences:
+    """``(row, line, reference)`` of every record of a file, in file order, kept compactly:
+    two integer arrays and the references joined into NUL-separated blocks (a reference never
+    holds a NUL: ``append`` refuses one). Iterating gives them back as ``iter_references``
+    gave them, without reading the file again."""
+
+    __slots__ = ("_blocks", "_lines", "_pending", "_rows")
+
+    def __init__(self) -> None:
+        self._rows = array("q")
+        self._lines = array("q")
+        self._blocks: list[str] = []
+        self._pending: list[str] = []
+
+    def append(self, row: int, line: int, reference: str) -> bool:
+        """Keep one record; False, keeping nothing, when ``reference`` holds a NUL."""
+        if "\x00" in reference:
+            return False
+        self._rows.append(row)
+        self._lines.append(line)
+        pending = self._pending
+        pending.append(reference)
+        if len(pending) == _BLOCK_REFERENCES:
+            self._blocks.append("\x00".join(pending))
+            pending.clear()
+        return True
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[tuple[int, int, str]]:
+        blocks = [*self._blocks, "\x00".join(self._pending)] if self._pending else self._blocks
+        references = chain.from_iterable(block.split("\x00") for block in blocks)
+        return zip(self._rows, self._lines, references, strict=True)
+
+
+def count_rows_keeping_references(
+    path: PathLike,
+    columns: tuple[str, ...],
+    *,
+    encoding: str | None = None,
+    format: str | None = None,
+) -> tuple[int, InputReferences | None]:
+    """:func:`count_rows`, keeping every record's ``iter_references`` triple on the way.
+
+    The same count and the same errors; the references are None for a file of more than
+    ``MAX_KEPT_REFERENCES`` records (or one whose reference holds a NUL). One pass for the
+    run's count and its outputs' references, instead of one each.
+    """
+    kept: InputReferences | None = InputReferences()
+    count = 0
+    for row, line, reference in iter_references(path, columns, encoding=encoding, format=format):
+        count += 1
+        if kept is not None and (
+            count > MAX_KEPT_REFERENCES or not kept.append(row, line, reference)
+        ):
+            kept = None
+    return count, kept
+
+
+def reference_of(data: Mapping[str, object] | None, columns: tuple[str, ...]) -> str:
+    """The stripped value of the first of ``columns`` that ``data`` has non-empty, else ``""``
+    (a blank value counts as given: it gives ``""``)."""
+    if not data:
+        return ""
+    for column in columns:
+        value = data.get(column)
+        if value is not None and value != "":
+            return str(value).strip()
+    return ""
 
 
 def read_columns(
@@ -247,6 +357,40 @@ class _CsvReader:
     def count(self) -> int:
         """How many records ``records`` would yield, without building them (same errors)."""
         return sum(1 for _ in self._scan(self._counted))
+
+    def references(self, columns: tuple[str, ...]) -> Iterator[tuple[int, int, str]]:
+        """``(row, line, reference)`` of each record ``records`` would yield (see
+        ``iter_references``), the records of the header's shape never built."""
+        positions: list[int] | None = None
+
+        def referenced(cells: list[str], row: int, start: int, end: int) -> _Reference | None:
+            nonlocal positions
+            header = self._header
+            if (
+                self._all_named
+                and len(cells) == len(header)
+                and not self._lines.oversized
+                and not _is_blank(cells)
+                and "\x00" not in "".join(cells)
+            ):
+                # What ``_record`` would build: dict(zip(header, cells)), read by reference_of.
+                if positions is None:
+                    positions = [header.index(column) for column in columns if column in header]
+                for position in positions:
+                    cell = cells[position]
+                    if cell != "":
+                        return row, start, cell.strip()
+                return row, start, ""
+            record = self._record(cells, row, start, end)
+            if record is None:
+                return None
+            return row, start, reference_of(record.data, columns)
+
+        for item in self._scan(referenced):
+            if isinstance(item, SourceRecord):  # a row ``csv`` could not read: a problem
+                yield item.row, item.line, ""
+            else:
+                yield item
 
     def _counted(self, cells: list[str], row: int, start: int, end: int) -> bool | None:
         """``_record``'s decision alone: True where it gives a record, None where not."""

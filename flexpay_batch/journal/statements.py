@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Final, assert_never
 
 from flexpay_batch.core.states import OPEN
@@ -175,6 +176,40 @@ def _batch_statements(
     return entries
 
 
+def _sent_and_done_rows(
+    transitions: Iterable[Transition], now: float
+) -> list[tuple[object, ...]] | None:
+    """The batch as ``_SQL_REGISTER_DONE`` parameter rows if it holds only what the engine
+    records for a row sent and answered (a ``Done`` carrying its register-and-send), each row
+    once: what ``_grouped_statements`` makes of such a batch (one group, in order), built
+    without its layers. None for any other batch."""
+    rows: list[tuple[object, ...]] = []
+    seen: set[int] = set()
+    for t in transitions:
+        if type(t) is not Done:
+            return None
+        reg = t.registration
+        row = t.row
+        if reg is None or reg.sent_at is None or row in seen:
+            return None
+        seen.add(row)
+        rows.append(
+            (
+                row,
+                reg.row_key,
+                reg.body_hash,
+                reg.attempt,
+                reg.idempotency_key,
+                reg.sent_at,
+                t.status.value,
+                t.server_id,
+                t.request_id,
+                now,
+            )
+        )
+    return rows
+
+
 def _grouped_statements(
     transitions: Iterable[Transition], now: float
 ) -> list[tuple[str, list[tuple[object, ...]]]]:
@@ -185,6 +220,9 @@ def _grouped_statements(
     goes to layer n, layers run in order, and within a layer statements are grouped by SQL
     (a batch of a few hundred rows sent and answered becomes two or three groups).
     """
+    sent_and_done = _sent_and_done_rows(transitions, now)
+    if sent_and_done is not None:  # the usual batch of a run: one group
+        return [(_SQL_REGISTER_DONE, sent_and_done)]
     seen: dict[int, int] = {}
     layers: list[dict[str, list[tuple[object, ...]]]] = []
     for row, sql, params in _batch_statements(transitions, now):
@@ -217,7 +255,7 @@ def _execute_group(conn: sqlite3.Connection, sql: str, rows: list[tuple[object, 
     while start < len(rows):
         size = min(_MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start : start + size]
-        params = [value for row in chunk for value in row]
+        params = list(chain.from_iterable(chunk))
         changed += conn.execute(_multi_row_sql(sql, size), params).rowcount
         start += size
     return changed

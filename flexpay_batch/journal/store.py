@@ -415,25 +415,40 @@ class Journal:
         ``iter_rows``, with only the columns results.csv and rejects.csv need)."""
         return self._paged(_OUTCOME_COLUMNS, RowOutcomeRecord._make)
 
+    def iter_outcome_values(self) -> Iterator[tuple[Any, ...]]:
+        """``iter_outcomes`` as the plain tuples SQLite gives (the same values, in the same
+        order, without a ``RowOutcomeRecord`` made of each: for one pass over every row)."""
+        last = -1
+        while True:
+            page = self._page(_OUTCOME_COLUMNS, last)
+            if not page:
+                return
+            yield from page
+            last = page[-1][0]
+
     def _paged(self, columns: str, make: Callable[[Sequence[Any]], _R]) -> Iterator[_R]:
         """``make`` of every committed row's ``columns`` (``row_no`` first) in row order, a
         page at a time: no lock held between pages, so writers are not kept waiting."""
         last = -1
         while True:
-            with self._lock:
-                page = (
-                    self._db()
-                    .execute(
-                        f"SELECT {columns} FROM rows WHERE row_no > ? "  # noqa: S608
-                        "ORDER BY row_no LIMIT ?",
-                        (last, _PAGE_ROWS),
-                    )
-                    .fetchall()
-                )
+            page = self._page(columns, last)
             if not page:
                 return
             yield from map(make, page)
             last = page[-1][0]
+
+    def _page(self, columns: str, last: int) -> list[tuple[Any, ...]]:
+        """The next page of ``columns`` (``row_no`` first) after row ``last``, in row order."""
+        with self._lock:
+            return (
+                self._db()
+                .execute(
+                    f"SELECT {columns} FROM rows WHERE row_no > ? "  # noqa: S608
+                    "ORDER BY row_no LIMIT ?",
+                    (last, _PAGE_ROWS),
+                )
+                .fetchall()
+            )
 
     def outcome_of(self, row_no: int) -> RowOutcomeRecord | None:
         """Return the committed outcome of row ``row_no``, or None if it was never registered."""

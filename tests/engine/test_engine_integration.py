@@ -23,8 +23,11 @@ from flexpay_batch.core import errors
 from flexpay_batch.core.limitspec import ClassLimits, EndpointClass, LimitSettings, Rate
 from flexpay_batch.core.policies import RetryPolicy, Timeouts
 from flexpay_batch.core.settings import Settings
+from flexpay_batch.engine.report import write_outputs
 from flexpay_batch.engine.request import RunRequest, RunSummary
 from flexpay_batch.engine.run import run_job
+from flexpay_batch.input import readers
+from flexpay_batch.journal.store import Journal
 from flexpay_batch.sim import Simulator
 from tests.conftest import MakeSimulator
 from tests.harness import fast_limits, succeeded, write_onboarding
@@ -231,6 +234,43 @@ async def test_a_second_invocation_sends_nothing_new(
     assert_all_done(again, 40)
     assert sim.effects()["requests"]["by_status"].get("201", 0) == writes_before
     assert_exactly_once(sim, people)
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["references kept", "file read again"])
+async def test_outputs_from_kept_references_are_those_from_the_file(
+    make_simulator: MakeSimulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kept: bool,
+) -> None:
+    """results.csv and rejects.csv are the same bytes whether the run's count kept the
+    input's references (the usual run) or the outputs read them again from the file (one
+    larger than ``MAX_KEPT_REFERENCES``): blank rows, a quoted newline and rejected rows
+    included."""
+    if not kept:
+        monkeypatch.setattr(readers, "MAX_KEPT_REFERENCES", 3)
+    limits = fast_limits(writes_per_second=200.0, write_burst=20)
+    sim = await make_simulator(limits=limits)
+    source = tmp_path / "people.csv"
+    write_onboarding(source, 12)
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    first_name = lines[3].split(",")[1]
+    # A quoted newline: the row spans two lines (its name is refused for the line break).
+    lines[3] = lines[3].replace(first_name, f'"{first_name}\nJr"', 1)
+    lines[5] = lines[5].replace("@", "", 1)  # an invalid email: rejected before sending
+    lines.insert(7, ",,,\n")  # a blank row
+    source.write_text("".join(lines), encoding="utf-8")
+    summary = await run_onboarding(sim, source, tmp_path / "run", limits=limits)
+    assert summary.totals.rejected_locally == 2
+    again = tmp_path / "again"
+    again.mkdir()
+    with Journal.open(tmp_path / "run") as journal:
+        write_outputs(again, journal, onboarding_request(source, Settings()), summary)
+    for name in ("results.csv", "rejects.csv"):
+        assert (tmp_path / "run" / name).read_bytes() == (again / name).read_bytes()
+    results = (again / "results.csv").read_text(encoding="utf-8").splitlines()
+    assert len(results) == 1 + 12
+    assert sum("invalid_email" in line for line in results) == 1
 
 
 async def test_employees_the_server_already_has_count_as_already_existed(

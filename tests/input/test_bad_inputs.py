@@ -13,7 +13,14 @@ import pytest
 
 from flexpay_batch.core.errors import InputFileError
 from flexpay_batch.input.models import OnboardingRow, PayrollRow, RowModel
-from flexpay_batch.input.readers import FIELD_SIZE_LIMIT, MAX_LINE_CHARS, count_rows, iter_records
+from flexpay_batch.input.readers import (
+    FIELD_SIZE_LIMIT,
+    MAX_LINE_CHARS,
+    count_rows,
+    iter_records,
+    iter_references,
+    reference_of,
+)
 from flexpay_batch.input.validation import Rejection, ValidRow, format_rejection, validate_rows
 
 DATA = Path(__file__).parent.parent / "data"
@@ -188,6 +195,21 @@ def test_corpus_file_rejects_exactly_the_bad_rows(case: Case) -> None:
     assert rejected == list(case.rejected)
     assert valid == list(case.valid)
     assert count_rows(DATA / case.file, encoding=case.encoding) == len(results)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.file)
+@pytest.mark.parametrize(
+    "columns", [("external_id",), ("employee_reference", "external_id"), ("email", "last_name")]
+)
+def test_corpus_references_are_those_of_the_records(case: Case, columns: tuple[str, ...]) -> None:
+    """``iter_references`` (the outputs' pass) gives each record's row, line and reference
+    exactly as read from ``iter_records``, problem rows included."""
+    path = DATA / case.file
+    expected = [
+        (r.row, r.line, reference_of(r.data, columns))
+        for r in iter_records(path, encoding=case.encoding)
+    ]
+    assert list(iter_references(path, columns, encoding=case.encoding)) == expected
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.file)

@@ -13,12 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flexpay_batch.core.errors import InputFileError
+from flexpay_batch.input import readers
 from flexpay_batch.input.readers import (
+    InputReferences,
     SourceRecord,
     count_rows,
+    count_rows_keeping_references,
     detect_format,
     iter_records,
+    iter_references,
     normalise_column,
+    reference_of,
 )
 from tests.harness import peak_allocation
 
@@ -304,3 +309,60 @@ def test_csv_written_by_csv_writer_reads_back_identically(
     ]
     assert [r.row for r in records] == list(range(2, len(rows) + 2))
     assert [r.line for r in records] == expected_lines
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(_CELL, min_size=0, max_size=5), max_size=12),
+    header=st.sampled_from(
+        [
+            ["external_id", "first_name", "memo"],
+            ["first_name", "", "external_id"],
+            ["memo", "employee_reference", "external_id", "email"],
+        ]
+    ),
+)
+def test_references_are_those_of_the_records(
+    tmp_path: Path, rows: list[list[str]], header: list[str]
+) -> None:
+    """Whatever the rows (short, long, blank, quoted, unnamed cells), ``iter_references`` gives
+    each record's row, line and reference as ``iter_records`` and ``reference_of`` do."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    path = tmp_path / "references.csv"
+    path.write_text(buffer.getvalue(), newline="")
+    columns = ("employee_reference", "external_id")
+    expected = [(r.row, r.line, reference_of(r.data, columns)) for r in iter_records(path)]
+    assert list(iter_references(path, columns)) == expected
+
+
+def test_count_keeping_references_counts_and_keeps_what_iter_references_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pass gives count_rows' count and iter_references' triples, across blocks; a file of
+    more than MAX_KEPT_REFERENCES records keeps none (its outputs read the file again)."""
+    monkeypatch.setattr(readers, "_BLOCK_REFERENCES", 3)
+    body = "".join(f"E{n},Ann{n}\n" if n % 4 else "\n" for n in range(11))
+    path = _write(tmp_path, "people.csv", "external_id,first_name\n" + body + '" E99 ",x')
+    columns = ("external_id",)
+    count, kept = count_rows_keeping_references(path, columns)
+    assert count == count_rows(path) == 9
+    assert kept is not None
+    assert len(kept) == count
+    assert list(kept) == list(iter_references(path, columns))
+    assert list(kept)[-1] == (13, 13, "E99")
+    monkeypatch.setattr(readers, "MAX_KEPT_REFERENCES", 8)
+    assert count_rows_keeping_references(path, columns) == (9, None)
+
+
+def test_kept_references_refuse_a_nul_and_jsonl_keeps_none_then(tmp_path: Path) -> None:
+    """A reference holding a NUL cannot be kept NUL-separated: a JSONL file with one keeps
+    none, and its count is still right."""
+    kept = InputReferences()
+    assert kept.append(2, 2, "E1")
+    assert not kept.append(3, 3, "E\x002")
+    assert list(kept) == [(2, 2, "E1")]
+    path = _write(tmp_path, "people.jsonl", '{"external_id": "E1"}\n{"external_id": "E\\u00002"}\n')
+    assert count_rows_keeping_references(path, ("external_id",)) == (2, None)

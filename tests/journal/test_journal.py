@@ -525,6 +525,35 @@ def test_grouped_commit_of_an_engine_stream_takes_the_grouped_path(
     assert len(ends[0]) == 300
 
 
+def test_a_batch_of_sent_and_done_records_ends_like_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's usual batch (each row once, a Done carrying its register-and-send) takes
+    the one-group shortcut and ends like one-by-one commits: new rows, a row an earlier batch
+    left in flight, a failed one re-sent; a row already settled is ignored (and named)."""
+
+    def sent_done(row: int, status: RowStatus = CREATED) -> Done:
+        reg = dataclasses.replace(register(row), attempt=2, sent_at=float(row))
+        return Done(row, f"emp_{row}", status, f"req_{row}", registration=reg)
+
+    earlier = [
+        dataclasses.replace(register(3), attempt=1, sent_at=1.0),
+        register(4),
+        Failed(4, "timeout", "no answer"),
+        sent_done(5),
+    ]
+    batch = [sent_done(row, RowStatus.REPLAYED if row % 2 else CREATED) for row in range(2, 40)]
+    assert statements._sent_and_done_rows(batch, 0.0) is not None
+    ends = []
+    for name, batches in [("grouped", [batch]), ("one_by_one", [[t] for t in batch])]:
+        with Journal.create(tmp_path / name, make_job(), wall_clock=FakeClock()) as journal:
+            journal.commit_batch(earlier)
+            ignored = sum(journal.commit_batch(b) for b in batches)
+            ends.append((_rows_without_time(journal), ignored))
+    assert ends[0] == ends[1]
+    assert ends[0][1] == 1  # row 5 was settled already
+
+
 def test_grouped_commit_names_the_ignored_rows(
     journal: Journal, caplog: pytest.LogCaptureFixture
 ) -> None:
