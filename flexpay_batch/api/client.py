@@ -208,8 +208,13 @@ class FlexPayClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        async with self._in_flight:
-            ticket = await limiter.acquire()
+        # Acquired and released by hand: ``async with`` costs two more coroutines per request.
+        in_flight = self._in_flight
+        await in_flight.acquire()
+        try:
+            ticket = limiter.try_acquire()
+            if ticket is None:
+                ticket = await limiter.acquire()
             sent = time.perf_counter()
             self._on_the_wire += 1
             self._wire_idle.clear()
@@ -222,13 +227,16 @@ class FlexPayClient:
                 if self._on_the_wire == 0:
                     self._wire_idle.set()
             elapsed = time.perf_counter() - sent
+        finally:
+            in_flight.release()
         feedback = parse_feedback(reply_headers, status=status, now_epoch=self._wall_clock())
         if status == 429:
             feedback = precise_retry_after(feedback, raw)
         # The ticket lets the limiter count a burst of 429s from one window as one decrease; a
         # bare 503 with no JSON envelope is how nginx refuses by default, so it is a throttle.
-        bare_503 = status == 503 and _decode_json(raw) is None
-        await limiter.observe(status, feedback, ticket=ticket, throttled=True if bare_503 else None)
+        throttled = True if status == 503 and _decode_json(raw) is None else None
+        if not limiter.observe_nowait(status, feedback, throttled=throttled):
+            await limiter.observe(status, feedback, ticket=ticket, throttled=throttled)
         if self._token_bytes in raw:
             # A server echoing our token in a reply (even a success, e.g. as an id) must not
             # get it into the journal, results.csv or a report: everything below sees it
