@@ -170,8 +170,9 @@ class ClassLimiter:
         initial = float(self._capacity - 1) if start == "conservative" else 0.0
         self._store: LimiterStore = store if store is not None else InProcessStore()
         #: The store again when it answers without I/O: the usual request's grant and
-        #: feedback are then plain calls (``try_acquire``, ``observe_nowait``).
-        self._local = self._store if isinstance(self._store, InProcessStore) else None
+        #: feedback are then plain calls (``try_acquire``, ``observe_nowait``). Exactly an
+        #: ``InProcessStore``: a subclass may redefine its async operations.
+        self._local = self._store if type(self._store) is InProcessStore else None
         self._key = key
         spec = BucketSpec(self._capacity, limits.rate.per_second, initial_level=initial)
         self._store.register(key, spec, AimdState.initial(limits.rate.per_second))
