@@ -400,9 +400,10 @@ def _decode_json(raw: bytes) -> dict[str, Any] | None:
         # Every reply comes here: pydantic-core's parser (a dependency already) reads a reply
         # in half the time of ``json``. It accepts no document ``json`` rejects, and reads
         # the ones both accept alike; what it refuses (a lone surrogate escape, a BOM…) goes
-        # to ``json`` below, so the result is ``json``'s whatever the bytes.
+        # to ``json`` below, so the result is ``json``'s whatever the bytes. Only the keys
+        # are cached: they repeat from reply to reply, the values (ids, emails) do not.
         try:
-            value = _from_json(raw)
+            value = _from_json(raw, cache_strings="keys")
         except ValueError:
             pass
         else:
