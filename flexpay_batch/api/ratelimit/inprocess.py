@@ -1,28 +1,26 @@
-"""The embedded ``LimiterStore``: one ``aiolimiter.AsyncLimiter`` per key, public API only.
+"""The embedded ``LimiterStore``: one leaky bucket per key, kept in this process.
 
     store = InProcessStore()
     store.register("write", BucketSpec(capacity=19, rate=100 / 60), AimdState.initial(100 / 60))
     ticket = await store.acquire("write")
 
-aiolimiter is the bucket: whether a request may go now is its ``has_capacity``, and a grant
-is its ``acquire``. We use only what it documents: the constructor, ``has_capacity(amount)``
-and ``acquire(amount)`` (which returns without suspending when ``has_capacity`` is true).
-Around it we add what its public API cannot do:
+The bucket is aiolimiter's leaky-bucket arithmetic (``AsyncLimiter``), kept here as two
+numbers (``_Leaky``): a level that leaks at the adaptive rate from the last time it changed.
+A request may go when ``level + cost <= capacity`` (aiolimiter's ``has_capacity``); a grant
+adds ``cost`` (its ``acquire``). It used to be an ``AsyncLimiter`` with this arithmetic
+mirrored beside it (its public API cannot read the level or change the rate); the mirror
+alone decides the same, and a grant or a server's fill is then a few float operations on
+every request, not four ``AsyncLimiter`` calls and two coroutines (issue 16).
 
-- *Reading the level.* Every change to a limiter goes through this store, so we keep the same
-  leaky-bucket arithmetic beside it (``_Leaky``) and always know the level it holds.
-- *Changing the rate or lowering the level.* We build a fresh ``AsyncLimiter`` and acquire
-  the carried-over level on it (immediate: it starts empty). Raising the level (server says
-  tokens are spent) is a plain ``acquire(difference)`` on the current limiter.
+- *Changing the rate or the level.* The level leaked at the old rate until now is carried
+  over and leaks at the new rate from now on (``_install``); a server's fill only raises it.
 - *Waiting.* Waiters queue on a FIFO lock; only the head waits, on a timer computed from the
-  level, then asks ``has_capacity`` again. We do not block inside ``AsyncLimiter.acquire``:
-  its waiters cannot be moved to a replacement limiter, and its timer is computed from float
-  arithmetic that can leave a waiter 1e-16 of a token short with a timer at "now", which
-  spins forever on a clock that only moves when the loop idles (looptime). Our timer is at
-  least ``_MIN_WAIT`` ahead, so every retry sees time move.
+  level, then asks again. The timer is at least ``_MIN_WAIT`` ahead: float arithmetic can
+  leave a waiter 1e-16 of a token short with a timer at "now", which would spin forever on a
+  clock that only moves when the loop idles (looptime), so every retry sees time move.
 
-aiolimiter's burst: ``AsyncLimiter(capacity, capacity / rate)`` grants ``capacity`` at once
-from empty, then one token per ``1 / rate`` seconds; in any window of T seconds at most
+The burst: a bucket of ``capacity`` leaking at ``rate`` grants ``capacity`` at once from
+empty, then one token per ``1 / rate`` seconds; in any window of T seconds at most
 ``capacity + rate * T``. Time is the running loop's clock, so tests run under ``looptime``.
 """
 
@@ -31,8 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-
-from aiolimiter import AsyncLimiter
 
 from flexpay_batch.api.ratelimit.aimd import AimdState
 from flexpay_batch.api.ratelimit.gate import Gate
@@ -44,7 +40,7 @@ _MIN_WAIT = 1e-6
 
 @dataclass(slots=True)
 class _Leaky:
-    """A level that leaks linearly from ``stamp`` on: the arithmetic aiolimiter does too."""
+    """A level that leaks linearly from ``stamp`` on: aiolimiter's arithmetic."""
 
     level: float
     stamp: float
@@ -61,7 +57,6 @@ class _Bucket:
         "changed",
         "gate",
         "level",
-        "limiter",
         "live",
         "natural",
         "respec",
@@ -74,9 +69,8 @@ class _Bucket:
         self.spec = spec
         self.aimd = aimd
         self.gate = Gate()
-        # Replaced on first use (``live`` set): the initial level must start leaking on the
+        # Installed on first use (``live`` set): the initial level must start leaking on the
         # loop's clock then, not at register time, which may come before any loop runs.
-        self.limiter = AsyncLimiter(spec.capacity, spec.capacity / aimd.rate)
         self.live = False
         #: A spec registered while the bucket was in use, taken on at its next operation.
         self.respec: BucketSpec | None = None
@@ -99,11 +93,20 @@ class _Bucket:
         self.changed.set()
         self.changed = asyncio.Event()
 
-    def record_grant(self, cost: float, now: float) -> None:
+    def grant(self, cost: float, now: float) -> bool:
+        """Take ``cost`` tokens at ``now`` if they are free (aiolimiter's ``has_capacity``
+        then ``acquire``); False, nothing taken, if not."""
+        level = self.level
+        current = level.level - (now - level.stamp) * self.aimd.rate
+        if current < 0.0:
+            current = 0.0
+        if current + cost > self.spec.capacity:
+            return False
         # In place (nothing else holds these objects): one grant per request, no allocation.
-        level, natural = self.level, self.natural
-        level.level, level.stamp = level.at(now, self.aimd.rate) + cost, now
+        level.level, level.stamp = current + cost, now
+        natural = self.natural
         natural.level, natural.stamp = natural.at(now, self.spec.rate) + cost, now
+        return True
 
 
 def _now() -> float:
@@ -111,7 +114,7 @@ def _now() -> float:
 
 
 class InProcessStore:
-    """A ``LimiterStore`` for one process and one event loop, backed by aiolimiter.
+    """A ``LimiterStore`` for one process and one event loop.
 
     Every operation is atomic because none suspends between reading and writing state (only
     ``acquire`` waits, and it asks the limiter again after every wait). Use from one loop.
@@ -135,30 +138,36 @@ class InProcessStore:
             bucket.respec = spec
             bucket.live = False
 
+    def acquire_now(self, key: str, cost: float = 1.0) -> float | None:
+        """What ``acquire`` grants without waiting (the loop time), or ``None`` when it would
+        wait, queue or first start the bucket: then await ``acquire``. No coroutine, so the
+        usual request below the limit pays none."""
+        bucket = self._buckets[key]
+        if bucket.live and not bucket.waiting and bucket.gate.is_open and cost > 0:
+            # Nobody queued (so nobody holds the turn), no pause: the same step the queue in
+            # ``acquire`` takes when it would not suspend.
+            now = _now()
+            if bucket.grant(cost, now):
+                return now
+        return None
+
     async def acquire(self, key: str, cost: float = 1.0) -> float:
         """Wait for the pause to end and ``cost`` tokens; take them; return the loop time."""
         bucket = self._buckets[key]
         if not bucket.live:
-            await self._go_live(bucket)
+            self._go_live(bucket)
         if not 0 < cost <= bucket.spec.capacity:
             raise ValueError("cost must lie in (0, capacity]")
-        if not bucket.waiting and bucket.gate.is_open and bucket.limiter.has_capacity(cost):
-            # Fast path, the usual case below the limit: nobody queued (so nobody holds the
-            # turn), no pause, a token free. The same steps as the queue below takes when it
-            # would not suspend, without the lock and the gate's event.
-            await bucket.limiter.acquire(cost)  # has capacity: never suspends
-            now = _now()
-            bucket.record_grant(cost, now)
-            return now
+        granted = self.acquire_now(key, cost)
+        if granted is not None:
+            return granted
         bucket.waiting += 1
         try:
             async with bucket.turn:
                 while True:
                     await bucket.gate.wait_open()
-                    if bucket.limiter.has_capacity(cost):
-                        await bucket.limiter.acquire(cost)  # has capacity: never suspends
-                        now = _now()
-                        bucket.record_grant(cost, now)
+                    now = _now()
+                    if bucket.grant(cost, now):
                         return now
                     await self._wait_for_tokens(bucket, cost)
         finally:
@@ -176,52 +185,59 @@ class InProcessStore:
 
     async def fill(self, key: str, level: float) -> None:
         """Raise the level to ``level`` (capped at capacity); never lower it."""
+        self.fill_now(key, level)
+
+    def fill_now(self, key: str, level: float) -> None:
+        """``fill`` without a coroutine: nothing in process waits."""
         bucket = self._buckets[key]
         if not bucket.live:
-            await self._go_live(bucket)
+            self._go_live(bucket)
         now = _now()
         target = min(level, bucket.spec.capacity)
-        difference = target - bucket.level_at(now)
-        if difference <= 0:
-            return
-        if bucket.limiter.has_capacity(difference):
-            # Jumps the queue without suspending; aiolimiter re-times its waiters itself.
-            await bucket.limiter.acquire(difference)
-            bucket.level = _Leaky(target, now)
-        else:
-            # Only float noise between our arithmetic and aiolimiter's can land here.
-            await self._install(bucket, target, now)
+        if target > bucket.level_at(now):
+            # In place: one fill per response. The head waiter's timer stays (it can only be
+            # early now, and then asks again).
+            current = bucket.level
+            current.level, current.stamp = target, now
 
     async def reset_level(self, key: str, level: float) -> None:
         """Replace the level, never below the configured-rate level of the same grants."""
+        self.reset_level_now(key, level)
+
+    def reset_level_now(self, key: str, level: float) -> None:
+        """``reset_level`` without a coroutine."""
         bucket = self._buckets[key]
         if not bucket.live:
-            await self._go_live(bucket)
+            self._go_live(bucket)
         now = _now()
-        await self._install(bucket, max(level, bucket.natural_at(now)), now)
+        self._install(bucket, max(level, bucket.natural_at(now)), now)
 
     async def pause(self, key: str, seconds: float) -> float:
         """Close the key's gate for ``seconds`` (never shortening); return the seconds left."""
         bucket = self._buckets[key]
         if not bucket.live:
-            await self._go_live(bucket)
+            self._go_live(bucket)
         now = _now()
         bucket.gate.close_until(now + max(0.0, seconds))
         bucket.signal_change()  # the head waiter moves to the gate
         return max(0.0, (bucket.gate.until or now) - now)
 
     async def adapt(self, key: str, change: Adaptation) -> AimdState:
-        """Apply ``change`` to the adaptive state; a new rate takes a fresh limiter."""
+        """Apply ``change`` to the adaptive state; a new rate applies from now on."""
+        return self.adapt_now(key, change)
+
+    def adapt_now(self, key: str, change: Adaptation) -> AimdState:
+        """``adapt`` without a coroutine."""
         bucket = self._buckets[key]
         if not bucket.live:
-            await self._go_live(bucket)
+            self._go_live(bucket)
         now = _now()
         before = bucket.aimd
         after = change(before, now)
         if after.rate != before.rate:
             level = bucket.level_at(now)  # leaked at the old rate until now
             bucket.aimd = after
-            await self._install(bucket, level, now)
+            self._install(bucket, level, now)
         else:
             bucket.aimd = after
         return after
@@ -240,7 +256,7 @@ class InProcessStore:
             level=level, pause_left=pause_left, waiting=bucket.waiting, aimd=bucket.aimd
         )
 
-    async def _go_live(self, bucket: _Bucket) -> None:
+    def _go_live(self, bucket: _Bucket) -> None:
         """Start the bucket on the loop's clock (every operation checks ``live`` first: one
         attribute read on the hot path instead of a coroutine); or, registered again with
         another spec, go on at its current level under the new spec."""
@@ -249,22 +265,18 @@ class InProcessStore:
         spec = bucket.respec
         if spec is None:
             bucket.natural = _Leaky(0.0, now)
-            await self._install(bucket, bucket.spec.initial_level, now)
+            self._install(bucket, bucket.spec.initial_level, now)
             return
         level, natural = bucket.level_at(now), bucket.natural_at(now)  # at the old rates
         bucket.respec = None
         bucket.spec = spec
         bucket.aimd = bucket.aimd.for_configured(spec.rate)
         bucket.natural = _Leaky(min(natural, spec.capacity), now)
-        await self._install(bucket, level, now)
+        self._install(bucket, level, now)
 
-    async def _install(self, bucket: _Bucket, level: float, now: float) -> None:
-        """Replace the key's limiter by one at ``level`` leaking at the adaptive rate."""
-        capacity = bucket.spec.capacity
-        level = min(max(level, 0.0), capacity)
-        fresh = AsyncLimiter(capacity, capacity / bucket.aimd.rate)
-        if level > 0:
-            await fresh.acquire(level)  # a fresh limiter is empty: returns without suspending
-        bucket.limiter = fresh
+    def _install(self, bucket: _Bucket, level: float, now: float) -> None:
+        """Set the key's level to ``level`` (within [0, capacity]), leaking at the adaptive
+        rate from ``now``; the head waiter re-times its wait."""
+        level = min(max(level, 0.0), bucket.spec.capacity)
         bucket.level = _Leaky(level, now)
         bucket.signal_change()

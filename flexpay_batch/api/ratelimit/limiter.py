@@ -21,9 +21,9 @@ margin below) and refills one token every ``1 / rate`` seconds. Unlike a bare
 server's burst, named as such, and the sustained rate is separate from it.
 
 **Model.** The bucket lives in a ``LimiterStore`` (``store.py``; ``InProcessStore`` by
-default, aiolimiter underneath). Its *level* is "tokens the server's bucket is missing", so
-``capacity - level`` is what we believe we may send at once. The adaptive rate is the pure
-policy in ``aimd.py``; this class turns server feedback into store operations.
+default: aiolimiter's leaky-bucket arithmetic). Its *level* is "tokens the server's bucket is
+missing", so ``capacity - level`` is what we believe we may send at once. The adaptive rate is
+the pure policy in ``aimd.py``; this class turns server feedback into store operations.
 
 **Conservative start.** By default the bucket starts one request short of full: the first
 request goes at once (we must ask to learn anything), the next ones follow at the sustained
@@ -130,6 +130,7 @@ class ClassLimiter:
         "_first_sync_pending",
         "_header_limit_period",
         "_key",
+        "_local",
         "_max_pause",
         "_observed",
         "_store",
@@ -168,6 +169,10 @@ class ClassLimiter:
         self._capacity = limits.burst - held_back
         initial = float(self._capacity - 1) if start == "conservative" else 0.0
         self._store: LimiterStore = store if store is not None else InProcessStore()
+        #: The store again when it answers without I/O: the usual request's grant and
+        #: feedback are then plain calls (``try_acquire``, ``observe_nowait``). Exactly an
+        #: ``InProcessStore``: a subclass may redefine its async operations.
+        self._local = self._store if type(self._store) is InProcessStore else None
         self._key = key
         spec = BucketSpec(self._capacity, limits.rate.per_second, initial_level=initial)
         self._store.register(key, spec, AimdState.initial(limits.rate.per_second))
@@ -188,6 +193,17 @@ class ClassLimiter:
         """
         ticket = await self._store.acquire(self._key)
         self._acquired += 1
+        return ticket
+
+    def try_acquire(self) -> float | None:
+        """The ticket ``acquire`` would return at once, or ``None`` (nothing taken) when it
+        would have to wait or the store is not in process: then await ``acquire``."""
+        local = self._local
+        if local is None:
+            return None
+        ticket = local.acquire_now(self._key)
+        if ticket is not None:
+            self._acquired += 1
         return ticket
 
     async def __aenter__(self) -> float:
@@ -230,6 +246,32 @@ class ClassLimiter:
         await self._sync_remaining(feedback.remaining)
         if is_throttle:
             await self._on_throttle(feedback, ticket)
+
+    def observe_nowait(
+        self,
+        status: int,
+        feedback: RateLimitFeedback,
+        *,
+        throttled: bool | None = None,
+    ) -> bool:
+        """``observe`` done here and now, for the usual response (neither a throttle nor a
+        5xx) when the store is in process; False, having done nothing, otherwise: then await
+        ``observe``. The same steps as ``observe``, without its coroutines."""
+        local = self._local
+        if local is None or status >= 500 or (status == 429 if throttled is None else throttled):
+            return False
+        self._observed += 1
+        remaining = feedback.remaining
+        if remaining is not None:
+            missing = float(self.limits.burst - remaining)
+            if self._first_sync_pending:
+                self._first_sync_pending = False
+                in_flight = max(0, self._acquired - self._observed)
+                local.reset_level_now(self._key, missing + in_flight)
+            else:
+                local.fill_now(self._key, missing)
+        local.adapt_now(self._key, self._success_change(feedback.limit))
+        return True
 
     def _success_change(self, per_period: float | None) -> Adaptation:
         """``adopt_limit`` of the advertised limit (if any), then ``on_success``; the change
