@@ -106,10 +106,14 @@ def _validate_record(
     if record.problem is not None:
         problem = record.problem
         return Rejection(record.row, record.line, problem.field, problem.code, problem.reason)
-    try:
-        model = model_cls.model_validate(record.data)
-    except ValidationError as exc:
-        return _rejection_from_errors(record, exc.errors(include_url=False, include_input=False))
+    # A valid flat row (nearly every row) takes the model's shortcut; the rest, pydantic.
+    model = model_cls.validate_clean(record.data)
+    if model is None:
+        try:
+            model = model_cls.model_validate(record.data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            return _rejection_from_errors(record, errors)
     first = seen.first_row(model.identity, record.row)
     if first is not None:
         reason = f"{model.identity_label} already used on row {first}"
