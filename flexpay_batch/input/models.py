@@ -39,6 +39,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring as _json_string
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, cast, get_args
 
 from pydantic import (
@@ -613,6 +614,31 @@ class OnboardingRow(RowModel):
                 "account_number": self.bank_account_number.get_secret_value(),
             }
         return body
+
+    def request_body_json(self) -> str:
+        """``core.keys.canonical_json(self.to_request_body())``, written out directly.
+
+        Keys sorted, no whitespace, strings escaped by the ``json`` encoder's own function:
+        the same text (``tests/input/test_clean_rows.py`` holds it to that), at a quarter of
+        the cost of encoding the dict. Keep the two methods in step.
+        """
+        quote = _json_string
+        bank = ""
+        if self.bank_routing_number is not None and self.bank_account_number is not None:
+            account = quote(self.bank_account_number.get_secret_value())
+            bank = (
+                f'"bank_account":{{"account_number":{account},'
+                f'"routing_number":{quote(self.bank_routing_number)}}},'
+            )
+        tax = "" if self.tax_id is None else f',"tax_id":{quote(self.tax_id.get_secret_value())}'
+        return (
+            f'{{{bank}"compensation":{{"amount":{quote(_format_cents(self.compensation_amount))},'
+            f'"currency":{quote(self.currency)},"type":{quote(self.compensation_type)}}},'
+            f'"email":{quote(self.email)},"employment_type":{quote(self.employment_type)},'
+            f'"external_id":{quote(self.external_id)},"first_name":{quote(self.first_name)},'
+            f'"hire_date":{quote(self.hire_date.isoformat())},"last_name":{quote(self.last_name)},'
+            f'"pay_group_id":{quote(self.pay_group_id)}{tax}}}'
+        )
 
 
 _ONBOARDING_ORDER = tuple(name for name, _, _ in OnboardingRow.clean_fields)

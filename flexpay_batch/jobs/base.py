@@ -105,9 +105,9 @@ class JobContext:
 class RowJob(Protocol):
     """The part of a run that differs between job kinds; the engine calls nothing else.
 
-    Call order: ``prepare`` once; then ``check``, ``body_for`` and ``amount_of`` for each valid
-    row (in file order, in the reader thread) interleaved with ``send`` (and ``look_up``,
-    ``server_id``, ``existing_id``) for the rows being sent; then ``finish`` once.
+    Call order: ``prepare`` once; then ``check``, ``encoded_body_for`` and ``amount_of`` for
+    each valid row (in file order, in the reader thread) interleaved with ``send`` (and
+    ``look_up``, ``server_id``, ``existing_id``) for the rows being sent; then ``finish`` once.
 
     A dry run (``--dry-run``) calls ``prepare_read_only`` instead of ``prepare``, then
     ``check``, ``amount_of`` and ``planned_request`` for each valid row, then
@@ -124,6 +124,11 @@ class RowJob(Protocol):
 
     def body_for(self, model: RowModel) -> Mapping[str, Any]:
         """The request body for this row."""
+        ...
+
+    def encoded_body_for(self, model: RowModel) -> tuple[Mapping[str, Any], bytes, str]:
+        """``body_for(model)`` with what ``core.keys.encode_body`` makes of it (its canonical
+        JSON bytes and their SHA-256): what planning calls, once per valid row."""
         ...
 
     def amount_of(self, model: RowModel) -> Decimal:

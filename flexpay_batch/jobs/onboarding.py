@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from flexpay_batch.core import errors
+from flexpay_batch.core.keys import encode_canonical
 from flexpay_batch.input.columns import ONBOARDING_COLUMNS, ONBOARDING_REFERENCE_COLUMNS
 from flexpay_batch.input.models import OnboardingRow, RowModel
 from flexpay_batch.jobs.base import (
@@ -64,6 +65,11 @@ class OnboardingJob:
     def body_for(self, model: RowModel) -> Mapping[str, Any]:
         assert isinstance(model, OnboardingRow)
         return model.to_request_body()
+
+    def encoded_body_for(self, model: RowModel) -> tuple[Mapping[str, Any], bytes, str]:
+        # The canonical JSON written by the model, not encoded from the dict (~8 us a row).
+        assert isinstance(model, OnboardingRow)
+        return (model.to_request_body(), *encode_canonical(model.request_body_json()))
 
     def amount_of(self, model: RowModel) -> Decimal:
         return Decimal(0)

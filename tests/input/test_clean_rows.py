@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BeforeValidator, SecretStr, ValidationError
 
 from benchmarks.data import onboarding_row
-from flexpay_batch.core.keys import encode_body
+from flexpay_batch.core.keys import canonical_json, encode_body
 from flexpay_batch.input import models
 from flexpay_batch.input.columns import ONBOARDING_COLUMNS
 from flexpay_batch.input.models import (
@@ -234,3 +234,23 @@ def test_clean_fields_parse_like_their_annotations(model_cls: type[RowModel]) ->
     """Each parser in ``clean_fields`` is the one its field's annotation runs."""
     for name, parse, _ in model_cls.clean_fields:
         assert _WRAPPED.get(parse, parse) is _before_validator(model_cls, name), name
+
+
+@given(_onboarding_data())
+@settings(max_examples=800)
+def test_onboarding_body_json_is_canonical_json(data: dict[str, object]) -> None:
+    """``request_body_json`` is ``canonical_json(to_request_body())`` for every valid row
+    (padding, Unicode, quotes and backslashes, optional fields given or not)."""
+    model = _full(OnboardingRow, data)
+    if isinstance(model, OnboardingRow):
+        assert model.request_body_json() == canonical_json(model.to_request_body())
+
+
+@pytest.mark.parametrize(
+    "text", ['q"uote', "back\\slash", "sl/ash", "Zoë 名前 😀", "a\u2028b", "e\u0301", "a\u00a0b"]
+)
+def test_onboarding_body_json_escapes_like_json(text: str) -> None:
+    """Strings that JSON escapes (or might) come out as ``canonical_json`` writes them."""
+    row = dict(ONBOARDING_ROW, first_name=text, last_name=text)
+    model = OnboardingRow.model_validate(row)
+    assert model.request_body_json() == canonical_json(model.to_request_body())
