@@ -59,6 +59,10 @@ def _plan_digest(path: Path) -> tuple[int, str]:
         request, job, journal, skip=set(), look_up_first=False, totals=FileTotals()
     ):
         count += 1
+        if task.rejection is None:
+            # The bytes sent are the canonical JSON of the task's body, whatever builds either.
+            assert encode_body(dict(task.body)) == (task.wire_body, task.body_hash)
+            assert dict(task.body) == task.body
         fields: list[Any] = [
             task.row,
             task.line,
