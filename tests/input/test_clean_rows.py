@@ -254,3 +254,13 @@ def test_onboarding_body_json_escapes_like_json(text: str) -> None:
     row = dict(ONBOARDING_ROW, first_name=text, last_name=text)
     model = OnboardingRow.model_validate(row)
     assert model.request_body_json() == canonical_json(model.to_request_body())
+
+
+@given(st.integers(min_value=0, max_value=999_999_999))
+@settings(max_examples=3000)
+def test_routing_checksum_on_bytes_is_the_aba_check(number: int) -> None:
+    """The checksum computed on byte values is the ABA check on the digits."""
+    digits = f"{number:09d}"
+    d = [int(ch) for ch in digits]
+    expected = (3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + d[2] + d[5] + d[8]) % 10 == 0
+    assert models._aba_checksum_ok(digits) == expected
