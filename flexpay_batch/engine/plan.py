@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flexpay_batch.core.keys import encode_body, idempotency_key, keyed_hash
+from flexpay_batch.core.keys import idempotency_key, keyed_hash
 from flexpay_batch.core.settings import Settings
 from flexpay_batch.engine.request import FileTotals, RunRequest
 from flexpay_batch.input.readers import iter_records
@@ -97,9 +97,8 @@ def _send_task(
     look_up_first: bool,
 ) -> RowTask:
     identity = str(model.identity)
-    body = job.body_for(model)
     # Serialised and hashed once here, in the reader thread: the bytes hashed are the bytes sent.
-    wire_body, body_hash = encode_body(body)
+    body, wire_body, body_hash = job.encoded_body_for(model)
     # Positional, in field order (a frozen dataclass's keyword call costs more): once per row.
     return RowTask(
         row,

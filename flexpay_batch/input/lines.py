@@ -43,6 +43,8 @@ LINE_PLACEHOLDER: Final = "\n"
 
 _CHUNK_BYTES = 1 << 16
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+#: One whole line, terminator kept: ``findall`` gives all of a text's lines in one call.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
 _UTF_BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),
     (codecs.BOM_UTF32_BE, "UTF-32"),
@@ -156,7 +158,8 @@ class LineReader:
                 if len(line) > MAX_LINE_CHARS:
                     self.oversized.add(self.lines_read + 1)
                     line = LINE_PLACEHOLDER
-                yield self._count(line)
+                self.lines_read += 1  # ``_count``, inlined: once per line of the file
+                yield line
             if len(pending) > MAX_LINE_CHARS:
                 self.oversized.add(self.lines_read + 1)
                 pending, skipping = "", True
@@ -190,15 +193,26 @@ class LineReader:
 
     @staticmethod
     def _split(text: str, final: bool) -> tuple[str, list[str]]:
-        """Complete lines of ``text`` and the unfinished rest."""
-        lines: list[str] = []
-        start = 0
-        for match in _NEWLINE.finditer(text):
-            if match.end() == len(text) and match.group() == "\r" and not final:
-                break  # the "\n" of a "\r\n" may be in the next chunk
-            lines.append(text[start : match.end()])
-            start = match.end()
-        return text[start:], lines
+        """Complete lines of ``text`` and the unfinished rest.
+
+        The lines end at the last terminator; a "\r" ending a chunk that is not the last
+        waits, as the "\n" of a "\r\n" may be in the next one. A text whose lines all end
+        alike ("\n", or "\r\n") is split by ``str.split`` (~5x faster than a regex per line);
+        a mixed one by ``findall``, kept off the rest (where it would try every position of a
+        long unfinished line).
+        """
+        stop = len(text) - 1 if not final and text.endswith("\r") else len(text)
+        end = max(text.rfind("\n", 0, stop), text.rfind("\r", 0, stop)) + 1
+        if not end:
+            return text, []
+        whole = text[:end]
+        if "\r" not in whole:
+            return text[end:], [line + "\n" for line in whole[:-1].split("\n")]
+        crlf = whole.count("\r\n")
+        if crlf == whole.count("\r") == whole.count("\n"):
+            return text[end:], [line + "\r\n" for line in whole[:-2].split("\r\n")]
+        lines: list[str] = _LINE.findall(whole)
+        return text[end:], lines
 
     @staticmethod
     def _skip_to_line_end(text: str) -> tuple[str, bool]:

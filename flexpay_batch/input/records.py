@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RowProblem", "SourceRecord"]
+__all__ = ["RowProblem", "SourceRecord", "frozen_set"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +16,11 @@ class RowProblem:
     reason: str
 
 
+#: Assignment inside the ``__init__`` of a frozen dataclass (what the generated one does, but
+#: without looking ``object.__setattr__`` up again for every field: half the cost).
+frozen_set = object.__setattr__
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """One data record: exactly one of ``data`` and ``problem`` is set."""
@@ -24,3 +29,12 @@ class SourceRecord:
     line: int
     data: dict[str, object] | None
     problem: RowProblem | None
+
+    def __init__(
+        self, row: int, line: int, data: dict[str, object] | None, problem: RowProblem | None
+    ) -> None:
+        # The generated ``__init__``, written out: one record per input row.
+        frozen_set(self, "row", row)
+        frozen_set(self, "line", line)
+        frozen_set(self, "data", data)
+        frozen_set(self, "problem", problem)

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from flexpay_batch.input.models import PayrollRow, RowModel
-from flexpay_batch.input.records import SourceRecord
+from flexpay_batch.input.records import SourceRecord, frozen_set
 
 __all__ = [
     "Rejection",
@@ -82,6 +82,12 @@ class ValidRow(Generic[RowT]):
     line: int
     model: RowT
 
+    def __init__(self, row: int, line: int, model: RowT) -> None:
+        # The generated ``__init__``, written out: one per valid row.
+        frozen_set(self, "row", row)
+        frozen_set(self, "line", line)
+        frozen_set(self, "model", model)
+
 
 def validate_rows(
     records: Iterable[SourceRecord],
@@ -106,10 +112,14 @@ def _validate_record(
     if record.problem is not None:
         problem = record.problem
         return Rejection(record.row, record.line, problem.field, problem.code, problem.reason)
-    try:
-        model = model_cls.model_validate(record.data)
-    except ValidationError as exc:
-        return _rejection_from_errors(record, exc.errors(include_url=False, include_input=False))
+    # A valid flat row (nearly every row) takes the model's shortcut; the rest, pydantic.
+    model = model_cls.validate_clean(record.data)
+    if model is None:
+        try:
+            model = model_cls.model_validate(record.data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            return _rejection_from_errors(record, errors)
     first = seen.first_row(model.identity, record.row)
     if first is not None:
         reason = f"{model.identity_label} already used on row {first}"

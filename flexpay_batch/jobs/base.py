@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flexpay_batch.core import errors
 from flexpay_batch.core.states import RowStatus
 from flexpay_batch.input.models import RowModel
-from flexpay_batch.input.records import RowProblem
+from flexpay_batch.input.records import RowProblem, frozen_set
 
 # Types only: validate and status load the jobs without aiohttp (start-up cost).
 if TYPE_CHECKING:
@@ -44,6 +44,31 @@ class RowTask:
     look_up_first: bool = False
     rejection: RowRejection | None = None
     wire_body: bytes = b""
+
+    def __init__(
+        self,
+        row: int,
+        line: int,
+        identity: str,
+        row_key: str,
+        body: Mapping[str, Any],
+        body_hash: str,
+        idempotency_key: str,
+        look_up_first: bool = False,
+        rejection: RowRejection | None = None,
+        wire_body: bytes = b"",
+    ) -> None:
+        # The generated ``__init__``, written out: one task per row (~2 us less).
+        frozen_set(self, "row", row)
+        frozen_set(self, "line", line)
+        frozen_set(self, "identity", identity)
+        frozen_set(self, "row_key", row_key)
+        frozen_set(self, "body", body)
+        frozen_set(self, "body_hash", body_hash)
+        frozen_set(self, "idempotency_key", idempotency_key)
+        frozen_set(self, "look_up_first", look_up_first)
+        frozen_set(self, "rejection", rejection)
+        frozen_set(self, "wire_body", wire_body)
 
 
 #: A row refused before sending (validation, duplicates, unknown references): the same three
@@ -105,9 +130,9 @@ class JobContext:
 class RowJob(Protocol):
     """The part of a run that differs between job kinds; the engine calls nothing else.
 
-    Call order: ``prepare`` once; then ``check``, ``body_for`` and ``amount_of`` for each valid
-    row (in file order, in the reader thread) interleaved with ``send`` (and ``look_up``,
-    ``server_id``, ``existing_id``) for the rows being sent; then ``finish`` once.
+    Call order: ``prepare`` once; then ``check``, ``encoded_body_for`` and ``amount_of`` for
+    each valid row (in file order, in the reader thread) interleaved with ``send`` (and
+    ``look_up``, ``server_id``, ``existing_id``) for the rows being sent; then ``finish`` once.
 
     A dry run (``--dry-run``) calls ``prepare_read_only`` instead of ``prepare``, then
     ``check``, ``amount_of`` and ``planned_request`` for each valid row, then
@@ -124,6 +149,11 @@ class RowJob(Protocol):
 
     def body_for(self, model: RowModel) -> Mapping[str, Any]:
         """The request body for this row."""
+        ...
+
+    def encoded_body_for(self, model: RowModel) -> tuple[Mapping[str, Any], bytes, str]:
+        """``body_for(model)`` with what ``core.keys.encode_body`` makes of it (its canonical
+        JSON bytes and their SHA-256): what planning calls, once per valid row."""
         ...
 
     def amount_of(self, model: RowModel) -> Decimal:

@@ -9,11 +9,12 @@ the row's identity: a duplicate inside the file is rejected by validation, and a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from flexpay_batch.core import errors
+from flexpay_batch.core.keys import encode_canonical
 from flexpay_batch.input.columns import ONBOARDING_COLUMNS, ONBOARDING_REFERENCE_COLUMNS
 from flexpay_batch.input.models import OnboardingRow, RowModel
 from flexpay_batch.jobs.base import (
@@ -65,6 +66,12 @@ class OnboardingJob:
         assert isinstance(model, OnboardingRow)
         return model.to_request_body()
 
+    def encoded_body_for(self, model: RowModel) -> tuple[Mapping[str, Any], bytes, str]:
+        # The canonical JSON written by the model, not encoded from the dict (~8 us a row),
+        # and the dict itself only built if something reads it (~3 us).
+        assert isinstance(model, OnboardingRow)
+        return (_RequestBody(model), *encode_canonical(model.request_body_json()))
+
     def amount_of(self, model: RowModel) -> Decimal:
         return Decimal(0)
 
@@ -74,7 +81,7 @@ class OnboardingJob:
                 "POST", "employees", body=task.wire_body, idempotency_key=task.idempotency_key
             )
         return await client.request(
-            "POST", "employees", json_body=task.body, idempotency_key=task.idempotency_key
+            "POST", "employees", json_body=dict(task.body), idempotency_key=task.idempotency_key
         )
 
     def server_id(self, reply: ApiResponse) -> str | None:
@@ -115,6 +122,37 @@ class OnboardingJob:
     ) -> FinishReport:
         """Nothing at run level."""
         return FinishReport()
+
+
+class _RequestBody(Mapping[str, Any]):
+    """``model.to_request_body()``, built on first use.
+
+    A planned task is sent as its ``wire_body``; its ``body`` is read only by whatever asks
+    (a fallback send, a test), so most rows never build the dict. Equal to it, shown as it.
+    """
+
+    __slots__ = ("_body", "_model")
+
+    def __init__(self, model: OnboardingRow) -> None:
+        self._model = model
+        self._body: dict[str, object] | None = None
+
+    def _built(self) -> dict[str, object]:
+        if self._body is None:
+            self._body = self._model.to_request_body()
+        return self._body
+
+    def __getitem__(self, key: str) -> Any:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def __repr__(self) -> str:
+        return repr(self._built())
 
 
 def _build(parameters: Mapping[str, Any], context: JobContext) -> OnboardingJob:

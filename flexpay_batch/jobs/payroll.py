@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from flexpay_batch.core import errors
-from flexpay_batch.core.keys import body_sha256, idempotency_key, keyed_hash
+from flexpay_batch.core.keys import body_sha256, encode_body, idempotency_key, keyed_hash
 from flexpay_batch.core.states import META_NEXT_STEP, META_UNFINISHED_WORK
 from flexpay_batch.input.columns import PAYROLL_COLUMNS, PAYROLL_REFERENCE_COLUMNS
 from flexpay_batch.input.models import PayrollRow, RowModel
@@ -362,6 +362,10 @@ class PayrollJob:
         employee_id = self.employee_id_for(model)
         assert employee_id is not None
         return model.to_request_body(employee_id)
+
+    def encoded_body_for(self, model: RowModel) -> tuple[Mapping[str, Any], bytes, str]:
+        body = self.body_for(model)
+        return (body, *encode_body(body))
 
     def amount_of(self, model: RowModel) -> Decimal:
         assert isinstance(model, PayrollRow)
