@@ -79,37 +79,23 @@ def _hmac_hex(secret: bytes, message: bytes) -> str:
     if len(secret) < 16:
         # A short or empty secret would make keyed hashes guessable (and a bug elsewhere).
         raise ValueError("job secret must be at least 16 bytes")
-    pads = _KEYED.get(secret)
-    if pads is None:
+    keyed = _KEYED.get(secret)
+    if keyed is None:
         if len(_KEYED) >= _KEYED_MAX:
             _KEYED.clear()
-        pads = _KEYED[secret] = _keyed_pads(secret)
-    # HMAC-SHA256 (RFC 2104) from copies of the two hashes already fed this secret's pads:
-    # the digest of ``hmac.new(secret, message, sha256)`` without deriving the pads again, nor
-    # the ``hmac`` module's Python wrapper around each copy (two HMACs a row, ~3 us saved).
-    inner_pad, outer_pad = pads
-    inner = inner_pad.copy()
-    inner.update(message)
-    outer = outer_pad.copy()
-    outer.update(inner.digest())
-    return outer.hexdigest()
+        keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+    # A copy of the HMAC already keyed with this secret: the same digest as
+    # ``hmac.new(secret, message, sha256)`` without deriving the key pads again (two HMACs
+    # per row, ~1.5 us each saved). The hmac module's own, not RFC 2104 written out again:
+    # a hand-made MAC would save ~1 us more, not worth a second home for a primitive.
+    mac = keyed.copy()
+    mac.update(message)
+    return mac.hexdigest()
 
 
-def _keyed_pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
-    """SHA-256 fed ``K xor ipad`` and SHA-256 fed ``K xor opad`` (RFC 2104), ``K`` being
-    ``secret`` (hashed first if longer than the 64-byte block) padded with zeros."""
-    if len(secret) > _BLOCK_BYTES:
-        secret = hashlib.sha256(secret).digest()
-    key = secret.ljust(_BLOCK_BYTES, b"\x00")
-    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
-    return inner, outer
-
-
-#: The HMAC pads of each recent secret (a run uses one; a bureau worker a few at a time).
-_KEYED: dict[bytes, tuple[hashlib._Hash, hashlib._Hash]] = {}
+#: An HMAC keyed with each recent secret (a run uses one; a bureau worker a few at a time).
+_KEYED: dict[bytes, hmac.HMAC] = {}
 _KEYED_MAX = 64
-_BLOCK_BYTES = 64  # SHA-256's block size
 
 
 def keyed_hash(secret: bytes, value: str) -> str:

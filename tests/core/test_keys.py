@@ -160,7 +160,7 @@ def test_file_sha256_streams_large_files(tmp_path: Path) -> None:
 
 @given(secret=st.binary(min_size=16, max_size=200), message=st.binary(max_size=300))
 def test_keyed_hashes_are_standard_hmac_sha256(secret: bytes, message: bytes) -> None:
-    """The precomputed-pad HMAC is ``hmac.new(secret, message, sha256)`` for any secret length
+    """The cached, copied HMAC is ``hmac.new(secret, message, sha256)`` for any secret length
     (shorter than, equal to and longer than SHA-256's 64-byte block)."""
     import hmac
 
@@ -168,7 +168,7 @@ def test_keyed_hashes_are_standard_hmac_sha256(secret: bytes, message: bytes) ->
 
     expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
     assert _hmac_hex(secret, message) == expected
-    assert _hmac_hex(secret, message) == expected  # again, from the cached pads
+    assert _hmac_hex(secret, message) == expected  # again, from the cached copy
     for length in (64, 65):
         key = (secret * 5)[:length]
         assert _hmac_hex(key, message) == hmac.new(key, message, hashlib.sha256).hexdigest()
