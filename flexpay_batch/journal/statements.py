@@ -123,7 +123,12 @@ def _statement(t: Transition, now: float) -> tuple[str, tuple[object, ...]]:
 
 def _register_done(reg: Register, t: Done, now: float) -> tuple[str, tuple[object, ...]]:
     """``reg`` (a register-and-send) then ``t`` of the same row, as one statement."""
-    return _SQL_REGISTER_DONE, (
+    return _SQL_REGISTER_DONE, _register_done_values(reg, t, now)
+
+
+def _register_done_values(reg: Register, t: Done, now: float) -> tuple[object, ...]:
+    """The parameters of ``_SQL_REGISTER_DONE`` for ``reg`` then ``t``."""
+    return (
         t.row,
         reg.row_key,
         reg.body_hash,
@@ -193,20 +198,7 @@ def _sent_and_done_rows(
         if reg is None or reg.sent_at is None or row in seen:
             return None
         seen.add(row)
-        rows.append(
-            (
-                row,
-                reg.row_key,
-                reg.body_hash,
-                reg.attempt,
-                reg.idempotency_key,
-                reg.sent_at,
-                t.status.value,
-                t.server_id,
-                t.request_id,
-                now,
-            )
-        )
+        rows.append(_register_done_values(reg, t, now))
     return rows
 
 
