@@ -28,6 +28,11 @@ from flexpay_batch.input.models import (
 )
 from tests.input.rows import ONBOARDING_ROW, PAYROLL_ROW
 
+#: Six times the profile's examples (300 in the suite, 3,000 with ``thorough``): an example
+#: costs microseconds, and acceptance by the shortcut is the whole claim, so these look wider
+#: than the suite's other property tests without costing the suite much.
+EXAMPLES = 6 * settings.default.max_examples
+
 #: Cells that pass or barely fail each check (lengths, Excel forms, dates, decimals, digits).
 _EDGES: dict[str, list[object]] = {
     "external_id": ["E-1", "1001", "1.0", "1.00", "1.5", "1e+5", "1E+05", "1.5e+3", "1e5",
@@ -139,7 +144,7 @@ def _assert_bodies_same(fast: OnboardingRow, full: OnboardingRow) -> None:
 
 
 @given(_onboarding_data())
-@settings(max_examples=1500)
+@settings(max_examples=EXAMPLES)
 def test_plain_onboarding_rows_are_model_validate(data: dict[str, object]) -> None:
     """The plain-row tier: where it answers, the answer is ``model_validate``'s."""
     fast = _plain_onboarding_row(data)
@@ -151,7 +156,7 @@ def test_plain_onboarding_rows_are_model_validate(data: dict[str, object]) -> No
 
 
 @given(_onboarding_data())
-@settings(max_examples=1500)
+@settings(max_examples=EXAMPLES)
 def test_clean_onboarding_rows_are_model_validate(data: dict[str, object]) -> None:
     """Both tiers together (``validate_clean``): where they answer, ``model_validate``'s."""
     fast = OnboardingRow.validate_clean(data)
@@ -170,7 +175,7 @@ def test_clean_onboarding_rows_are_model_validate(data: dict[str, object]) -> No
 
 
 @given(_payroll_data())
-@settings(max_examples=1000)
+@settings(max_examples=EXAMPLES)
 def test_clean_payroll_rows_are_model_validate(data: dict[str, object]) -> None:
     """The generic tier on payroll rows: where it answers, ``model_validate``'s."""
     fast = PayrollRow.validate_clean(data)
@@ -237,7 +242,7 @@ def test_clean_fields_parse_like_their_annotations(model_cls: type[RowModel]) ->
 
 
 @given(_onboarding_data())
-@settings(max_examples=800)
+@settings(max_examples=EXAMPLES)
 def test_onboarding_body_json_is_canonical_json(data: dict[str, object]) -> None:
     """``request_body_json`` is ``canonical_json(to_request_body())`` for every valid row
     (padding, Unicode, quotes and backslashes, optional fields given or not)."""
@@ -257,7 +262,7 @@ def test_onboarding_body_json_escapes_like_json(text: str) -> None:
 
 
 @given(st.integers(min_value=0, max_value=999_999_999))
-@settings(max_examples=3000)
+@settings(max_examples=EXAMPLES)
 def test_routing_checksum_on_bytes_is_the_aba_check(number: int) -> None:
     """The checksum computed on byte values is the ABA check on the digits."""
     digits = f"{number:09d}"
