@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from flexpay_batch.input.models import PayrollRow, RowModel
-from flexpay_batch.input.records import SourceRecord, frozen_set
+from flexpay_batch.input.records import SourceRecord
 
 __all__ = [
     "Rejection",
@@ -81,12 +81,6 @@ class ValidRow(Generic[RowT]):
     row: int
     line: int
     model: RowT
-
-    def __init__(self, row: int, line: int, model: RowT) -> None:
-        # The generated ``__init__``, written out: one per valid row.
-        frozen_set(self, "row", row)
-        frozen_set(self, "line", line)
-        frozen_set(self, "model", model)
 
 
 def validate_rows(

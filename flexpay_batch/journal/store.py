@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Self, TypeVar, cast
 
@@ -418,23 +419,22 @@ class Journal:
     def iter_outcome_values(self) -> Iterator[tuple[Any, ...]]:
         """``iter_outcomes`` as the plain tuples SQLite gives (the same values, in the same
         order, without a ``RowOutcomeRecord`` made of each: for one pass over every row)."""
-        last = -1
-        while True:
-            page = self._page(_OUTCOME_COLUMNS, last)
-            if not page:
-                return
-            yield from page
-            last = page[-1][0]
+        return chain.from_iterable(self._pages(_OUTCOME_COLUMNS))
 
     def _paged(self, columns: str, make: Callable[[Sequence[Any]], _R]) -> Iterator[_R]:
-        """``make`` of every committed row's ``columns`` (``row_no`` first) in row order, a
-        page at a time: no lock held between pages, so writers are not kept waiting."""
+        """``make`` of every committed row's ``columns`` (``row_no`` first) in row order."""
+        for page in self._pages(columns):
+            yield from map(make, page)
+
+    def _pages(self, columns: str) -> Iterator[list[tuple[Any, ...]]]:
+        """Every committed row's ``columns`` (``row_no`` first) in row order, a page at a
+        time: no lock held between pages, so writers are not kept waiting."""
         last = -1
         while True:
             page = self._page(columns, last)
             if not page:
                 return
-            yield from map(make, page)
+            yield page
             last = page[-1][0]
 
     def _page(self, columns: str, last: int) -> list[tuple[Any, ...]]:

@@ -261,15 +261,10 @@ class ClassLimiter:
         if local is None or status >= 500 or (status == 429 if throttled is None else throttled):
             return False
         self._observed += 1
-        remaining = feedback.remaining
-        if remaining is not None:
-            missing = float(self.limits.burst - remaining)
-            if self._first_sync_pending:
-                self._first_sync_pending = False
-                in_flight = max(0, self._acquired - self._observed)
-                local.reset_level_now(self._key, missing + in_flight)
-            else:
-                local.fill_now(self._key, missing)
+        update = self._level_from_remaining(feedback.remaining)
+        if update is not None:
+            level, replaces = update
+            (local.reset_level_now if replaces else local.fill_now)(self._key, level)
         local.adapt_now(self._key, self._success_change(feedback.limit))
         return True
 
@@ -295,17 +290,28 @@ class ClassLimiter:
         )
 
     async def _sync_remaining(self, remaining: int | None) -> None:
-        if remaining is None:
+        update = self._level_from_remaining(remaining)
+        if update is None:
             return
+        level, replaces = update
+        if replaces:
+            await self._store.reset_level(self._key, level)
+        else:
+            await self._store.fill(self._key, level)
+
+    def _level_from_remaining(self, remaining: int | None) -> tuple[float, bool] | None:
+        """The level a server's ``X-RateLimit-Remaining`` means, and whether it replaces ours
+        (True, once: the first one) or may only raise it (a fill); None without the header."""
+        if remaining is None:
+            return None
         missing = float(self.limits.burst - remaining)
         if self._first_sync_pending:
             # Replace the conservative guess once; our requests still in flight may not be in
             # the server's count yet, so they stay spent.
             self._first_sync_pending = False
             in_flight = max(0, self._acquired - self._observed)
-            await self._store.reset_level(self._key, missing + in_flight)
-            return
-        await self._store.fill(self._key, missing)
+            return missing + in_flight, True
+        return missing, False
 
     async def _on_throttle(self, feedback: RateLimitFeedback, ticket: float | None) -> None:
         self._throttled += 1
